@@ -1,0 +1,34 @@
+# cleanup: remove intermediates once the volume (and report) exist. Snakemake does not rebuild a
+# deleted intermediate while everything downstream of it is up to date, so nothing is recomputed.
+
+
+localrules:
+    cleanup,
+
+
+def cleanup_inputs(w) -> list[str]:
+    inputs = [f"{OUT}/{w.scan}/{w.scan}_recon.h5"]
+    if CFG.report:
+        inputs.append(f"{OUT}/{w.scan}/{w.scan}_report.pdf")
+    return inputs
+
+
+def intermediates(w) -> list[str]:
+    files = preproc_chunks(w) + [f"{OUT}/{w.scan}/preproc.vds.h5"]
+    if CFG.output.combine == "physical":
+        files += recon_chunks(w)
+    return files
+
+
+rule cleanup:
+    input:
+        cleanup_inputs,
+        plan=SCAN_DIR + "/plan.json",
+    output:
+        done=SCAN_DIR + "/cleanup.done",
+    params:
+        intermediates=intermediates,
+    log:
+        SCAN_DIR + "/logs/cleanup.log",
+    script:
+        "../scripts/cleanup.py"

@@ -1,0 +1,20 @@
+# plan: shapes, budget and enabled steps -> k, j, tile and load sizes. Cheap, so it runs locally.
+
+
+localrules:
+    plan,
+
+
+checkpoint plan:
+    input:
+        raw=raw_input,
+    output:
+        plan=SCAN_DIR + "/plan.json",
+    params:
+        stage=stage_dict(CFG, "plan"),
+    log:
+        SCAN_DIR + "/logs/plan.log",
+    benchmark:
+        SCAN_DIR + "/benchmarks/plan.tsv"
+    script:
+        "../scripts/plan.py"

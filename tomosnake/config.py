@@ -1,0 +1,324 @@
+"""The parameter model of a tomosnake run, validated with pydantic.
+
+One model holds every parameter; defaults live here, not in rules. Unknown keys
+and out-of-range values are rejected with a message that names the key
+(`ConfigError`). Sources are merged in this order, later wins:
+model defaults < .tori file < config file < ``--config`` overrides.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A parameter set that cannot run; the message names the offending key."""
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- input
+Slice3 = tuple[int, int, int]
+
+
+class InputConfig(Strict):
+    """Where the raw scan's datasets are (DXchange layout by default)."""
+
+    data_path: str = "exchange/data"
+    flat_file: str | None = None
+    flat_path: str = "exchange/data_white"
+    dark_file: str | None = None
+    dark_path: str = "exchange/data_dark"
+    theta_path: str = "exchange/theta"
+    theta_source: Literal["exchange", "calc"] = "exchange"
+    theta_start: float = 0.0
+    theta_end: float = 180.0
+    i0_path: str = "instrument/beam_monitor/data"
+    slice_proj: Slice3 = (0, -1, 1)
+    slice_ver: Slice3 = (0, -1, 1)
+    slice_hor: Slice3 = (0, -1, 1)
+
+    @field_validator("slice_proj", "slice_ver", "slice_hor")
+    @classmethod
+    def _positive_step(cls, v: Slice3) -> Slice3:
+        if v[2] < 1:
+            raise ValueError("step must be >= 1")
+        if v[0] < 0:
+            raise ValueError("start must be >= 0")
+        return v
+
+
+# ---------------------------------------------------------------------- preprocess
+class FlatDark(Strict):
+    normalize_dark: bool = True
+    normalize_flat: bool = True
+    method: Literal["mean", "median"] = "mean"
+
+
+class I0Correction(Strict):
+    enabled: bool = False
+    source: Literal["auto", "monitor", "air"] = "auto"
+    air_columns: int = Field(16, ge=1, description="columns at each side used when source is air")
+
+
+class NormalizeToUnity(Strict):
+    enabled: bool = False
+
+
+class Flatten(Strict):
+    enabled: bool = False
+    size: int = Field(64, ge=1)
+
+
+class Crop(Strict):
+    enabled: bool = False
+    ranges: tuple[int, int, int, int] = (0, -1, 0, -1)  # top, bottom, left, right (half-open)
+
+
+class Outlier(Strict):
+    enabled: bool = False
+    dif: float = Field(0.4, gt=0)
+    size: int = Field(3, ge=1)
+
+
+class StripeRemoval(Strict):
+    enabled: bool = False
+    function: str = "remove_all_stripe"
+    kwargs: dict[str, Any] = Field(default_factory=lambda: {"snr": 3.0, "la_size": 61, "sm_size": 21, "dim": 1})
+
+
+class Background(Strict):
+    """Air/background correction (TomoPy ``normalize_bg`` semantics)."""
+
+    enabled: bool = False
+    air: int = Field(10, ge=1)
+
+
+class PhaseRetrieval(Strict):
+    """Paganin phase retrieval, TomoPy ``retrieve_phase`` units (cm, keV)."""
+
+    enabled: bool = False
+    pixel_size: float = Field(0.00055, gt=0)
+    dist: float = Field(28.0, gt=0)
+    energy: float = Field(20.0, gt=0)
+    alpha: float = Field(0.002, gt=0)
+    pad: bool = True
+
+
+class PreprocessConfig(Strict):
+    flat_dark: FlatDark = FlatDark()
+    i0: I0Correction = I0Correction()
+    normalize_to_unity: NormalizeToUnity = NormalizeToUnity()
+    flatten: Flatten = Flatten()
+    crop: Crop = Crop()
+    outlier: Outlier = Outlier()
+    stripe: StripeRemoval = StripeRemoval()
+    background: Background = Background()
+    minus_log_before_phase: bool = False
+    phase: PhaseRetrieval = PhaseRetrieval()
+    minus_log_after_phase: bool = False
+
+
+# --------------------------------------------------------------------------- recon
+class Sino360(Strict):
+    enabled: bool = False
+    old_center: float | None = None
+
+
+class Padding(Strict):
+    enabled: bool = True
+    npad: Literal["auto"] | int = "auto"
+    mode: Literal["edge", "constant", "reflect"] = "edge"
+
+
+class RingRemoval(Strict):
+    enabled: bool = False
+    thresh: float | None = None
+    theta_min: float | None = None
+    rwidth: int | None = None
+
+
+class CircMask(Strict):
+    enabled: bool = False
+    ratio: float = Field(0.95, gt=0, le=1)
+    val: float = 0.0
+
+
+class Convert(Strict):
+    enabled: bool = False
+    dtype: Literal["float32", "float16", "uint16", "uint8"] = "float32"
+    mode: Literal["minmax", "std", "manual"] = "std"
+    min: float | None = None
+    max: float | None = None
+    n_sigma: float = Field(3.0, gt=0)
+
+    @model_validator(mode="after")
+    def _manual_needs_range(self) -> Convert:
+        if self.enabled and self.mode == "manual" and (self.min is None or self.max is None):
+            raise ValueError("convert.mode 'manual' needs convert.min and convert.max")
+        if self.min is not None and self.max is not None and self.max <= self.min:
+            raise ValueError("convert.max must be greater than convert.min")
+        return self
+
+
+class CenterSearch(Strict):
+    method: Literal["vo"] = "vo"
+    n_rows: int = Field(3, ge=1, description="sinograms averaged by the automatic search")
+
+
+class ReconConfig(Strict):
+    minus_log: Literal["auto"] | bool = "auto"
+    sino_360_to_180: Sino360 = Sino360()
+    excluded_proj: list[tuple[int, int]] = Field(default_factory=list)
+    pad: Padding = Padding()
+    stripe: StripeRemoval = StripeRemoval()
+    backend: Literal["gridrec", "tomopy", "tomocupy", "algotom"] = "gridrec"
+    algorithm: str = "gridrec"
+    filter_name: str = "shepp"
+    center: float | None = None
+    center_search: CenterSearch = CenterSearch()
+    ring_removal: RingRemoval = RingRemoval()
+    circ_mask: CircMask = CircMask()
+    convert: Convert = Convert()
+
+
+# -------------------------------------------------------------------------- output
+class OutputConfig(Strict):
+    combine: Literal["physical", "virtual"] = "physical"
+    pyramid: list[int] = Field(default_factory=list)
+    ome_zarr: bool = False
+    tiff: bool = False
+
+    @field_validator("pyramid")
+    @classmethod
+    def _factors(cls, v: list[int]) -> list[int]:
+        if any(f < 2 for f in v) or v != sorted(set(v)):
+            raise ValueError("pyramid factors must be increasing integers >= 2")
+        return v
+
+
+class SlurmConfig(Strict):
+    cpu_partition: str = "cpu"
+    gpu_partition: str = "gpu"
+    account: str | None = None
+    qos: str | None = None
+
+
+class FaultInjection(Strict):
+    """Test hook: make one chunk job fail or die, to prove reruns and atomic writes."""
+
+    rule: Literal["preprocess", "recon"] | None = None
+    chunk: int = 0
+    kind: Literal["raise", "kill"] = "raise"
+
+
+# -------------------------------------------------------------------------- top
+class TomoConfig(Strict):
+    """Every parameter of one tomosnake run."""
+
+    input: list[str] = Field(default_factory=list, description="raw scan files (DXchange HDF5)")
+    tori: str | None = None
+    outdir: str = "results"
+    memory_mb: float = Field(2000.0, gt=0, description="memory budget per job (peak RSS), MB")
+    overhead_mb: float = Field(300.0, ge=0, description="part of memory_mb taken by the interpreter and libraries")
+    subchunks_per_job: int = Field(4, ge=1)
+    threads: int = Field(2, ge=1)
+    disk_check: bool = True
+    datasets: InputConfig = InputConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
+    recon: ReconConfig = ReconConfig()
+    output: OutputConfig = OutputConfig()
+    report: bool = True
+    cleanup: bool = True
+    slurm: SlurmConfig = SlurmConfig()
+    fault: FaultInjection = FaultInjection()
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _as_list(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [p for p in (s.strip() for s in v.split(",")) if p]
+        return v
+
+
+SCAN_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def scan_name(path: str | Path) -> str:
+    """A scan's work-directory name: the file stem with unsafe characters replaced by '_'."""
+    stem = Path(path).name
+    for suffix in (".h5", ".hdf5", ".hdf", ".nxs"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return SCAN_NAME.sub("_", stem).strip("._") or "scan"
+
+
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; values of ``top`` win."""
+    out = dict(base)
+    for key, val in top.items():
+        if isinstance(val, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], val)
+        else:
+            out[key] = val
+    return out
+
+
+def _error_text(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"config key '{key}': {msg}")
+    return "; ".join(lines)
+
+
+def validate(raw: dict[str, Any]) -> TomoConfig:
+    """Validate a plain config dict, raising `ConfigError` with the key named."""
+    try:
+        return TomoConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_error_text(err)) from None
+
+
+def load(raw: dict[str, Any]) -> TomoConfig:
+    """Build the run's config from Snakemake's merged config dict, a .tori underneath."""
+    tori_path = raw.get("tori")
+    if tori_path:
+        from tomosnake import tori
+
+        raw = deep_merge(tori.to_config(tori.read(tori_path)), raw)
+    return validate(raw)
+
+
+def stage_dict(cfg: TomoConfig, stage: str) -> dict[str, Any]:
+    """The parameters one stage depends on, as a JSON-able dict (Snakemake ``params``)."""
+    base = {"datasets": cfg.datasets.model_dump(mode="json")}
+    if stage == "plan":
+        # Only what changes the chunking, so that e.g. a new filter or centre reruns no preprocessing.
+        r = cfg.recon
+        return base | {"memory_mb": cfg.memory_mb, "overhead_mb": cfg.overhead_mb,
+                       "subchunks_per_job": cfg.subchunks_per_job,
+                       "preprocess": cfg.preprocess.model_dump(mode="json"),
+                       "recon": {"backend": r.backend, "sino_360_to_180": r.sino_360_to_180.model_dump(mode="json"),
+                                 "pad": r.pad.model_dump(mode="json"), "auto_center": r.center is None,
+                                 "center_search": r.center_search.model_dump(mode="json"),
+                                 "dtype": r.convert.dtype if r.convert.enabled else "float32"}}
+    if stage == "preprocess":
+        return base | {"preprocess": cfg.preprocess.model_dump(mode="json")}
+    if stage == "recon":
+        return {"recon": cfg.recon.model_dump(mode="json")}
+    if stage == "output":
+        return {"output": cfg.output.model_dump(mode="json")}
+    raise KeyError(stage)

@@ -1,0 +1,83 @@
+"""Drivers of the reconstruction stage: the conversion range and one sinogram-block job.
+
+The arithmetic lives in `tomosnake.recon`; this module only reads blocks of
+sinogram rows through the merged VDS, one memory load at a time, and writes
+outputs atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from tomosnake.atomic import atomic_path, write_text
+from tomosnake.config import TomoConfig
+from tomosnake.plan import Plan, resolve_center, split
+from tomosnake.recon.chain import conversion_range, convert, reconstruct_block
+
+log = logging.getLogger(__name__)
+RANGE_SAMPLE_SLICES = 8  # slices reconstructed to fix the conversion range of the whole volume
+
+
+def _read_rows(vds: h5py.Dataset, r0: int, r1: int) -> np.ndarray:
+    return vds[:, r0:r1, :].astype(np.float32, copy=False)
+
+
+def sample_rows(plan: Plan) -> list[int]:
+    """Evenly spaced slices, independent of k and j, used to fix the conversion range."""
+    n = plan.shape[1]
+    return sorted({int(r) for r in np.linspace(0, n - 1, min(RANGE_SAMPLE_SLICES, n)).round()})
+
+
+def write_range(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_path: str | Path) -> dict:
+    """Fix the bit-depth conversion range once for the whole volume and write it as JSON."""
+    conv = cfg.recon.convert
+    center, _ = resolve_center(plan, cfg)
+    result: dict = {"enabled": conv.enabled, "dtype": conv.dtype if conv.enabled else "float32", "mode": conv.mode}
+    if conv.enabled:
+        if conv.mode == "manual":
+            vmin, vmax = float(conv.min), float(conv.max)  # type: ignore[arg-type]
+        else:
+            rows = sample_rows(plan)
+            with h5py.File(vds_path, "r") as f:
+                data = f["exchange/data"]
+                slices = [reconstruct_block(_read_rows(data, r, r + 1), plan.theta_deg, cfg.recon, center,
+                                            plan.log_applied, cfg.threads) for r in rows]
+            vmin, vmax = conversion_range(np.concatenate(slices), conv)
+            result["sample_rows"] = rows
+        result.update(min=vmin, max=vmax)
+    write_text(out_path, json.dumps(result, indent=1))
+    return result
+
+
+def recon_chunk(vds_path: str | Path, plan: Plan, j: int, cfg: TomoConfig, conv_range: dict,
+                out_path: str | Path, after_load: Callable[[], None] | None = None) -> None:
+    """Reconstruct sinogram rows ``plan.sino_chunks[j]`` load by load into ``out_path``.
+
+    ``after_load`` is called after each load is written (fault injection in tests).
+    """
+    r0, r1 = plan.sino_chunks[j]
+    center, _ = resolve_center(plan, cfg)
+    width = plan.recon_width
+    dtype = conv_range["dtype"]
+    loads = split(r1 - r0, -(-(r1 - r0) // plan.slices_per_load))
+    with h5py.File(vds_path, "r") as src, atomic_path(out_path) as tmp, h5py.File(tmp, "w") as dst:
+        data = src["exchange/data"]
+        out = dst.create_dataset("exchange/data", shape=(r1 - r0, width, width), dtype=dtype,
+                                 chunks=(1, width, width))
+        for n, (a, b) in enumerate(loads, 1):
+            vol = reconstruct_block(_read_rows(data, r0 + a, r0 + b), plan.theta_deg, cfg.recon, center,
+                                    plan.log_applied, cfg.threads)
+            if conv_range["enabled"]:
+                vol = convert(vol, cfg.recon.convert, conv_range["min"], conv_range["max"])
+            out[a:b] = vol
+            if after_load is not None:
+                after_load()
+            log.info("recon chunk %d: slices %d-%d of %d-%d done (%d/%d loads)", j, r0 + a, r0 + b, r0, r1,
+                     n, len(loads))
+        out.attrs.update(row0=r0, row1=r1, center=center)
