@@ -1,0 +1,60 @@
+"""The config model: defaults, named errors, merge order, scan names."""
+
+import pytest
+
+from tomosnake.config import ConfigError, TomoConfig, deep_merge, scan_name, stage_dict, validate
+
+
+def test_defaults_validate():
+    cfg = validate({})
+    assert cfg.recon.backend == "gridrec"
+    assert cfg.preprocess.flat_dark.normalize_flat is True
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"memroy_mb": 10}, "memroy_mb"),
+        ({"preprocess": {"outlier": {"dif": -1}}}, "preprocess.outlier.dif"),
+        ({"recon": {"circ_mask": {"ratio": 1.5}}}, "recon.circ_mask.ratio"),
+        ({"recon": {"backend": "astra"}}, "recon.backend"),
+        ({"recon": {"convert": {"enabled": True, "mode": "manual"}}}, "recon.convert"),
+        ({"datasets": {"slice_proj": [0, -1, 0]}}, "datasets.slice_proj"),
+        ({"output": {"pyramid": [4, 2]}}, "output.pyramid"),
+        ({"memory_mb": "lots"}, "memory_mb"),
+    ],
+)
+def test_bad_values_name_the_key(raw, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(raw)
+
+
+def test_unknown_key_is_reported_as_unknown():
+    with pytest.raises(ConfigError, match="'recon.filtre': unknown key"):
+        validate({"recon": {"filtre": "shepp"}})
+
+
+def test_input_accepts_comma_separated_string():
+    assert validate({"input": "a.h5, b c.h5"}).input == ["a.h5", "b c.h5"]
+
+
+def test_deep_merge_later_wins_and_keeps_siblings():
+    merged = deep_merge({"recon": {"center": 1, "backend": "gridrec"}}, {"recon": {"center": 2}})
+    assert merged == {"recon": {"center": 2, "backend": "gridrec"}}
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [("/data/scan_001.h5", "scan_001"), ("/x/my scan; rm -rf ~.h5", "my_scan_rm_-rf"), ("a/$(id).hdf5", "id")],
+)
+def test_scan_names_are_shell_safe(path, name):
+    assert scan_name(path) == name
+
+
+def test_recon_parameters_do_not_change_the_plan_params():
+    a, b = TomoConfig(), TomoConfig()
+    b.recon.filter_name = "hann"
+    b.recon.center = 12.0
+    b.recon.center = None
+    assert stage_dict(a, "plan") == stage_dict(b, "plan")
+    assert stage_dict(a, "recon") != stage_dict(b, "recon")
