@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from types import TracebackType
 
 from tomosnake import config as tconfig
 from tomosnake.config import TomoConfig
@@ -20,7 +21,13 @@ def start(smk: object) -> TomoConfig:
         handlers.append(logging.FileHandler(logs[0]))
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    sys.excepthook = _log_uncaught
     return tconfig.load(dict(smk.config))  # type: ignore[attr-defined]
+
+
+def _log_uncaught(kind: type[BaseException], err: BaseException, tb: TracebackType | None) -> None:
+    """Put a job's fatal error in its log file, where Snakemake points the user."""
+    logging.getLogger("tomosnake").critical("%s: %s", kind.__name__, err, exc_info=(kind, err, tb))
 
 
 def fault(cfg: TomoConfig, rule: str, chunk: int) -> Callable[[], None] | None:
