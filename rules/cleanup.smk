@@ -13,13 +13,6 @@ def cleanup_inputs(w) -> list[str]:
     return inputs
 
 
-def intermediates(w) -> list[str]:
-    files = preproc_chunks(w) + [f"{OUT}/{w.scan}/preproc.vds.h5"]
-    if CFG.output.combine == "physical":
-        files += recon_chunks(w)
-    return files
-
-
 rule cleanup:
     input:
         cleanup_inputs,
@@ -27,7 +20,8 @@ rule cleanup:
     output:
         done=SCAN_DIR + "/cleanup.done",
     params:
-        intermediates=intermediates,
+        # Not an input function over the checkpoint: that makes `snakemake -n` schedule `all` again.
+        scan_dir=SCAN_DIR,
     log:
         SCAN_DIR + "/logs/cleanup.log",
     script:
