@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up tomosnake on a fresh Debian machine (Python 3.11), then run the demo or the test suite.
 #   bash bootstrap.sh demo   # install, generate a phantom scan, reconstruct it end to end (local executor)
-#   bash bootstrap.sh test   # install, start a one-node SLURM, run the tests
+#   bash bootstrap.sh test   # install, start a one-node SLURM (as root), run the tests
 set -euo pipefail
 cd "$(dirname "$0")"
 what=${1:-demo}
@@ -25,9 +25,9 @@ case "$what" in
         exec .venv/bin/tomosnake demo
         ;;
     test)
-        apt_install pdftoppm poppler-utils slurmctld slurm-wlm munged munge
+        apt_install pdftoppm poppler-utils
         .venv/bin/python -m pip install -q -e '.[test]'
-        bash .ci/slurm/start.sh
+        bash .ci/slurm/install.sh && bash .ci/slurm/start.sh
         exec .venv/bin/python -m pytest -ra "${@:2}"
         ;;
     *) echo "usage: bash bootstrap.sh demo|test" >&2; exit 2 ;;

@@ -24,5 +24,7 @@ rule cleanup:
         scan_dir=SCAN_DIR,
     log:
         SCAN_DIR + "/logs/cleanup.log",
+    conda:
+        conda_env("cleanup")
     script:
         "../scripts/cleanup.py"

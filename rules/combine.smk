@@ -17,5 +17,7 @@ rule combine:
         SCAN_DIR + "/logs/combine.log",
     benchmark:
         SCAN_DIR + "/benchmarks/combine.tsv"
+    conda:
+        conda_env("combine")
     script:
         "../scripts/combine.py"

@@ -1,6 +1,6 @@
 # Config loading and validation, paths, and the input functions that read the plan checkpoint.
-import json
 import math
+import os
 from pathlib import Path
 
 from tomosnake import config as tconfig
@@ -9,6 +9,17 @@ from tomosnake.plan import Plan
 
 CFG = tconfig.load(config)
 OUT = CFG.outdir
+
+# Jobs import the `tomosnake` package from this checkout, also inside per-rule conda envs
+# (which hold its dependencies only). Local and SLURM jobs inherit this environment.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+
+
+def conda_env(stage: str) -> str:
+    """The per-rule conda env (used with --sdm conda): the backend's env for reconstruction."""
+    if stage == "recon" and CFG.recon.backend in ("tomopy", "tomocupy"):
+        return f"../envs/{CFG.recon.backend}.yaml"
+    return "../envs/core.yaml"
 
 
 def _scans() -> dict[str, str]:

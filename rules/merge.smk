@@ -13,5 +13,7 @@ rule vds_merge:
         vds=SCAN_DIR + "/preproc.vds.h5",
     log:
         SCAN_DIR + "/logs/vds_merge.log",
+    conda:
+        conda_env("merge")
     script:
         "../scripts/vds_merge.py"

@@ -16,5 +16,7 @@ checkpoint plan:
         SCAN_DIR + "/logs/plan.log",
     benchmark:
         SCAN_DIR + "/benchmarks/plan.tsv"
+    conda:
+        conda_env("plan")
     script:
         "../scripts/plan.py"

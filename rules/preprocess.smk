@@ -17,5 +17,7 @@ rule preprocess_chunk:
         SCAN_DIR + "/logs/preprocess_{k}.log",
     benchmark:
         SCAN_DIR + "/benchmarks/preprocess_{k}.tsv"
+    conda:
+        conda_env("preprocess")
     script:
         "../scripts/preprocess_chunk.py"

@@ -18,6 +18,8 @@ rule conversion_range:
         runtime=10,
     log:
         SCAN_DIR + "/logs/conversion_range.log",
+    conda:
+        conda_env("recon")
     script:
         "../scripts/conversion_range.py"
 
@@ -41,5 +43,7 @@ rule recon_chunk:
         SCAN_DIR + "/logs/recon_{j}.log",
     benchmark:
         SCAN_DIR + "/benchmarks/recon_{j}.tsv"
+    conda:
+        conda_env("recon")
     script:
         "../scripts/recon_chunk.py"

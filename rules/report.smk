@@ -14,5 +14,7 @@ rule report:
         runtime=15,
     log:
         SCAN_DIR + "/logs/report.log",
+    conda:
+        conda_env("report")
     script:
         "../scripts/report.py"
