@@ -183,6 +183,7 @@ class ReconConfig(Strict):
     backend: Literal["gridrec", "tomopy", "tomocupy", "algotom"] = "gridrec"
     algorithm: str = "gridrec"
     filter_name: str = "shepp"
+    filter_par: list[float] | None = Field(None, description="TomoPy recon filter_par (e.g. butterworth cutoff, order)")
     center: float | None = None
     center_search: CenterSearch = CenterSearch()
     ring_removal: RingRemoval = RingRemoval()

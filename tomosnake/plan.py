@@ -110,13 +110,13 @@ def resolve_center(plan: Plan, cfg: TomoConfig) -> tuple[float, str]:
     return plan.center, plan.center_method
 
 
-def _auto_center(cfg: TomoConfig, scan: RawScan, crop: tuple[int, int, int, int]) -> float:
-    """Vo's method on the mean of a few flat-field-corrected sinograms at mid height.
+def _auto_center(cfg: TomoConfig, scan: RawScan, crop: tuple[int, int, int, int]) -> tuple[float, str]:
+    """Vo's methods (algotom) on the mean of a few flat-field-corrected sinograms at mid height.
 
     At most `CENTER_MAX_ANGLES` evenly spaced projections are read, so the cost stays
     bounded on scans of many thousand projections.
     """
-    from tomosnake.center import find_center
+    from tomosnake.center import estimate_center
 
     n = scan.info.n_proj
     step = max(1, math.ceil(n / CENTER_MAX_ANGLES))
@@ -130,7 +130,8 @@ def _auto_center(cfg: TomoConfig, scan: RawScan, crop: tuple[int, int, int, int]
         sinos.append((proj - dark) / np.maximum(flat - dark, 1e-6))
     trans = np.clip(np.stack(sinos), 1e-6, None)
     sino = -np.log(trans).mean(axis=1)[:, crop[2]:crop[3]]
-    return float(find_center(sino, np.asarray(scan.info.theta_deg)[::step]))
+    found = estimate_center(sino, np.asarray(scan.info.theta_deg)[::step], ncore=cfg.threads)
+    return float(found.center), f"automatic: {found.method}"
 
 
 def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
@@ -144,7 +145,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
         crop = output_window(info.n_rows, info.n_cols, cfg.preprocess)
         center, center_method = None, "config"
         if cfg.recon.center is None:
-            center, center_method = _auto_center(cfg, scan, crop), f"auto ({cfg.recon.center_search.method})"
+            center, center_method = _auto_center(cfg, scan, crop)
         else:
             check_center(cfg.recon.center, crop[3] - crop[2])
     tile = subchunk_shape(chain, budget, info.n_proj, info.n_rows, info.n_cols)
