@@ -17,8 +17,10 @@ include: "rules/recon.smk"
 include: "rules/combine.smk"
 include: "rules/report.smk"
 include: "rules/cleanup.smk"
+include: "rules/center.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_targets,

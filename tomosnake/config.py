@@ -206,6 +206,15 @@ class OutputConfig(Strict):
         return v
 
 
+class CenterTry(Strict):
+    """The ``try_center`` target: one slice per centre, for picking the centre by eye."""
+
+    center: float | None = Field(None, description="middle of the series; default: recon.center, else automatic")
+    width: float = Field(10.0, ge=0, description="pixels each side of the middle")
+    step: float = Field(0.5, gt=0)
+    row: int | None = Field(None, ge=0, description="slice (preprocessed row); default: the middle one")
+
+
 class SlurmConfig(Strict):
     cpu_partition: str = "cpu"
     gpu_partition: str = "gpu"
@@ -239,6 +248,7 @@ class TomoConfig(Strict):
     output: OutputConfig = OutputConfig()
     report: bool = True
     cleanup: bool = True
+    center_try: CenterTry = CenterTry()
     slurm: SlurmConfig = SlurmConfig()
     fault: FaultInjection = FaultInjection()
 

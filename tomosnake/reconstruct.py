@@ -81,3 +81,25 @@ def recon_chunk(vds_path: str | Path, plan: Plan, j: int, cfg: TomoConfig, conv_
             log.info("recon chunk %d: slices %d-%d of %d-%d done (%d/%d loads)", j, r0 + a, r0 + b, r0, r1,
                      n, len(loads))
         out.attrs.update(row0=r0, row1=r1, center=center)
+
+
+def try_center(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_dir: str | Path) -> list[Path]:
+    """Reconstruct one preprocessed row for a series of centres (absolute pixels) and write a contact sheet.
+
+    Preprocessing does not depend on the centre, so the series reuses the run's preprocessed data.
+    """
+    from tomosnake.center import centers_around, try_centers
+
+    t = cfg.center_try
+    row = plan.shape[1] // 2 if t.row is None else t.row
+    if row >= plan.shape[1]:
+        raise ValueError(f"config key 'center_try.row': {row} is outside the {plan.shape[1]} preprocessed rows")
+    middle = t.center if t.center is not None else resolve_center(plan, cfg)[0]
+    with h5py.File(vds_path, "r") as f:
+        sino = _read_rows(f["exchange/data"], row, row + 1)[:, 0, :]
+
+    def one_slice(s: np.ndarray, theta_deg: np.ndarray, center: float) -> np.ndarray:
+        return reconstruct_block(s[:, None, :], theta_deg, cfg.recon, center, plan.log_applied, cfg.threads)[0]
+
+    return try_centers(sino, plan.theta_deg, centers_around(middle, t.width, t.step), one_slice, out_dir,
+                       title=f"{plan.scan}, row {row}")
