@@ -18,7 +18,7 @@ from tomosnake.atomic import write_text
 from tomosnake.config import TomoConfig
 from tomosnake.preprocess import build_chain, output_window, subchunk_shape
 from tomosnake.recon.backends import require_backend
-from tomosnake.recon.chain import output_width, slice_bytes
+from tomosnake.recon.chain import block_overhead_bytes, output_width, slice_bytes
 from tomosnake.scan import RawScan, ScanInfo
 
 MB = 1 << 20
@@ -136,7 +136,7 @@ def _auto_center(cfg: TomoConfig, scan: RawScan, crop: tuple[int, int, int, int]
 
 def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
     """Plan one scan from its metadata, the enabled steps and the memory budget."""
-    require_backend(cfg.recon.backend)
+    require_backend(cfg.recon.backend, cfg.recon.algorithm, cfg.recon.filter_name)
     budget = _budget_bytes(cfg)
     with RawScan(input_path, cfg.datasets) as scan:
         info: ScanInfo = scan.info
@@ -157,11 +157,12 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
     k = math.ceil(info.n_proj / proj_per_job)
 
     per_slice = slice_bytes(info.n_proj, out_cols, cfg.recon)
-    slices_per_load = budget // per_slice
+    fixed = block_overhead_bytes(info.n_proj, out_cols, cfg.recon)
+    slices_per_load = (budget - fixed) // per_slice
     if slices_per_load < 1:
         raise PlanError(f"config key 'memory_mb': one slice of {info.n_proj} angles x {out_cols} px needs "
-                        f"{per_slice / MB:.1f} MB for reconstruction; raise memory_mb to at least "
-                        f"{cfg.overhead_mb + math.ceil(per_slice / MB)}")
+                        f"{(fixed + per_slice) / MB:.1f} MB for reconstruction; raise memory_mb to at least "
+                        f"{cfg.overhead_mb + math.ceil((fixed + per_slice) / MB)}")
     j = math.ceil(out_rows / (slices_per_load * cfg.subchunks_per_job))
     width = output_width(out_cols, cfg.recon)
     out_item = np.dtype(cfg.recon.convert.dtype if cfg.recon.convert.enabled else "float32").itemsize
@@ -172,6 +173,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
         "volume_bytes": out_rows * width * width * out_item,
         "budget_bytes": budget,
         "recon_bytes_per_slice": per_slice,
+        "recon_bytes_fixed": fixed,
     }
     return Plan(scan=scan_name, input=str(input_path), info=asdict(info), crop=crop,
                 proj_chunks=split(info.n_proj, k), tile=tile, sino_chunks=split(out_rows, j),

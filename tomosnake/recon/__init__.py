@@ -1,0 +1,22 @@
+"""Reconstruction of sinogram blocks: the chain (`chain`), its steps (`steps`), backends."""
+
+from tomosnake.recon.backends import BackendUnavailable, require_backend
+from tomosnake.recon.chain import (
+    block_overhead_bytes,
+    conversion_range,
+    convert,
+    output_width,
+    reconstruct_block,
+    slice_bytes,
+)
+
+__all__ = [
+    "BackendUnavailable",
+    "block_overhead_bytes",
+    "conversion_range",
+    "convert",
+    "output_width",
+    "reconstruct_block",
+    "require_backend",
+    "slice_bytes",
+]
