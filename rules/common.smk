@@ -4,9 +4,14 @@ import os
 from pathlib import Path
 
 from tomosnake import config as tconfig
-from tomosnake.config import scan_name, stage_dict
+from tomosnake import preflight
+from tomosnake.config import stage_dict
 from tomosnake.plan import Plan
 
+# Bad input stops here, before any job is queued: one line naming the file, dataset or key, exit 1.
+# Only the main process checks; jobs re-parsing this file (cluster, subprocess) skip it.
+if workflow.is_main_process:
+    preflight.check_or_exit(config)
 CFG = tconfig.load(config)
 OUT = CFG.outdir
 
@@ -22,17 +27,7 @@ def conda_env(stage: str) -> str:
     return "../envs/core.yaml"
 
 
-def _scans() -> dict[str, str]:
-    scans: dict[str, str] = {}
-    for path in CFG.input:
-        name = scan_name(path)
-        if name in scans:
-            raise tconfig.ConfigError(f"config key 'input': {scans[name]!r} and {path!r} share the name {name!r}")
-        scans[name] = path
-    return scans
-
-
-SCANS = _scans()
+SCANS = preflight.scans(CFG)
 SCAN_DIR = OUT + "/{scan}"
 
 
@@ -86,6 +81,8 @@ def partition(stage: str) -> str:
 
 # Resources every rule shares; mem_mb is the per-job budget the plan was made for.
 BASE_RESOURCES = dict(mem_mb=math.ceil(CFG.memory_mb), slurm_partition=partition("cpu"))
+PREPROCESS_MEM = math.ceil(CFG.budget_mb("preprocess"))
+RECON_MEM = math.ceil(CFG.budget_mb("recon"))
 if CFG.slurm.account:
     BASE_RESOURCES["slurm_account"] = CFG.slurm.account
 if CFG.slurm.qos:

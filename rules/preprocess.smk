@@ -11,7 +11,7 @@ rule preprocess_chunk:
         stage=stage_dict(CFG, "preprocess"),
     threads: CFG.threads
     resources:
-        **BASE_RESOURCES,
+        **(BASE_RESOURCES | {"mem_mb": PREPROCESS_MEM}),
         runtime=runtime_min("preprocess"),
     log:
         SCAN_DIR + "/logs/preprocess_{k}.log",

@@ -18,16 +18,17 @@ from tomosnake.phantom import PhantomSpec, ground_truth, write_scan
 
 pytestmark = pytest.mark.slow
 
-SPEC = PhantomSpec(n_proj=180, n_rows=12, n_cols=96, center_offset=2.0, seed=3)
-# Two budgets (MB, with no interpreter overhead reserved) that give different k and j.
-BUDGET_A, BUDGET_B = 0.4, 1.5
+SPEC = PhantomSpec(n_proj=180, n_rows=40, n_cols=96, center_offset=2.0, seed=3)
+# Two budgets (MB, with no interpreter overhead reserved) that give different k and j:
+# 18.5 MB -> k=2, j=14; 20 MB -> k=1, j=7 (16 MB of each is a fixed allowance for caches).
+BUDGET_A, BUDGET_B = 18.5, 20.0
 # Noisy 96-px phantom: normalised RMSE after a gain/offset fit inside 90 % of the field of view.
 MAX_NRMSE = 0.08
 
 
 def _config(scan: Path, outdir: Path, budget: float, **extra) -> dict:
     return {"input": [str(scan)], "outdir": str(outdir), "memory_mb": budget, "overhead_mb": 0,
-            "subchunks_per_job": 2, "threads": 1, "cleanup": False, **extra}
+            "subchunks_per_job": 1, "threads": 1, "cleanup": False, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +135,8 @@ def test_tooth_end_to_end(tmp_path):
 
     scan = shutil.copy(TOOTH, tmp_path / "tooth.h5")
     read_only(Path(scan))
-    cfg = _config(Path(scan), tmp_path / "out", 2.0, cleanup=True)
+    # Reconstructing one 640-px slice needs ~41 MB; preprocessing gets a small budget so k > 1.
+    cfg = _config(Path(scan), tmp_path / "out", 16.5, recon_memory_mb=41.0, cleanup=True)
     run(tmp_path, cfg)
     d = tmp_path / "out" / "tooth"
     plan = json.loads((d / "plan.json").read_text())

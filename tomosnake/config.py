@@ -111,6 +111,9 @@ class PhaseRetrieval(Strict):
     energy: float = Field(20.0, gt=0)
     alpha: float = Field(0.002, gt=0)
     pad: bool = True
+    filter: Literal["tomopy", "generalised"] = Field(
+        "tomopy", description="tomopy: whole projections per tile (as the GUI); generalised (Paganin et al. "
+        "2020): exponentially decaying kernel, so row tiles with a finite overlap are exact")
 
 
 class PreprocessConfig(Strict):
@@ -238,7 +241,9 @@ class TomoConfig(Strict):
     tori: str | None = None
     outdir: str = "results"
     memory_mb: float = Field(2000.0, gt=0, description="memory budget per job (peak RSS), MB")
-    overhead_mb: float = Field(300.0, ge=0, description="part of memory_mb taken by the interpreter and libraries")
+    preprocess_memory_mb: float | None = Field(None, gt=0, description="budget of preprocess jobs; default memory_mb")
+    recon_memory_mb: float | None = Field(None, gt=0, description="budget of reconstruction jobs; default memory_mb")
+    overhead_mb: float = Field(300.0, ge=0, description="part of a budget taken by the interpreter and libraries")
     subchunks_per_job: int = Field(4, ge=1)
     threads: int = Field(2, ge=1)
     disk_check: bool = True
@@ -251,6 +256,15 @@ class TomoConfig(Strict):
     center_try: CenterTry = CenterTry()
     slurm: SlurmConfig = SlurmConfig()
     fault: FaultInjection = FaultInjection()
+
+    def budget_key(self, stage: Literal["preprocess", "recon"] | None = None) -> str:
+        """The config key that sets the memory budget of ``stage``'s jobs."""
+        key = f"{stage}_memory_mb"
+        return key if stage and getattr(self, key) is not None else "memory_mb"
+
+    def budget_mb(self, stage: Literal["preprocess", "recon"] | None = None) -> float:
+        """The memory budget (peak RSS, MB) of one job of ``stage``."""
+        return getattr(self, self.budget_key(stage))
 
     @field_validator("input", mode="before")
     @classmethod
@@ -319,7 +333,7 @@ def stage_dict(cfg: TomoConfig, stage: str) -> dict[str, Any]:
     if stage == "plan":
         # Only what changes the chunking, so that e.g. a new filter or centre reruns no preprocessing.
         r = cfg.recon
-        return base | {"memory_mb": cfg.memory_mb, "overhead_mb": cfg.overhead_mb,
+        return base | {"memory_mb": [cfg.budget_mb("preprocess"), cfg.budget_mb("recon")], "overhead_mb": cfg.overhead_mb,
                        "subchunks_per_job": cfg.subchunks_per_job,
                        "preprocess": cfg.preprocess.model_dump(mode="json"),
                        "recon": {"backend": r.backend, "sino_360_to_180": r.sino_360_to_180.model_dump(mode="json"),

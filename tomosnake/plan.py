@@ -11,17 +11,22 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from tomosnake.atomic import write_text
 from tomosnake.config import TomoConfig
-from tomosnake.preprocess import build_chain, output_window, subchunk_shape
+from tomosnake.preprocess import FIXED_BYTES, FULL, build_chain, output_window, subchunk_shape
 from tomosnake.recon.backends import require_backend
 from tomosnake.recon.chain import block_overhead_bytes, output_width, slice_bytes
 from tomosnake.scan import RawScan, ScanInfo
 
 MB = 1 << 20
+# The default backend reconstructs slices in pairs (one complex signal). Loads and sinogram
+# chunks start at even rows, so the pairing, and with it the result, is the same for every k, j
+# whose budget holds two slices (a budget for one slice only gives ~1e-5 relative differences).
+SLICE_PAIR = 2
 CENTER_MAX_ANGLES = 360
 
 
@@ -29,10 +34,11 @@ class PlanError(ValueError):
     """A scan that cannot be planned with the given budget."""
 
 
-def split(n: int, parts: int) -> list[tuple[int, int]]:
-    """``n`` items in ``parts`` contiguous ranges whose sizes differ by at most one."""
-    edges = np.linspace(0, n, parts + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+def split(n: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
+    """``n`` items in ``parts`` contiguous, near-equal ranges whose starts are multiples of ``align``."""
+    inner = {int(e) for e in (np.linspace(0, n, parts + 1)[1:-1] / align).round() * align}
+    edges = sorted({0, n} | {e for e in inner if 0 < e < n})
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 @dataclass
@@ -84,12 +90,13 @@ class Plan:
         return cls(**data)
 
 
-def _budget_bytes(cfg: TomoConfig) -> int:
-    data_mb = cfg.memory_mb - cfg.overhead_mb
-    if data_mb <= 0:
-        raise PlanError(f"config key 'memory_mb': {cfg.memory_mb} MB leaves nothing for data after the "
+def _budget_bytes(cfg: TomoConfig, stage: Literal["preprocess", "recon"]) -> int:
+    """Bytes of a job's budget left for data once the interpreter's share is reserved."""
+    total = cfg.budget_mb(stage)
+    if total - cfg.overhead_mb <= 0:
+        raise PlanError(f"config key '{cfg.budget_key(stage)}': {total} MB leaves nothing for data after the "
                         f"{cfg.overhead_mb} MB reserved for the interpreter ('overhead_mb')")
-    return int(data_mb * MB)
+    return int((total - cfg.overhead_mb) * MB)
 
 
 def check_center(center: float, n_cols: int) -> None:
@@ -137,32 +144,36 @@ def _auto_center(cfg: TomoConfig, scan: RawScan, crop: tuple[int, int, int, int]
 def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
     """Plan one scan from its metadata, the enabled steps and the memory budget."""
     require_backend(cfg.recon.backend, cfg.recon.algorithm, cfg.recon.filter_name)
-    budget = _budget_bytes(cfg)
     with RawScan(input_path, cfg.datasets) as scan:
         info: ScanInfo = scan.info
         scan.check_flats()
-        chain = build_chain(cfg.preprocess)
+        chain = build_chain(cfg.preprocess, has_i0=info.has_i0, n_frames=max(info.n_flat, info.n_dark))
         crop = output_window(info.n_rows, info.n_cols, cfg.preprocess)
         center, center_method = None, "config"
         if cfg.recon.center is None:
             center, center_method = _auto_center(cfg, scan, crop)
         else:
             check_center(cfg.recon.center, crop[3] - crop[2])
-    tile = subchunk_shape(chain, budget, info.n_proj, info.n_rows, info.n_cols)
+    tile = subchunk_shape(chain, _budget_bytes(cfg, "preprocess"), info.n_proj, info.n_rows, info.n_cols, threads=cfg.threads)
     out_rows, out_cols = crop[1] - crop[0], crop[3] - crop[2]
 
-    # A preprocessing job handles about `subchunks_per_job` tiles.
+    # A preprocessing job handles about `subchunks_per_job` tiles. A step that needs every
+    # projection (stripe removal) makes each job read the whole scan: then one job does it all.
     tiles_per_proj_block = math.ceil(out_rows / tile[1])
     proj_per_job = tile[0] * max(1, math.ceil(cfg.subchunks_per_job / tiles_per_proj_block))
-    k = math.ceil(info.n_proj / proj_per_job)
+    k = 1 if chain.needs.proj is FULL else math.ceil(info.n_proj / proj_per_job)
 
     per_slice = slice_bytes(info.n_proj, out_cols, cfg.recon)
-    fixed = block_overhead_bytes(info.n_proj, out_cols, cfg.recon)
-    slices_per_load = (budget - fixed) // per_slice
+    # The same allowance for HDF5 caches and allocator slack as in preprocessing.
+    fixed = block_overhead_bytes(info.n_proj, out_cols, cfg.recon) + FIXED_BYTES
+    budget = _budget_bytes(cfg, "recon")
+    pair = SLICE_PAIR if budget - fixed >= SLICE_PAIR * per_slice else 1
+    slices_per_load = (budget - fixed) // (pair * per_slice) * pair
     if slices_per_load < 1:
-        raise PlanError(f"config key 'memory_mb': one slice of {info.n_proj} angles x {out_cols} px needs "
-                        f"{(fixed + per_slice) / MB:.1f} MB for reconstruction; raise memory_mb to at least "
-                        f"{cfg.overhead_mb + math.ceil((fixed + per_slice) / MB)}")
+        need = fixed + per_slice
+        raise PlanError(f"config key '{cfg.budget_key('recon')}': one slice of {info.n_proj} angles x {out_cols} px "
+                        f"needs {need / MB:.1f} MB for reconstruction; raise it to at least "
+                        f"{cfg.overhead_mb + math.ceil(need / MB)}")
     j = math.ceil(out_rows / (slices_per_load * cfg.subchunks_per_job))
     width = output_width(out_cols, cfg.recon)
     out_item = np.dtype(cfg.recon.convert.dtype if cfg.recon.convert.enabled else "float32").itemsize
@@ -171,12 +182,12 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
         "preprocessed_bytes": info.n_proj * out_rows * out_cols * 4,
         "recon_chunk_bytes": out_rows * width * width * out_item,
         "volume_bytes": out_rows * width * width * out_item,
-        "budget_bytes": budget,
+        "recon_budget_bytes": budget,
         "recon_bytes_per_slice": per_slice,
         "recon_bytes_fixed": fixed,
     }
     return Plan(scan=scan_name, input=str(input_path), info=asdict(info), crop=crop,
-                proj_chunks=split(info.n_proj, k), tile=tile, sino_chunks=split(out_rows, j),
+                proj_chunks=split(info.n_proj, k), tile=tile, sino_chunks=split(out_rows, j, pair),
                 slices_per_load=int(slices_per_load), recon_width=width, center=center,
                 center_method=center_method, log_applied=chain.log_applied, memory_mb=cfg.memory_mb,
                 estimates=estimates)

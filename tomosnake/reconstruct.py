@@ -17,7 +17,7 @@ import numpy as np
 
 from tomosnake.atomic import atomic_path, write_text
 from tomosnake.config import TomoConfig
-from tomosnake.plan import Plan, resolve_center, split
+from tomosnake.plan import Plan, resolve_center
 from tomosnake.recon.chain import conversion_range, convert, reconstruct_block
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ def recon_chunk(vds_path: str | Path, plan: Plan, j: int, cfg: TomoConfig, conv_
     center, _ = resolve_center(plan, cfg)
     width = plan.recon_width
     dtype = conv_range["dtype"]
-    loads = split(r1 - r0, -(-(r1 - r0) // plan.slices_per_load))
+    step = plan.slices_per_load  # even, like every chunk start: slice pairs do not depend on k and j
+    loads = [(a, min(a + step, r1 - r0)) for a in range(0, r1 - r0, step)]
     with h5py.File(vds_path, "r") as src, atomic_path(out_path) as tmp, h5py.File(tmp, "w") as dst:
         data = src["exchange/data"]
         out = dst.create_dataset("exchange/data", shape=(r1 - r0, width, width), dtype=dtype,

@@ -1,0 +1,140 @@
+"""Checks run before any job is queued, in the main Snakemake process, from metadata and the flats alone.
+
+`check` validates the config (a .tori underneath, `config.load`), then for every scan: its
+datasets, shapes, angles, flats and darks (`RawScan`, `RawScan.check_flats`), the backend,
+a configured centre and the memory budget, by running the planner itself (`plan.make_plan`)
+without its automatic centre search, so no projection is read; finally the free disk for the
+intermediates and outputs the plans' estimates call for. Every failure is a `PreflightError`
+whose text is one line naming the file, dataset or config key; `check_or_exit` prints that
+line and exits non-zero, which is what the Snakefile calls at parse time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tomosnake import config as tconfig
+from tomosnake.config import TomoConfig, scan_name
+from tomosnake.plan import Plan, make_plan
+from tomosnake.preprocess import MemoryBudgetError
+from tomosnake.recon.backends import BackendUnavailable
+
+MB = 1 << 20
+DISK_MARGIN_BYTES = 256 * MB  # logs, plan, VDS, report, .snakemake metadata
+
+
+class PreflightError(Exception):
+    """Input that cannot run; the text is one line naming the file, dataset or config key."""
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def scans(cfg: TomoConfig) -> dict[str, str]:
+    """Scan name -> raw file, in config order; two inputs with one name are an error."""
+    if not cfg.input:
+        raise tconfig.ConfigError("config key 'input': no scan given (--config input=PATH, or a .tori "
+                                  "whose data_file names one)")
+    named: dict[str, str] = {}
+    for path in cfg.input:
+        name = scan_name(path)
+        if name in named:
+            raise tconfig.ConfigError(f"config key 'input': {named[name]!r} and {path!r} share the name {name!r}")
+        named[name] = path
+    return named
+
+
+def plan_scan(cfg: TomoConfig, path: str, name: str) -> Plan:
+    """The scan's plan as the checkpoint will make it, less the automatic centre (k, j and estimates
+    do not depend on it): checks the datasets, flats, backend, centre and memory budget."""
+    if cfg.recon.center is None:
+        # A configured centre makes the planner skip the search, the only step that reads projections;
+        # pixel 0 is always on the detector. The real centre comes from the plan job.
+        cfg = cfg.model_copy(update={"recon": cfg.recon.model_copy(update={"center": 0.0})})
+    try:
+        return make_plan(cfg, path, name)
+    except MemoryBudgetError as err:
+        raise PreflightError(f"{path}: config key 'memory_mb': {cfg.memory_mb:g} MB less 'overhead_mb' "
+                             f"{cfg.overhead_mb:g} MB is too small: {err}") from None
+    except (ValueError, OSError, BackendUnavailable) as err:
+        text = str(err)
+        raise PreflightError(text if path in text else f"{path}: {text}") from None
+
+
+def _extra_outputs(cfg: TomoConfig) -> float:
+    """Further outputs as a multiple of the volume: pyramid levels, TIFFs, an OME-Zarr copy."""
+    levels = sum(1 / f**3 for f in cfg.output.pyramid)
+    return levels + float(cfg.output.tiff) + (1 + levels) * float(cfg.output.ome_zarr)
+
+
+def _size(paths: list[Path]) -> int:
+    return sum(p.stat().st_size for p in paths if p.is_file())
+
+
+def disk_need(plan: Plan, cfg: TomoConfig, scan_dir: str | Path) -> int:
+    """Bytes the scan still has to write at its peak: preprocessed chunks, recon chunks, volume and
+    further outputs, less the chunk and volume files already there.
+
+    Once cleanup has run, Snakemake does not rebuild the removed intermediates, so they are not counted.
+    """
+    d = Path(scan_dir)
+    e = plan.estimates
+    physical = cfg.output.combine == "physical"
+    volume = e["volume_bytes"] if physical else 0
+    need = e["recon_chunk_bytes"] + volume * (1 + _extra_outputs(cfg))
+    have = _size([*(d / "recon").glob("recon_*.h5"), d / f"{plan.scan}_recon.h5"])
+    if not (d / "cleanup.done").exists():
+        need += e["preprocessed_bytes"]
+        have += _size(list((d / "preproc").glob("chunk_*.h5")))
+    return max(0, int(need) - have)
+
+
+def _existing_parent(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def check_disk(outdir: str | Path, need: int) -> None:
+    """Fail unless ``outdir`` (or the folder it will be made in) is writable with ``need`` bytes free."""
+    base = _existing_parent(Path(outdir))
+    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
+        raise PreflightError(f"config key 'outdir': cannot write in {base}")
+    free = shutil.disk_usage(base).free
+    if need + DISK_MARGIN_BYTES > free:
+        raise PreflightError(f"config key 'outdir': {outdir} has {free / 1e9:.2f} GB free; the intermediates and "
+                             f"outputs need {(need + DISK_MARGIN_BYTES) / 1e9:.2f} GB (set 'disk_check: false' "
+                             f"to skip this check)")
+
+
+def check(raw: Mapping[str, Any]) -> dict[str, Plan]:
+    """Every check, in order; returns each scan's plan (without the automatic centre).
+
+    Raises `PreflightError` with one line naming the file, dataset or key.
+    """
+    try:
+        cfg = tconfig.load(dict(raw))
+        named = scans(cfg)
+    except ValueError as err:  # ConfigError, ToriError
+        raise PreflightError(_one_line(str(err))) from None
+    plans = {name: plan_scan(cfg, path, name) for name, path in named.items()}
+    if cfg.disk_check:
+        check_disk(cfg.outdir, sum(disk_need(p, cfg, Path(cfg.outdir) / name) for name, p in plans.items()))
+    return plans
+
+
+def check_or_exit(raw: Mapping[str, Any]) -> None:
+    """`check`; on failure print its one line to stderr and exit with status 1 (no traceback)."""
+    try:
+        check(raw)
+    except PreflightError as err:
+        print(f"tomosnake: {_one_line(str(err))}", file=sys.stderr, flush=True)
+        sys.exit(1)
