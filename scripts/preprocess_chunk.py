@@ -10,4 +10,5 @@ k = int(smk.wildcards.k)
 plan = Plan.read(smk.input.plan)
 p0, p1 = plan.proj_chunks[k]
 with RawScan(smk.input.raw, cfg.datasets) as scan:
-    process_chunk(scan, cfg.preprocess, p0, p1, tuple(plan.tile), smk.output.chunk, threads=cfg.threads)
+    process_chunk(scan, cfg.preprocess, p0, p1, tuple(plan.tile), smk.output.chunk, threads=cfg.threads,
+                  after_tile=jobs.fault(cfg, "preprocess", k))

@@ -171,8 +171,12 @@ def _tiles(a: int, b: int, step: int) -> list[tuple[int, int]]:
 
 
 def process_chunk(scan: RawScan, cfg: PreprocessConfig, p0: int, p1: int, tile: tuple[int, int],
-                  out_path: str | Path, *, threads: int | None = None) -> None:
-    """Pre-process projections ``p0:p1`` tile by tile into ``out_path`` (float32 /exchange/data), atomically."""
+                  out_path: str | Path, *, threads: int | None = None,
+                  after_tile: Callable[[], None] | None = None) -> None:
+    """Pre-process projections ``p0:p1`` tile by tile into ``out_path`` (float32 /exchange/data), atomically.
+
+    ``after_tile`` is called after each tile is written (fault injection in tests).
+    """
     info = scan.info
     threads = _threads(threads)
     chain = build_chain(cfg, has_i0=info.has_i0, n_frames=max(info.n_flat, info.n_dark))
@@ -199,6 +203,8 @@ def process_chunk(scan: RawScan, cfg: PreprocessConfig, p0: int, p1: int, tile: 
                 done += 1
                 log.info("preprocess tile %d/%d: projections %d:%d rows %d:%d (read %d:%d x %d:%d) %.2f s",
                          done, n_tiles, q0, q1, a, b, *projs, *rows, time.perf_counter() - t0)
+                if after_tile is not None:
+                    after_tile()
                 del block
         dset.attrs["log_applied"] = chain.log_applied
         dset.attrs["steps"] = chain.names
