@@ -101,8 +101,8 @@ def test_tiles_without_their_overlap_would_differ(scan_path, tmp_path, monkeypat
         whole = process_whole(scan, cfg)
         real = build_chain
 
-        def no_overlap(c, has_i0=None):
-            chain = real(c, has_i0)
+        def no_overlap(c, has_i0=None, n_frames=None):
+            chain = real(c, has_i0, n_frames)
             return pre.Chain(chain.steps, Needs(), chain.cfg)
 
         monkeypatch.setattr(pre, "build_chain", no_overlap)
