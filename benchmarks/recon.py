@@ -19,7 +19,12 @@ import numpy as np
 
 from tomosnake.config import ReconConfig
 from tomosnake.phantom import PhantomSpec, ground_truth, sinogram_block
-from tomosnake.recon import BackendUnavailable, quality, reconstruct_block, require_backend
+from tomosnake.recon import (
+    BackendUnavailable,
+    quality,
+    reconstruct_block,
+    require_backend,
+)
 
 # (backend, algorithm, filter, slices timed at full size); slow references get fewer slices
 CANDIDATES = [

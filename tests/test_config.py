@@ -2,7 +2,14 @@
 
 import pytest
 
-from tomosnake.config import ConfigError, TomoConfig, deep_merge, scan_name, stage_dict, validate
+from tomosnake.config import (
+    ConfigError,
+    TomoConfig,
+    deep_merge,
+    scan_name,
+    stage_dict,
+    validate,
+)
 
 
 def test_defaults_validate():

@@ -121,6 +121,6 @@ def test_conda_directives_point_at_existing_env_files():
     sources = [p for p in ROOT.rglob("*") if p.name == "Snakefile" or p.suffix == ".smk"]
     sources = [p for p in sources if ".venv" not in p.parts and ".snakemake" not in p.parts]
     for src in sources:
-        for rel in re.findall(r"^\s*conda:\s*[\"']([^\"']+)[\"']", src.read_text(), flags=re.M):
+        for rel in re.findall(r"^\s*conda:\s*[\"']([^\"']+)[\"']", src.read_text(), flags=re.MULTILINE):
             target = (src.parent / rel).resolve()
             assert target.parent == ENVS and target.is_file(), f"{src.name}: conda: {rel}"

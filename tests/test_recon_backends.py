@@ -11,7 +11,13 @@ import pytest
 
 from tomosnake.config import ReconConfig
 from tomosnake.phantom import PhantomSpec, ground_truth, sinogram_block
-from tomosnake.recon import BackendUnavailable, gridrec, quality, reconstruct_block, require_backend
+from tomosnake.recon import (
+    BackendUnavailable,
+    gridrec,
+    quality,
+    reconstruct_block,
+    require_backend,
+)
 from tomosnake.recon.backends import get_backend
 
 N = 128

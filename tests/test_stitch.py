@@ -7,7 +7,13 @@ import pytest
 from algotom.rec.reconstruction import dfi_reconstruction
 
 from tomosnake.phantom import PhantomSpec, ground_truth, sinogram_block
-from tomosnake.stitch import edge_weights, motor_offsets, refine_offsets, stitch_block, stitched_width
+from tomosnake.stitch import (
+    edge_weights,
+    motor_offsets,
+    refine_offsets,
+    stitch_block,
+    stitched_width,
+)
 
 SPEC = PhantomSpec(n_proj=120, n_rows=4, n_cols=192, center_offset=2.0)
 TRUE_OFFSETS = (0, 56, 112)  # three scans of 80 columns, 24 columns of overlap each
@@ -107,9 +113,9 @@ def nrmse(img: np.ndarray, truth: np.ndarray) -> float:
 
 
 def recon(transmission_rows: np.ndarray, row: int) -> np.ndarray:
-    """algotom DFI of one row of -log data, flipped so rows match `ground_truth` (algotom's y points up)."""
+    """algotom DFI of one row of -log data, in the same orientation as `ground_truth`."""
     sino = -np.log(np.clip(transmission_rows[:, row], 1e-6, None))
-    return dfi_reconstruction(sino, SPEC.center, angles=np.deg2rad(SPEC.theta()), apply_log=False)[::-1]
+    return dfi_reconstruction(sino, SPEC.center, angles=np.deg2rad(SPEC.theta()), apply_log=False)
 
 
 def test_reconstruction_of_stitched_scans_matches_ground_truth(transmission) -> None:

@@ -7,7 +7,8 @@ Geometry (the convention every backend must match): the volume is
 ``(z, y, x)``; detector column ``u`` sees ``s = u - center`` and slice ``z`` is
 detector row ``z``; at angle ``theta`` the ray sum is taken along the line
 ``x*cos(theta) + y*sin(theta) = s`` with ``x = col - (n-1)/2`` and
-``y = row - (n-1)/2`` of the reconstructed slice.
+``y = (n-1)/2 - row`` of the reconstructed slice (rows run downwards, y upwards:
+TomoPy's and algotom's orientation).
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def ground_truth(spec: PhantomSpec, rows: np.ndarray | None = None) -> np.ndarra
     rows = np.arange(spec.n_rows) if rows is None else np.asarray(rows)
     n = spec.n_cols
     # The reconstruction grid is centred on the rotation axis.
-    y, x = np.mgrid[0:n, 0:n].astype(np.float64) - (n - 1) / 2
+    row, col = np.mgrid[0:n, 0:n].astype(np.float64)
+    x, y = col - (n - 1) / 2, (n - 1) / 2 - row
     vol = np.zeros((len(rows), n, n), dtype=np.float64)
     for i, zz in enumerate(_z(spec, rows)):
         for mu, a, b, c, x0, y0, z0, phi in _scaled(spec):

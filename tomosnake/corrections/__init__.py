@@ -9,7 +9,16 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from tomosnake.corrections.base import FULL, REGISTRY, Context, Facts, Needs, Step, configured_steps, register
+from tomosnake.corrections.base import (
+    FULL,
+    REGISTRY,
+    Context,
+    Facts,
+    Needs,
+    Step,
+    configured_steps,
+    register,
+)
 
 for _mod in pkgutil.iter_modules(__path__):
     if _mod.name != "base":

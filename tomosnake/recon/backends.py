@@ -51,10 +51,6 @@ def _centre_crop(rec: np.ndarray, n_out: int) -> np.ndarray:
     return rec[:, a:a + n_out, a:a + n_out]
 
 
-def _mirror_rows(rec: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(rec[:, ::-1, :], dtype=np.float32)
-
-
 def _run_gridrec(sino, theta, center, n_out, algorithm, filter_name, threads):
     return gridrec.reconstruct(sino, theta, center, filter_name=filter_name, threads=threads, n_out=n_out)
 
@@ -67,7 +63,7 @@ def _run_tomopy(sino, theta, center, n_out, algorithm, filter_name, threads):
         kwargs["filter_name"] = filter_name
     rec = tomopy.recon(np.ascontiguousarray(sino, dtype=np.float32), theta, center=center,
                        algorithm=algorithm, sinogram_order=False, ncore=threads, **kwargs)
-    return _mirror_rows(rec)
+    return np.asarray(rec, dtype=np.float32)
 
 
 def _run_algotom(sino, theta, center, n_out, algorithm, filter_name, threads):
@@ -84,7 +80,7 @@ def _run_algotom(sino, theta, center, n_out, algorithm, filter_name, threads):
             rec = ar.fbp_reconstruction(s, center, angles=theta, filter_name=window, apply_log=False,
                                         gpu=False, ncore=1)
         out.append(rec)
-    return _mirror_rows(_centre_crop(np.stack(out), n_out))
+    return _centre_crop(np.stack(out), n_out).astype(np.float32, copy=False)
 
 
 def _run_tomocupy(sino, theta, center, n_out, algorithm, filter_name, threads):
@@ -111,7 +107,7 @@ def _run_tomocupy(sino, theta, center, n_out, algorithm, filter_name, threads):
                        check=True, capture_output=True, text=True)
         with h5py.File(out.with_suffix(".h5"), "r") as f:
             rec = f["exchange/data"][...]
-    return _mirror_rows(_centre_crop(rec, n_out))
+    return _centre_crop(rec, n_out).astype(np.float32, copy=False)
 
 
 BACKENDS: dict[str, Backend] = {

@@ -103,7 +103,8 @@ def reconstruct(sino: np.ndarray, theta_rad: np.ndarray, center: float, filter_n
                 threads: int = 1, n_out: int | None = None, fft_len: int | None = None) -> np.ndarray:
     """Reconstruct ``sino`` (n_proj, n_slices, width) to (n_slices, n_out, n_out) float32.
 
-    ``center`` is the rotation axis in columns of ``sino``; the output grid is centred on it.
+    ``center`` is the rotation axis in columns of ``sino``; the output grid is centred on it and
+    oriented as TomoPy's (see `tomosnake.phantom` for the geometry).
     ``n_out`` defaults to the width; ``fft_len`` (>= width) to `fft_length`.
     """
     n_proj, n_slices, width = sino.shape
@@ -125,7 +126,8 @@ def reconstruct(sino: np.ndarray, theta_rad: np.ndarray, center: float, filter_n
         z.imag = sino[:, s + 1, :] if s + 1 < n_slices else 0.0
         spec = scipy.fft.fft(z, n=g, axis=-1, workers=threads)
         spec *= fac
-        img = plan.execute(spec.ravel()).reshape(n_out, n_out)
+        # finufft's first mode axis runs along +y; image rows run along -y (TomoPy's orientation).
+        img = plan.execute(spec.ravel()).reshape(n_out, n_out)[::-1]
         out[s] = img.real
         if s + 1 < n_slices:
             out[s + 1] = img.imag
