@@ -41,6 +41,11 @@ def raw_input(w) -> str:
     return SCANS[w.scan]
 
 
+def stitch_inputs(w) -> list[str]:
+    """Every file a stitched scan is joined from (none otherwise), so that a change to any reruns its jobs."""
+    return CFG.stitch.inputs if CFG.stitch.enabled else []
+
+
 def plan_path(scan: str) -> str:
     return f"{OUT}/{scan}/plan.json"
 

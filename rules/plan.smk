@@ -8,6 +8,7 @@ localrules:
 checkpoint plan:
     input:
         raw=raw_input,
+        parts=stitch_inputs,
     output:
         plan=SCAN_DIR + "/plan.json",
     params:

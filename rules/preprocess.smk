@@ -4,6 +4,7 @@
 rule preprocess_chunk:
     input:
         raw=raw_input,
+        parts=stitch_inputs,
         plan=SCAN_DIR + "/plan.json",
     output:
         chunk=SCAN_DIR + "/preproc/chunk_{k}.h5",

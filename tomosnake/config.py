@@ -12,7 +12,14 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -54,6 +61,32 @@ class InputConfig(Strict):
         if v[0] < 0:
             raise ValueError("start must be >= 0")
         return v
+
+
+class StitchConfig(Strict):
+    """Projection stitching: scans of one sample at several lateral positions joined into full-width projections."""
+
+    enabled: bool = False
+    inputs: list[str] = Field(default_factory=list, description="the scans to join (DXchange HDF5), in any order; "
+                              "the first names the scan")
+    positions: list[float] | None = Field(None, description="lateral motor positions, one per input, increasing "
+                                          "towards higher detector columns; default: read position_path in each file")
+    position_path: str = "instrument/sample/x"
+    pixel_size: float | None = Field(None, gt=0, description="in the unit of the positions; default: each file's "
+                                     "measurement/instrument/detector/pixel_size")
+    window: int = Field(20, ge=1, description="offsets are searched within this many pixels of the motor positions'")
+    n_proj: int = Field(5, ge=1, description="projections (evenly spaced) compared to refine the offsets")
+    rows: int = Field(32, ge=1, description="rows (at mid height) compared to refine the offsets")
+
+    @model_validator(mode="after")
+    def _inputs(self) -> StitchConfig:
+        if self.enabled and len(self.inputs) < 2:
+            raise ValueError("stitch.inputs needs at least two files to join")
+        if len(set(self.inputs)) != len(self.inputs):
+            raise ValueError("stitch.inputs names a file twice")
+        if self.positions is not None and len(self.positions) != len(self.inputs):
+            raise ValueError(f"stitch.positions has {len(self.positions)} values for {len(self.inputs)} inputs")
+        return self
 
 
 # ---------------------------------------------------------------------- preprocess
@@ -200,6 +233,8 @@ class OutputConfig(Strict):
     pyramid: list[int] = Field(default_factory=list)
     ome_zarr: bool = False
     tiff: bool = False
+    input_sha256: bool = Field(False, description="store the raw files' full SHA-256 in the volume (reads them "
+                               "once more, in a job of its own); a size/mtime/sampled-block fingerprint always is")
 
     @field_validator("pyramid")
     @classmethod
@@ -248,6 +283,7 @@ class TomoConfig(Strict):
     threads: int = Field(2, ge=1)
     disk_check: bool = True
     datasets: InputConfig = InputConfig()
+    stitch: StitchConfig = StitchConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
     recon: ReconConfig = ReconConfig()
     output: OutputConfig = OutputConfig()
@@ -330,6 +366,8 @@ def load(raw: dict[str, Any]) -> TomoConfig:
 def stage_dict(cfg: TomoConfig, stage: str) -> dict[str, Any]:
     """The parameters one stage depends on, as a JSON-able dict (Snakemake ``params``)."""
     base = {"datasets": cfg.datasets.model_dump(mode="json")}
+    if cfg.stitch.enabled:  # the plan refines the offsets, preprocessing joins the files
+        base["stitch"] = cfg.stitch.model_dump(mode="json")
     if stage == "plan":
         # Only what changes the chunking, so that e.g. a new filter or centre reruns no preprocessing.
         r = cfg.recon

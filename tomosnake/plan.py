@@ -17,10 +17,17 @@ import numpy as np
 
 from tomosnake.atomic import write_text
 from tomosnake.config import TomoConfig
-from tomosnake.preprocess import FIXED_BYTES, FULL, build_chain, output_window, subchunk_shape
+from tomosnake.preprocess import (
+    FIXED_BYTES,
+    FULL,
+    build_chain,
+    output_window,
+    subchunk_shape,
+)
 from tomosnake.recon.backends import require_backend
 from tomosnake.recon.chain import block_overhead_bytes, output_width, slice_bytes
-from tomosnake.scan import RawScan, ScanInfo
+from tomosnake.scan import ScanInfo
+from tomosnake.stitched_scan import Scan, StitchedScan, open_scan
 
 MB = 1 << 20
 # The default backend reconstructs slices in pairs (one complex signal). Loads and sinogram
@@ -59,6 +66,7 @@ class Plan:
     log_applied: bool
     memory_mb: float
     estimates: dict = field(default_factory=dict)
+    stitch_offsets: list[int] | None = None  # column offset of each of stitch.inputs, when stitching
 
     @property
     def k(self) -> int:
@@ -117,7 +125,7 @@ def resolve_center(plan: Plan, cfg: TomoConfig) -> tuple[float, str]:
     return plan.center, plan.center_method
 
 
-def _auto_center(cfg: TomoConfig, scan: RawScan, crop: tuple[int, int, int, int]) -> tuple[float, str]:
+def _auto_center(cfg: TomoConfig, scan: Scan, crop: tuple[int, int, int, int]) -> tuple[float, str]:
     """Vo's methods (algotom) on the mean of a few flat-field-corrected sinograms at mid height.
 
     At most `CENTER_MAX_ANGLES` evenly spaced projections are read, so the cost stays
@@ -144,8 +152,9 @@ def _auto_center(cfg: TomoConfig, scan: RawScan, crop: tuple[int, int, int, int]
 def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
     """Plan one scan from its metadata, the enabled steps and the memory budget."""
     require_backend(cfg.recon.backend, cfg.recon.algorithm, cfg.recon.filter_name)
-    with RawScan(input_path, cfg.datasets) as scan:
+    with open_scan(cfg, input_path) as scan:
         info: ScanInfo = scan.info
+        stitch_offsets = scan.offsets if isinstance(scan, StitchedScan) else None
         scan.check_flats()
         chain = build_chain(cfg.preprocess, has_i0=info.has_i0, n_frames=max(info.n_flat, info.n_dark))
         crop = output_window(info.n_rows, info.n_cols, cfg.preprocess)
@@ -190,7 +199,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
                 proj_chunks=split(info.n_proj, k), tile=tile, sino_chunks=split(out_rows, j, pair),
                 slices_per_load=int(slices_per_load), recon_width=width, center=center,
                 center_method=center_method, log_applied=chain.log_applied, memory_mb=cfg.memory_mb,
-                estimates=estimates)
+                estimates=estimates, stitch_offsets=stitch_offsets)
 
 
 def write_plan(cfg: TomoConfig, input_path: str, scan_name: str, out_path: str | Path) -> Plan:

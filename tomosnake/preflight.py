@@ -24,6 +24,7 @@ from tomosnake.config import TomoConfig, scan_name
 from tomosnake.plan import Plan, make_plan
 from tomosnake.preprocess import MemoryBudgetError
 from tomosnake.recon.backends import BackendUnavailable
+from tomosnake.stitched_scan import stitched_input
 
 MB = 1 << 20
 DISK_MARGIN_BYTES = 256 * MB  # logs, plan, VDS, report, .snakemake metadata
@@ -38,7 +39,13 @@ def _one_line(text: str) -> str:
 
 
 def scans(cfg: TomoConfig) -> dict[str, str]:
-    """Scan name -> raw file, in config order; two inputs with one name are an error."""
+    """Scan name -> raw file, in config order; two inputs with one name are an error.
+
+    With ``stitch.enabled`` the one scan is joined from ``stitch.inputs`` and named after the first.
+    """
+    if cfg.stitch.enabled:
+        first = stitched_input(cfg)
+        return {scan_name(first): first}
     if not cfg.input:
         raise tconfig.ConfigError("config key 'input': no scan given (--config input=PATH, or a .tori "
                                   "whose data_file names one)")
@@ -61,8 +68,8 @@ def plan_scan(cfg: TomoConfig, path: str, name: str) -> Plan:
     try:
         return make_plan(cfg, path, name)
     except MemoryBudgetError as err:
-        raise PreflightError(f"{path}: config key 'memory_mb': {cfg.memory_mb:g} MB less 'overhead_mb' "
-                             f"{cfg.overhead_mb:g} MB is too small: {err}") from None
+        raise PreflightError(f"{path}: config key '{cfg.budget_key('preprocess')}': {cfg.budget_mb('preprocess'):g} MB "
+                             f"less 'overhead_mb' {cfg.overhead_mb:g} MB is too small: {err}") from None
     except (ValueError, OSError, BackendUnavailable) as err:
         text = str(err)
         raise PreflightError(text if path in text else f"{path}: {text}") from None
