@@ -1,11 +1,15 @@
 """Snakemake script: remove intermediates, then mark the scan as cleaned."""
+import logging
+from pathlib import Path
+
 from tomosnake import jobs
 from tomosnake.atomic import write_text
-from tomosnake.cleanup import intermediates, remove
+from tomosnake.cleanup import clean
 from tomosnake.plan import Plan
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 cfg = jobs.start(smk)
-files = intermediates(Plan.read(smk.input.plan), smk.params.scan_dir, keep_recon=cfg.output.combine == "virtual")
-freed = remove(files)
-write_text(smk.output.done, f"removed {len(files)} intermediates, {freed} bytes\n")
+summary = clean(Plan.read(smk.input.plan), smk.params.scan_dir, keep_recon=cfg.output.combine == "virtual",
+                workdir=Path.cwd())
+logging.getLogger("tomosnake").info(summary.strip())
+write_text(smk.output.done, summary)

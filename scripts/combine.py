@@ -1,5 +1,6 @@
-"""Snakemake script: join the reconstructed blocks into one volume."""
+"""Snakemake script: join the reconstructed blocks into the scan's volume file and write the run's config."""
 import json
+from pathlib import Path
 
 from tomosnake import jobs
 from tomosnake.combine import combine
@@ -7,5 +8,8 @@ from tomosnake.plan import Plan
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 cfg = jobs.start(smk)
-conv_range = json.loads(open(smk.input.range).read())
-combine(list(smk.input.recon), Plan.read(smk.input.plan), cfg, conv_range, smk.output.volume)
+conv_range = json.loads(Path(smk.input.range).read_text())
+sha_file = getattr(smk.input, "sha", None)  # named input only when output.input_sha256 is on
+sha = Path(sha_file).read_text() if sha_file else None
+combine(list(smk.input.recon), Plan.read(smk.input.plan), cfg, conv_range, smk.output.volume,
+        config_path=smk.output.config, input_sha256=sha)

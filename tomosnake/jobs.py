@@ -1,4 +1,4 @@
-"""What every Snakemake script does first: logging to the rule's log, config, fault injection."""
+"""What every Snakemake script does first: logging to the rule's log, timing records, config; fault injection."""
 
 from __future__ import annotations
 
@@ -10,15 +10,18 @@ from collections.abc import Callable
 from types import TracebackType
 
 from tomosnake import config as tconfig
+from tomosnake import timings
 from tomosnake.config import TomoConfig
 
 
 def start(smk: object) -> TomoConfig:
-    """Send logging to the job's log file and stderr; return the validated config."""
+    """Send logging to the job's log file and stderr, record its timings (`timings.install`);
+    return the validated config."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     logs = list(getattr(smk, "log", []))
     if logs:
         handlers.append(logging.FileHandler(logs[0]))
+        timings.install(logs[0], int(getattr(smk, "threads", 1)))
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     sys.excepthook = _log_uncaught
