@@ -19,14 +19,19 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv 2>/dev/null || { rm -rf .venv; apt_install "" python3-venv; python3 -m venv .venv; }
 fi
 .venv/bin/python -m pip install -q --upgrade pip
+install_profiles() {  # so that `snakemake --profile maxiv` finds the profiles by name (~/.config/snakemake)
+    .venv/bin/python -m tomosnake.profiles
+}
 case "$what" in
     demo)
         .venv/bin/python -m pip install -q -e '.[output]'
+        install_profiles
         exec .venv/bin/tomosnake demo
         ;;
     test)
         apt_install pdftoppm poppler-utils
         .venv/bin/python -m pip install -q -e '.[test]'
+        install_profiles
         bash .ci/slurm/install.sh && bash .ci/slurm/start.sh
         exec .venv/bin/python -m pytest -ra "${@:2}"
         ;;

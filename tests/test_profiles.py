@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -109,6 +110,31 @@ def test_profile_by_name_works_at_repo_root_after_install(tmp_path: Path):
     # rule a declares nothing: the profile's default-resources fill in
     assert "mem_mb=4000" in text and "runtime=120" in text
     assert "slurm_partition=gpu" in text
+
+
+def test_readme_steps_make_maxiv_work_at_repo_root(tmp_path: Path, small_scan: Path):
+    """As the README says: `python -m tomosnake.profiles` once, then at the repository root
+    `snakemake --profile maxiv ...` with the repository's own Snakefile and the profile applied."""
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "xdg"))
+    typed = [str(Path(sys.executable).with_name("snakemake")), "--profile", "maxiv", "-n",
+             "--config", f"input={small_scan}", f"outdir={tmp_path / 'out'}"]
+
+    def at_root(cmd: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+    before = at_root(typed)
+    assert before.returncode != 0 and "maxiv" in before.stderr
+    installed = at_root([sys.executable, "-m", "tomosnake.profiles"])
+    assert installed.returncode == 0, installed.stderr
+    link = tmp_path / "xdg" / "snakemake" / "maxiv"
+    assert link.is_symlink() and link.resolve() == (REPO_PROFILES / "maxiv").resolve()
+    after = at_root(typed)
+    assert after.returncode == 0, after.stderr[-3000:]
+    text = after.stdout + after.stderr
+    assert "Using profile maxiv for setting default command line arguments" in text
+    # the plan job declares no resources: the profile's fallbacks fill them in
+    plan_job = re.search(r"^checkpoint plan:\n((?:    .*\n)+)", text, re.MULTILINE)
+    assert plan_job and re.search(r"resources: .*mem_mb=4000.*runtime=120", plan_job.group(1)), text[-3000:]
 
 
 def _cluster_idle() -> bool:

@@ -1,4 +1,5 @@
-"""Command line: ``tomosnake demo`` runs the whole workflow on a generated scan; ``tomosnake generate`` writes one."""
+"""Command line: ``tomosnake demo`` runs the whole workflow on a generated scan; ``tomosnake generate`` writes one;
+``tomosnake audit [snakemake arguments]`` prints what a run would submit and store, submitting nothing."""
 
 from __future__ import annotations
 
@@ -51,12 +52,19 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["audit"]:  # the rest are Snakemake's arguments, passed on untouched
+        from tomosnake import audit
+
+        return audit.main(argv[1:])
     parser = argparse.ArgumentParser(prog="tomosnake", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="generate a phantom scan and reconstruct it end to end, locally")
     demo.add_argument("--workdir", default="demo")
     demo.add_argument("--memory-mb", type=float, default=310.0, dest="memory_mb")
     demo.set_defaults(func=_demo)
+    sub.add_parser("audit", help="plan the scans and print jobs, partitions, core/GPU-hours and disk needed; "
+                   "exit 1 if a scan cannot run (takes the run's snakemake arguments, e.g. --profile maxiv)")
     gen = sub.add_parser("generate", help="write a synthetic DXchange scan of a 3D Shepp-Logan phantom")
     gen.add_argument("path")
     gen.add_argument("--proj", type=int, default=180)

@@ -1,0 +1,323 @@
+"""``tomosnake audit``: what a run would submit and store, checked before anything is submitted.
+
+``tomosnake audit [snakemake arguments]`` takes the arguments the real run will get (``--profile``,
+``--configfile``, ``--config``, targets) and
+
+1. runs the cheap ``plan`` checkpoint on this machine (``snakemake --until plan --executor local``),
+   so that the number of chunks k and j is known;
+2. asks Snakemake for a dry run (``-n``) with the same arguments and reads every job's resources
+   from its job listing: the values the executor plugin turns into sbatch flags
+   (``slurm_partition`` -> ``-p``, ``mem_mb`` -> ``--mem``, ``runtime`` -> ``-t`` minutes,
+   threads -> ``--cpus-per-task``, ``gpu`` -> ``--gpus``);
+3. prints per scan k, j, jobs per rule with their partition and resources, core-hours and GPU-hours
+   (an upper bound: time limits x cores, not expected run times) and the disk space the scan needs
+   (``estimates`` of its plan.json) against the free space of the output filesystem.
+
+It exits 1 when a scan cannot run: a plan or the dry run fails, or the output filesystem is too small.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+
+# A job block of Snakemake's job listing: "rule NAME:" / "localcheckpoint NAME:" then "    key: value" lines.
+_HEADER = re.compile(r"^(local)?(?:rule|checkpoint) (\w+):$")
+_FIELD = re.compile(r"^    (\w+): (.*)$")
+_PAIR_SEP = re.compile(r", (?=\w+=)")
+# Resources that reach sbatch besides partition, memory, time and CPUs (plugin 2.8.0's mapping).
+_SUBMIT_EXTRAS = ("slurm_account", "qos", "constraint", "gres", "slurm_extra", "cpus_per_task", "nodes", "tasks")
+
+
+class AuditError(RuntimeError):
+    """Snakemake could not plan or list the run; the message holds its error output."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job of the dry run, as Snakemake resolved it."""
+
+    rule: str
+    wildcards: dict[str, str]
+    threads: int
+    resources: dict[str, str]
+    inputs: tuple[str, ...]
+    local: bool
+
+    @property
+    def runtime_min(self) -> float:
+        return float(self.resources.get("runtime", 0))
+
+    @property
+    def gpus(self) -> int:
+        if "gpu" in self.resources:
+            return int(self.resources["gpu"])
+        m = re.search(r"gpu(?::[\w.-]+)?:(\d+)", self.resources.get("gres", ""))
+        return int(m.group(1)) if m else 0
+
+    def submission(self) -> tuple[str, ...]:
+        """What decides this job's sbatch request: partition, threads, mem_mb, runtime, GPUs, extras."""
+        r = self.resources
+        extras = ", ".join(f"{k}={r[k]}" for k in _SUBMIT_EXTRAS if k in r)
+        return (r.get("slurm_partition", "(default)"), str(self.threads), r.get("mem_mb", "-"),
+                r.get("runtime", "-"), str(self.gpus), extras)
+
+
+@dataclass
+class ScanAudit:
+    """The jobs of one scan and its plan."""
+
+    scan: str
+    plan_path: Path
+    jobs: list[Job] = field(default_factory=list)
+
+    def plan(self) -> dict:
+        return json.loads(self.plan_path.read_text())
+
+    @property
+    def submitted(self) -> list[Job]:
+        return [j for j in self.jobs if not j.local]
+
+    def core_hours(self) -> float:
+        return sum(j.runtime_min / 60 * j.threads for j in self.submitted)
+
+    def gpu_hours(self) -> float:
+        return sum(j.runtime_min / 60 * j.gpus for j in self.submitted)
+
+    def storage(self) -> dict[str, int]:
+        """Bytes: intermediates (preprocessed stack and reconstructed chunks), final volume, and their sum,
+        the peak while both exist (an upper bound where the volume is a VDS over the chunks)."""
+        e = self.plan()["estimates"]
+        intermediate = int(e["preprocessed_bytes"]) + int(e["recon_chunk_bytes"])
+        final = int(e["volume_bytes"])
+        return {"intermediate": intermediate, "final": final, "peak": intermediate + final}
+
+
+def snakemake_command(args: Iterable[str], *extra: str) -> list[str]:
+    """This workflow's ``snakemake`` call with the user's arguments, then ``extra`` (which win)."""
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--nocolor", *args, *extra]
+
+
+def _run(cmd: list[str]) -> tuple[int, str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def run_plans(args: list[str]) -> str:
+    """Make every scan's plan on this machine (the ``plan`` checkpoint is a local rule); Snakemake's output."""
+    rc, text = _run(snakemake_command(args, "--until", "plan", "--executor", "local", "--cores", "1",
+                                      "--retries", "0"))
+    if rc != 0:
+        raise AuditError(_errors(text))
+    return text
+
+
+def dry_run(args: list[str]) -> str:
+    """Snakemake's dry-run job listing for the user's arguments."""
+    rc, text = _run(snakemake_command(args, "--dry-run"))
+    if rc != 0:
+        raise AuditError(_errors(text))
+    return text
+
+
+def _errors(text: str) -> str:
+    """What failed, from Snakemake's output: each "Error in rule" block's output and log lines and the
+    error its job logged (``jobs.start`` logs a job's fatal error as CRITICAL); else the output's tail."""
+    kept: list[str] = []
+    in_block = False
+    for line in text.splitlines():
+        if line.startswith("tomosnake: "):  # a preflight check's one-line verdict
+            kept.append(line)
+        elif line.startswith("Error in rule "):
+            in_block = True
+            kept.append(line)
+        elif in_block and (line.startswith(("    output: ", "    log: ")) or " CRITICAL " in line):
+            kept.append(line)
+        elif in_block and line.startswith(("Trying to restart", "Exiting", "Select jobs", "Complete log")):
+            in_block = False
+    return "\n".join(kept) if kept else "\n".join(text.splitlines()[-40:])
+
+
+def parse_jobs(text: str, local_rules: frozenset[str]) -> list[Job]:
+    """The jobs of a Snakemake job listing (dry run); ``local_rules`` run on the submitting machine."""
+    jobs: list[Job] = []
+    fields: dict[str, str] | None = None
+    rule = ""
+
+    def close() -> None:
+        if fields is not None:
+            jobs.append(Job(rule=rule, wildcards=_pairs(fields.get("wildcards", "")),
+                            threads=int(fields.get("threads", 1)), resources=_pairs(fields.get("resources", "")),
+                            inputs=tuple(fields.get("input", "").split(", ")) if fields.get("input") else (),
+                            local=rule in local_rules))
+
+    for line in text.splitlines():
+        if m := _HEADER.match(line):
+            close()
+            fields, rule = {}, m.group(2)
+        elif fields is not None and (m := _FIELD.match(line)):
+            fields[m.group(1)] = m.group(2)
+        elif fields is not None:
+            close()
+            fields = None
+    close()
+    return jobs
+
+
+def _pairs(text: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in _PAIR_SEP.split(text) if "=" in item)
+
+
+# Loads the workflow as a job's subprocess would (no preflight checks) with a placeholder scan: which
+# rules are local does not depend on the config, but the Snakefile needs a scan to parse.
+_LOCAL_RULES_CODE = """\
+import sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import (ConfigSettings, ExecMode, OutputSettings, Quietness, ResourceSettings,
+                                      WorkflowSettings)
+with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+    wf = api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(config={"input": ["a.h5"]}),
+                      workflow_settings=WorkflowSettings(exec_mode=ExecMode.SUBPROCESS),
+                      snakefile=Path(sys.argv[1]))._workflow
+    print("LOCALRULES", *(r.name for r in wf.rules if r.name in wf._localrules or r.norun))
+"""
+
+
+def local_rules_process(snakefile: Path = SNAKEFILE) -> subprocess.Popen:
+    """Start asking Snakemake which rules run on the submitting machine: the workflow's ``localrules`` and
+    rules without a job body (like ``all``). A dry run does not say (it leaves that to the executor), so
+    a child process loads the workflow through Snakemake's API (which changes the working directory)."""
+    return subprocess.Popen([sys.executable, "-c", _LOCAL_RULES_CODE, str(snakefile)], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def local_rules(proc: subprocess.Popen) -> frozenset[str]:
+    """The answer of `local_rules_process`."""
+    text, _ = proc.communicate()
+    line = next((s for s in text.splitlines() if s.startswith("LOCALRULES")), None)
+    if proc.returncode != 0 or line is None:
+        raise AuditError(text)
+    return frozenset(line.split()[1:])
+
+
+def scans(jobs: list[Job]) -> list[ScanAudit]:
+    """Group jobs by scan; a scan's plan is the ``<scan>/plan.json`` its jobs read."""
+    by_scan: dict[str, ScanAudit] = {}
+    for job in jobs:
+        scan = job.wildcards.get("scan")
+        if scan is None:
+            continue
+        if scan not in by_scan:
+            plan = next((p for j in jobs if j.wildcards.get("scan") == scan for p in j.inputs
+                         if p.endswith(f"/{scan}/plan.json")), None)
+            if plan is None:
+                raise AuditError(f"scan {scan}: no job reads its plan.json; has its plan run?")
+            by_scan[scan] = ScanAudit(scan, Path(plan))
+        by_scan[scan].jobs.append(job)
+    return list(by_scan.values())
+
+
+def size(nbytes: float) -> str:
+    """Bytes in decimal units with three significant digits: '15.1 MB', '2.05 TB'."""
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if abs(nbytes) < 1000 or unit == "PB":
+            break
+        nbytes /= 1000
+    return f"{nbytes:.3g} {unit}" if nbytes < 100 else f"{nbytes:.0f} {unit}"
+
+
+def report(audits: list[ScanAudit], out: TextIO) -> bool:
+    """Print the audit; return whether every scan fits its output filesystem."""
+    need_by_fs: dict[int, int] = defaultdict(int)
+    free_by_fs: dict[int, tuple[int, Path]] = {}
+    for a in audits:
+        plan, st = a.plan(), a.storage()
+        counts = Counter(j.rule for j in a.jobs)
+        print(f"scan {a.scan}  (plan: {a.plan_path})", file=out)
+        print(f"  k = {plan['k']} preprocessing chunks, j = {plan['j']} reconstruction chunks, "
+              f"memory budget {plan['memory_mb']:g} MB per job", file=out)
+        print(f"  {'rule':<18}{'jobs':>5}  {'runs on':<8}{'partition':<12}{'threads':>7}{'mem_mb':>8}"
+              f"{'runtime_min':>12}{'gpu':>4}  other", file=out)
+        groups = Counter((j.rule, j.local, j.submission()) for j in a.jobs)
+        for (rule, local, sub), n in sorted(groups.items(), key=lambda g: [j.rule for j in a.jobs].index(g[0][0])):
+            partition, threads, mem, runtime, gpu, extras = sub
+            where = "local" if local else "SLURM"
+            if local:
+                partition, mem, runtime, gpu = "-", "-", "-", "-"
+            print(f"  {rule:<18}{n:>5}  {where:<8}{partition:<12}{threads:>7}{mem:>8}{runtime:>12}{gpu:>4}  {extras}",
+                  file=out)
+        print(f"  jobs per rule: {dict(counts)}", file=out)
+        print(f"  core-hours <= {a.core_hours():.2f}, GPU-hours <= {a.gpu_hours():.2f} "
+              "(upper bounds: time limit x cores of each submitted job; first attempt, a retry doubles it)",
+              file=out)
+        print(f"  storage: intermediate {size(st['intermediate'])}, final {size(st['final'])}, "
+              f"peak {size(st['peak'])} (plan.json estimates)", file=out)
+        base = a.plan_path.parent.parent  # the output directory
+        while not base.exists():
+            base = base.parent
+        dev = os.stat(base).st_dev
+        need_by_fs[dev] += st["peak"]
+        free_by_fs[dev] = (shutil.disk_usage(base).free, base)
+    fits = True
+    for dev, need in need_by_fs.items():
+        free, base = free_by_fs[dev]
+        ok = need <= free
+        fits &= ok
+        print(f"disk: {size(need)} needed on the filesystem of {base}, {size(free)} free: "
+              f"{'OK' if ok else 'NOT ENOUGH SPACE'}", file=out)
+    return fits
+
+
+def audit(args: list[str], out: TextIO = sys.stdout) -> int:
+    """Run the audit for these Snakemake arguments; 0 if every scan can run, 1 otherwise."""
+    asking = local_rules_process()
+    try:
+        run_plans(args)
+        text = dry_run(args)
+        local = local_rules(asking)
+        if "Nothing to be done" in text:
+            print("Nothing to be done: every target is up to date, nothing would be submitted.", file=out)
+            return 0
+        audits = scans(parse_jobs(text, local))
+    except AuditError as err:
+        print(f"tomosnake audit: the run cannot start:\n{err}", file=out)
+        return 1
+    finally:
+        if asking.poll() is None:
+            asking.kill()
+            asking.wait()
+    if not audits:
+        print("tomosnake audit: no scan in the run (config key 'input' or 'tori')", file=out)
+        return 1
+    total_core = sum(a.core_hours() for a in audits)
+    total_gpu = sum(a.gpu_hours() for a in audits)
+    fits = report(audits, out)
+    if len(audits) > 1:
+        print(f"all {len(audits)} scans: core-hours <= {total_core:.2f}, GPU-hours <= {total_gpu:.2f}", file=out)
+    if not fits:
+        print("tomosnake audit: not enough disk space for the run", file=out)
+    return 0 if fits else 1
+
+
+def main(argv: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return 0
+    return audit(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
