@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -174,3 +176,19 @@ def test_try_center_writes_a_series_around_the_centre(run_a):
     sharp = [np.sum(np.diff(tifffile.imread(p), axis=0) ** 2) for p in tiffs]
     assert abs(float(tiffs[int(np.argmax(sharp))].stem.split("_")[1]) - SPEC.center) <= 0.5
     assert len(PdfReader(d / "contact_sheet.pdf").pages) == 1
+
+
+def test_demo_command(tmp_path):
+    """README command 1's last step, `tomosnake demo`: it splits the scan, prints where the outputs are,
+    and the volume matches the demo phantom."""
+    from tomosnake.cli import DEMO_SPEC
+
+    proc = subprocess.run([sys.executable, "-m", "tomosnake.cli", "demo", "--workdir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    printed = dict(re.findall(r"^  (volume|report): (.+)$", proc.stdout, re.MULTILINE))
+    assert Path(printed["volume"]).is_file() and Path(printed["report"]).is_file()
+    plan = json.loads((Path(printed["volume"]).parent / "plan.json").read_text())
+    assert plan["k"] > 1 and plan["j"] > 1, (plan["k"], plan["j"])
+    nrmse, gain = fit_error(volume(Path(printed["volume"])), ground_truth(DEMO_SPEC))
+    assert nrmse < MAX_NRMSE and 0.9 < gain < 1.1, (nrmse, gain)

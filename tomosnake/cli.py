@@ -38,8 +38,10 @@ def _demo(args: argparse.Namespace) -> int:
     if not scan.exists():
         print(f"generating a {DEMO_SPEC.n_proj} x {DEMO_SPEC.n_rows} x {DEMO_SPEC.n_cols} phantom scan: {scan}")
         write_scan(scan, DEMO_SPEC)
-    # A small memory budget so the demo really splits the scan into several chunks.
-    config = {"input": str(scan), "outdir": str(work / "results"), "memory_mb": args.memory_mb, "cleanup": False}
+    # Budgets just above the interpreter's allowance (overhead_mb 300), so that the small demo scan is
+    # really split: 2 pre-processing and 4 reconstruction jobs.
+    config = {"input": str(scan), "outdir": str(work / "results"), "memory_mb": args.memory_mb,
+              "preprocess_memory_mb": args.memory_mb - 10, "subchunks_per_job": 4, "cleanup": False}
     start = time.time()
     rc = subprocess.call(snakemake_command("local", config), cwd=work)
     if rc != 0:
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="generate a phantom scan and reconstruct it end to end, locally")
     demo.add_argument("--workdir", default="demo")
-    demo.add_argument("--memory-mb", type=float, default=310.0, dest="memory_mb")
+    demo.add_argument("--memory-mb", type=float, default=330.0, dest="memory_mb")
     demo.set_defaults(func=_demo)
     sub.add_parser("audit", help="plan the scans and print jobs, partitions, core/GPU-hours and disk needed; "
                    "exit 1 if a scan cannot run (takes the run's snakemake arguments, e.g. --profile maxiv)")
