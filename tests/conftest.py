@@ -10,7 +10,8 @@ import pytest
 from tomosnake.phantom import PhantomSpec, write_scan
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# The project's shared data sit beside the checkout; TOMOSNAKE_SHARED points elsewhere.
+SHARED = Path(os.environ.get("TOMOSNAKE_SHARED", REPO.parent / "shared"))
 TOOTH = SHARED / "data" / "tooth.h5"
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
+from tests.conftest import TOOTH
 from tomosnake.config import ReconConfig
 from tomosnake.phantom import PhantomSpec, ground_truth, sinogram_block
 from tomosnake.recon import (
@@ -152,10 +152,8 @@ def test_tomocupy_matches_truth(padded, truth):
     assert acc["rmse"] < 0.09 and acc["ssim"] > 0.75
 
 
-TOOTH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tooth.h5"
 
 
-@pytest.mark.skipif(not TOOTH.exists(), reason="shared/data/tooth.h5 is not beside the repository")
 def test_real_tooth_agrees_with_algotom_fbp():
     """A real measurement (TomoPy's tooth sample data): default chain vs algotom's FBP."""
     from algotom.prep.calculation import find_center_vo
