@@ -2,6 +2,7 @@
 # Submit trivial jobs to the running test cluster and check that each one completes:
 # one per partition, and on gpu one with --gres=gpu:1 and one with --gpus=1 (the form the
 # executor plugin emits for a rule with resources gpu=1), both of which must see a GPU.
+# Job states come from the accounting database (sacct), as the executor plugin reads them.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 out=$(mktemp -d)
@@ -24,7 +25,7 @@ ids[gpus]=$(submit gpus -p gpu --gpus=1)
 
 for name in "${!ids[@]}"; do
     for ((i = 0; i < 300; i++)); do
-        state=$(squeue -h -j "${ids[$name]}" -t all -o %T)
+        state=$(sacct -n -X -P -j "${ids[$name]}" -o State)
         [[ $state =~ ^(COMPLETED|FAILED|CANCELLED|TIMEOUT|OUT_OF_MEMORY|NODE_FAIL)$ ]] && break
         sleep 0.1
     done

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Configure and start a one-node SLURM on this machine: munged, slurmctld, slurmd, with
+# Configure and start a one-node SLURM on this machine: munged, a private MariaDB, slurmdbd
+# (job accounting, so sacct works as on a production cluster), slurmctld, slurmd, with
 # partitions cpu (default) and gpu on the same node and one fake GPU (gres gpu:1).
 # Idempotent: if the cluster is already up with the same configuration it is left alone;
 # otherwise (or with --restart) the daemons are stopped by PID, the spool directories are
@@ -17,11 +18,13 @@ render_config "$tmp"
 
 up() {
     pid_of "$MUNGED_PID" munged >/dev/null && pid_of "$SLURMCTLD_PID" slurmctld >/dev/null &&
-        pid_of "$SLURMD_PID" slurmd >/dev/null && [[ $(node_state) =~ ^(idle|mix|alloc)$ ]]
+        pid_of "$SLURMD_PID" slurmd >/dev/null && pid_of "$SLURMDBD_PID" slurmdbd >/dev/null &&
+        pid_of "$DB_PID" mariadbd >/dev/null && [[ $(node_state) =~ ^(idle|mix|alloc)$ ]]
 }
 
 if [[ ${1:-} != --restart ]] && up &&
-    cmp -s "$tmp/slurm.conf" "$SLURM_ETC/slurm.conf" && cmp -s "$tmp/gres.conf" "$SLURM_ETC/gres.conf"; then
+    cmp -s "$tmp/slurm.conf" "$SLURM_ETC/slurm.conf" && cmp -s "$tmp/gres.conf" "$SLURM_ETC/gres.conf" &&
+    cmp -s "$tmp/slurmdbd.conf" "$SLURM_ETC/slurmdbd.conf"; then
     echo "SLURM already running (node $NODE: $(node_state))"
     exit 0
 fi
@@ -31,6 +34,7 @@ t0=$(date +%s.%N)
 
 mkdir -p "$SLURM_ETC" "$SLURM_LOGS"
 install -m 644 "$tmp/slurm.conf" "$tmp/gres.conf" "$SLURM_ETC/"
+install -m 600 "$tmp/slurmdbd.conf" "$SLURM_ETC/"  # slurmdbd refuses a config others can read
 rm -rf "$SLURM_STATE" "$SLURM_SPOOL"
 mkdir -p "$SLURM_STATE" "$SLURM_SPOOL"
 
@@ -44,6 +48,23 @@ chmod 400 /etc/munge/munge.key
 runuser -u munge -- munged
 munge -n | unmunge >/dev/null || die "munge does not work"
 
+# The accounting database, created afresh (a test cluster keeps no history across starts).
+rm -rf "$DB_DIR"
+mkdir -p "$DB_DIR" "$DB_RUN"
+chown mysql:mysql "$DB_DIR" "$DB_RUN"
+mariadb-install-db --no-defaults --user=mysql --datadir="$DB_DIR" --auth-root-authentication-method=socket \
+    --skip-test-db >"$SLURM_LOGS/mariadb-install.log" 2>&1 || die "mariadb-install-db failed (see $SLURM_LOGS)"
+runuser -u mysql -- mariadbd --no-defaults --datadir="$DB_DIR" --socket="$DB_SOCKET" --pid-file="$DB_PID" \
+    --bind-address=127.0.0.1 --port="$DB_PORT" --log-error="$SLURM_LOGS/mariadb.log" >/dev/null 2>&1 &
+wait_for "MariaDB" mariadb --no-defaults --socket="$DB_SOCKET" -e "SELECT 1"
+mariadb --no-defaults --socket="$DB_SOCKET" <<SQL
+CREATE USER '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
+GRANT ALL ON slurm_acct_db.* TO '$DB_USER'@'127.0.0.1';
+SQL
+# slurmctld must find slurmdbd listening, or it starts without the cluster's TRES.
+slurmdbd
+wait_for "slurmdbd" sacctmgr -n list cluster
+sacctmgr -i -Q add cluster "$(sed -n 's/^ClusterName=//p' "$SLURM_ETC/slurm.conf")" >/dev/null
 slurmctld
 slurmd
 
@@ -52,7 +73,8 @@ for ((i = 0; i < 300; i++)); do
     sleep 0.1
 done
 state=$(node_state)
+sacct -n -X >/dev/null || die "sacct does not answer (see $SLURM_LOGS/slurmdbd.log)"
 [[ $state == idle ]] || die "node $NODE is '${state:-unknown}' (see $SLURM_LOGS/*.log)"
 t1=$(date +%s.%N)
 awk -v a="$t0" -v b="$t1" -v n="$NODE" -v p="$(sinfo -h -o %P | tr '\n' ' ')" \
-    'BEGIN { printf "SLURM up in %.2f s: node %s idle, partitions: %s\n", b - a, n, p }'
+    'BEGIN { printf "SLURM up in %.2f s (accounting included): node %s idle, partitions: %s\n", b - a, n, p }'

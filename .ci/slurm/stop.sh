@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop slurmd, slurmctld and munged by the PIDs in their pid files (never by name).
+# Stop slurmd, slurmctld, slurmdbd, the accounting MariaDB and munged by the PIDs in their pid files (never by name).
 # Idempotent: a daemon that is not running is skipped.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -19,4 +19,6 @@ stop_one() {   # stop_one PIDFILE COMM
 
 stop_one "$SLURMD_PID" slurmd
 stop_one "$SLURMCTLD_PID" slurmctld
+stop_one "$SLURMDBD_PID" slurmdbd
+stop_one "$DB_PID" mariadbd
 stop_one "$MUNGED_PID" munged
