@@ -24,6 +24,7 @@ SPEC = PhantomSpec(n_proj=360, n_rows=32, n_cols=128, center_offset=2.0, seed=3)
 UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
 LOCAL_RULES = {"plan", "vds_merge", "cleanup"}  # the workflow's localrules
 STAGES = {"conversion_range", "combine", "report"}  # submitted once per scan, among others
+THREADED = {"preprocess_chunk", "conversion_range", "recon_chunk"}  # the rules with `threads: CFG.threads`
 
 
 def splitting_budget(scan: Path, config: dict, center: float, max_mb: int = 1024) -> int:
@@ -76,7 +77,8 @@ def size_of(text: str, what: str) -> float:
     return float(m.group(1)) * UNITS[m.group(2)]
 
 
-BASE = {"overhead_mb": 0, "threads": 1, "subchunks_per_job": 1, "report": True, "cleanup": True}
+# Two threads per job: a dry run would cap them at one unless the audit lifts Snakemake's --cores cap.
+BASE = {"overhead_mb": 0, "threads": 2, "subchunks_per_job": 1, "report": True, "cleanup": True}
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +121,8 @@ def test_audit_shows_k_j_and_jobs_per_rule_from_the_plan(audited, budget):
             if rule in LOCAL_RULES:
                 assert where == "local"
             else:
-                assert (where, partition, threads, mem_mb, gpu) == ("SLURM", "cpu", "1", str(math.ceil(budget)), "0")
+                want = BASE["threads"] if rule in THREADED else 1
+                assert (where, partition, threads, mem_mb, gpu) == ("SLURM", "cpu", str(want), str(math.ceil(budget)), "0")
                 assert int(runtime) >= 10
 
 

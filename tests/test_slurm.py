@@ -1,10 +1,10 @@
 """The workflow on a real SLURM through the executor plugin (profile slurm-test).
 
-Checked against the phantom's ground truth, SLURM's own job records (``squeue --states=all``: the
-test cluster keeps finished jobs for an hour, MinJobAge=3600) and Snakemake's own records (its
-job log and ``.snakemake/metadata``). Needs the one-node cluster of .ci/slurm (``install.sh`` and
-``start.sh``, as root). Every ``snakemake`` call is wrapped in ``timeout -k``: without accounting
-a lost job status makes Snakemake wait forever, and it ignores SIGTERM.
+Checked against the phantom's ground truth, SLURM's accounting records (``sacct``: the test
+cluster runs slurmdbd, so the plugin reads job states with sacct, as on a production cluster) and
+Snakemake's own records (its job log and ``.snakemake/metadata``). Needs the one-node cluster of
+.ci/slurm (``install.sh`` and ``start.sh``, as root). Every ``snakemake`` call is wrapped in
+``timeout -k``: a lost job status can make Snakemake wait forever, and it ignores SIGTERM.
 
 Run time is dominated by the plugin's status polling, not by the jobs (see profiles/slurm-test).
 """
@@ -30,6 +30,7 @@ from tests.test_audit import (
     LOCAL_RULES,
     SPEC,
     STAGES,
+    THREADED,
     audit,
     splitting_budget,
     table,
@@ -113,9 +114,11 @@ def _minutes(limit: str) -> int:
 
 
 def slurm_jobs(run: SlurmRun) -> list[SlurmJob]:
-    """The run's jobs as SLURM records them (all named with the run id), finished ones included."""
-    out = subprocess.run(["squeue", "--noheader", "--states=all", f"--name={run.run_id}",
-                          "--format=%i|%P|%T|%k|%C|%m|%l"], capture_output=True, text=True, check=True).stdout
+    """The run's jobs (all named with the run id) as SLURM's accounting records them."""
+    out = subprocess.run(["sacct", "--noheader", "--allocations", "--parsable2", "--starttime=now-2days",
+                          f"--name={run.run_id}",
+                          "--format=JobID,Partition,State,Comment,AllocCPUS,ReqMem,Timelimit"],
+                         capture_output=True, text=True, check=True).stdout
     jobs = []
     for line in out.splitlines():
         job_id, partition, state, comment, cpus, memory, limit = line.split("|")
@@ -217,12 +220,14 @@ def test_full_run_volume_matches_ground_truth(full_run):
 
 
 def test_full_run_jobs_in_slurm_records(full_run, budget):
-    """Each chunk and stage job went to the configured partition (default: cpu) with the plan's memory."""
+    """Each chunk and stage job went to the configured partition (default: cpu) with the plan's memory and
+    its rule's threads (the audit's dry run must not cap them: see test_audit_predicted_what_was_submitted)."""
     jobs = slurm_jobs(full_run.run)
     check_jobs(jobs, plan_of(full_run.work))
     assert {j.state for j in jobs} == {"COMPLETED"}
     assert {j.partition for j in jobs} == {"cpu"}
-    assert {(j.cpus, j.memory) for j in jobs} == {(BASE["threads"], f"{budget}M")}
+    assert {(j.rule, j.cpus) for j in jobs} == {(r, BASE["threads"] if r in THREADED else 1) for r in {j.rule for j in jobs}}
+    assert {j.memory for j in jobs} == {f"{budget}M"}
 
 
 def test_audit_predicted_what_was_submitted(full_run):

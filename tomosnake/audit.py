@@ -124,9 +124,21 @@ def run_plans(args: list[str]) -> str:
     return text
 
 
+# A dry run caps every job's threads at --cores, which it sets to 1 when neither the command line nor a
+# profile gives it; a real run with a cluster executor has no such cap (each job is submitted with its
+# rule's threads). So that the listing shows what will be submitted, the audit lifts the cap unless the
+# user's own arguments set --cores.
+UNCAPPED_CORES = "1000000"
+
+
+def _sets_cores(args: Iterable[str]) -> bool:
+    return any(a in ("--cores", "-c") or a.startswith(("--cores=", "-c")) for a in args)
+
+
 def dry_run(args: list[str]) -> str:
-    """Snakemake's dry-run job listing for the user's arguments."""
-    rc, text = _run(snakemake_command(args, "--dry-run"))
+    """Snakemake's dry-run job listing for the user's arguments, threads as the jobs will get them."""
+    cores = () if _sets_cores(args) else ("--cores", UNCAPPED_CORES)
+    rc, text = _run(snakemake_command(args, "--dry-run", *cores))
     if rc != 0:
         raise AuditError(_errors(text))
     return text
