@@ -131,14 +131,16 @@ def test_cleanup_leaves_nothing_to_recompute(run_a, tmp_path):
     assert nothing_to_do(copy, cfg)
 
 
-def test_tooth_end_to_end(tmp_path):
-    """The real tooth scan (181 x 2 x 640): all rules, k, j > 1, a sane volume agreeing with algotom."""
+def test_tooth_and_phantom_in_one_invocation(tmp_path, phantom_scan):
+    """The real tooth scan (181 x 2 x 640) and the phantom in one run, each in its own work directory:
+    all rules, k, j > 1 for the tooth, its volume agreeing with algotom, the phantom's with ground truth."""
     from algotom.rec.reconstruction import dfi_reconstruction
 
     scan = shutil.copy(TOOTH, tmp_path / "tooth.h5")
     read_only(Path(scan))
     # Reconstructing one 640-px slice needs ~41 MB; preprocessing gets a small budget so k > 1.
     cfg = _config(Path(scan), tmp_path / "out", 16.5, recon_memory_mb=41.0, cleanup=True)
+    cfg["input"].append(str(phantom_scan))
     run(tmp_path, cfg)
     d = tmp_path / "out" / "tooth"
     plan = json.loads((d / "plan.json").read_text())
@@ -158,6 +160,12 @@ def test_tooth_end_to_end(tmp_path):
     ref = dfi_reconstruction(sino, center, angles=theta, apply_log=False)
     nrmse, _ = fit_error(vol[1], ref, radius=0.8)
     assert nrmse < 0.1, nrmse
+    # The other scan of the run: its own plan, volume and report, untouched by the tooth's.
+    other = tmp_path / "out" / "phantom_scan"
+    assert json.loads((other / "plan.json").read_text())["input"] == str(phantom_scan)
+    assert (other / "cleanup.done").exists() and (other / "phantom_scan_report.pdf").exists()
+    nrmse, gain = fit_error(volume(other / "phantom_scan_recon.h5"), ground_truth(SPEC))
+    assert nrmse < MAX_NRMSE and 0.9 < gain < 1.1, (nrmse, gain)
 
 
 def test_try_center_writes_a_series_around_the_centre(run_a):
