@@ -94,13 +94,16 @@ def test_backend_envs_extend_core_with_the_same_versions():
 PIN_FILES = sorted(ENVS.glob("*.linux-64.pin.txt"))
 
 
-@pytest.mark.parametrize("pin_file", PIN_FILES, ids=lambda p: p.name)
-def test_pin_file_agrees_with_its_yaml(pin_file: Path):
-    env_file = ENVS / pin_file.name.replace(".linux-64.pin.txt", ".yaml")
-    assert env_file.is_file(), f"{pin_file.name} has no yaml beside it"
-    locked = explicit_pins(pin_file.read_text())
-    for name, version in pins(env_file).items():
-        assert locked.get(name) == version, f"{pin_file.name}: {name} is {locked.get(name)}, yaml says {version}"
+def test_pin_files_agree_with_their_yaml():
+    if not PIN_FILES:
+        pytest.skip("no envs/*.linux-64.pin.txt shipped: conda-forge is unreachable where they would be made; "
+                    "generate them as envs/core.yaml describes and this test checks them")
+    for pin_file in PIN_FILES:
+        env_file = ENVS / pin_file.name.replace(".linux-64.pin.txt", ".yaml")
+        assert env_file.is_file(), f"{pin_file.name} has no yaml beside it"
+        locked = explicit_pins(pin_file.read_text())
+        for name, version in pins(env_file).items():
+            assert locked.get(name) == version, f"{pin_file.name}: {name} is {locked.get(name)}, yaml says {version}"
 
 
 def test_explicit_pin_parser_reads_and_rejects():

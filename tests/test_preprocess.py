@@ -48,10 +48,10 @@ LOCAL = {  # every correction with a finite neighbourhood: real row overlaps
 
 
 def config(sections: dict, phase_filter: str | None = None) -> PreprocessConfig:
-    cfg = PreprocessConfig.model_validate(sections)
-    if phase_filter:  # until PhaseRetrieval has a `filter` field (requested from the lead)
-        cfg = cfg.model_copy(update={"phase": cfg.phase.model_copy(update={"filter": phase_filter})})
-    return cfg
+    """The sections' config, with Paganin's filter set to ``phase_filter`` when given."""
+    if phase_filter:
+        sections = sections | {"phase": sections.get("phase", {}) | {"filter": phase_filter}}
+    return PreprocessConfig.model_validate(sections)
 
 
 @pytest.fixture(scope="module")
