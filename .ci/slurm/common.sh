@@ -17,7 +17,7 @@ DB_DIR=/var/lib/tomosnake-slurmdb
 DB_RUN=/run/tomosnake-slurmdb
 DB_SOCKET=$DB_RUN/mysqld.sock
 DB_PID=$DB_RUN/mysqld.pid
-DB_PORT=3306
+DB_PORT=3316  # not MariaDB's usual 3306, which a database of the machine's own may hold
 DB_USER=slurm
 DB_PASS=tomosnake-ci  # a throwaway test cluster's database, reachable on 127.0.0.1 only
 NODE=$(hostname -s)
@@ -40,19 +40,21 @@ pid_of() {
     echo "$pid"
 }
 
-# wait_for WHAT CMD...: run CMD (quietly) every 0.1 s until it succeeds, for at most 30 s.
+# wait_for CMD...: run CMD (quietly) every 0.1 s until it succeeds; fails after 30 s.
 wait_for() {
-    local what=$1 i
-    shift
+    local i
     for ((i = 0; i < 300; i++)); do
         "$@" >/dev/null 2>&1 && return 0
         sleep 0.1
     done
-    die "$what did not come up in 30 s (see $SLURM_LOGS)"
+    return 1
 }
 
 # node_state: the node's state as sinfo reports it (idle, mix, alloc, drain, down, inval, ...).
 node_state() { sinfo -h -n "$NODE" -o %t 2>/dev/null | head -n1; }
+
+# node_ready: the node takes jobs.
+node_ready() { [[ $(node_state) =~ ^(idle|mix|alloc)$ ]]; }
 
 # render_config DIR: write slurm.conf and gres.conf for this machine into DIR.
 render_config() {

@@ -19,7 +19,7 @@ render_config "$tmp"
 up() {
     pid_of "$MUNGED_PID" munged >/dev/null && pid_of "$SLURMCTLD_PID" slurmctld >/dev/null &&
         pid_of "$SLURMD_PID" slurmd >/dev/null && pid_of "$SLURMDBD_PID" slurmdbd >/dev/null &&
-        pid_of "$DB_PID" mariadbd >/dev/null && [[ $(node_state) =~ ^(idle|mix|alloc)$ ]]
+        pid_of "$DB_PID" mariadbd >/dev/null && node_ready
 }
 
 if [[ ${1:-} != --restart ]] && up &&
@@ -56,22 +56,20 @@ mariadb-install-db --no-defaults --user=mysql --datadir="$DB_DIR" --auth-root-au
     --skip-test-db >"$SLURM_LOGS/mariadb-install.log" 2>&1 || die "mariadb-install-db failed (see $SLURM_LOGS)"
 runuser -u mysql -- mariadbd --no-defaults --datadir="$DB_DIR" --socket="$DB_SOCKET" --pid-file="$DB_PID" \
     --bind-address=127.0.0.1 --port="$DB_PORT" --log-error="$SLURM_LOGS/mariadb.log" >/dev/null 2>&1 &
-wait_for "MariaDB" mariadb --no-defaults --socket="$DB_SOCKET" -e "SELECT 1"
+wait_for mariadb --no-defaults --socket="$DB_SOCKET" -e "SELECT 1" ||
+    die "MariaDB did not come up in 30 s (see $SLURM_LOGS/mariadb.log)"
 mariadb --no-defaults --socket="$DB_SOCKET" <<SQL
 CREATE USER '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
 GRANT ALL ON slurm_acct_db.* TO '$DB_USER'@'127.0.0.1';
 SQL
 # slurmctld must find slurmdbd listening, or it starts without the cluster's TRES.
 slurmdbd
-wait_for "slurmdbd" sacctmgr -n list cluster
+wait_for sacctmgr -n list cluster || die "slurmdbd did not come up in 30 s (see $SLURM_LOGS/slurmdbd.log)"
 sacctmgr -i -Q add cluster "$(sed -n 's/^ClusterName=//p' "$SLURM_ETC/slurm.conf")" >/dev/null
 slurmctld
 slurmd
 
-for ((i = 0; i < 300; i++)); do
-    [[ $(node_state) =~ ^(idle|mix|alloc)$ ]] && break
-    sleep 0.1
-done
+wait_for node_ready || true  # the state is named below
 state=$(node_state)
 sacct -n -X >/dev/null || die "sacct does not answer (see $SLURM_LOGS/slurmdbd.log)"
 [[ $state == idle ]] || die "node $NODE is '${state:-unknown}' (see $SLURM_LOGS/*.log)"
