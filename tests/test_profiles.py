@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tomosnake.profiles import REPO_PROFILES, install_profiles
+from tomosnake.profiles import install_profiles
+from tomosnake.workflow import PROFILES as REPO_PROFILES
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = {p.name: yaml.safe_load((p / "profile.yaml").read_text()) for p in REPO_PROFILES.iterdir()}

@@ -16,16 +16,17 @@ from pypdf import PdfReader
 
 from tests.conftest import read_only
 from tomosnake import config as tconfig
-from tomosnake import report, timings
-from tomosnake.combine import combine
+from tomosnake.report import pdf as report
+from tomosnake.report import timings
+from tomosnake.stages.combine import combine
 from tomosnake.phantom import PhantomSpec, write_scan
-from tomosnake.plan import make_plan, split
-from tomosnake.preprocess import process_chunk
-from tomosnake.previews import write_previews
-from tomosnake.reconstruct import recon_chunk, write_range
-from tomosnake.scan import RawScan
-from tomosnake.timings import Benchmark, JobRecord, summarize
-from tomosnake.vds import stack
+from tomosnake.stages.plan import make_plan, split
+from tomosnake.stages.preprocess_chunk import process_chunk
+from tomosnake.report.previews import write_previews
+from tomosnake.stages.recon_chunk import recon_chunk, write_range
+from tomosnake.io.scan import RawScan
+from tomosnake.report.timings import Benchmark, JobRecord, summarize
+from tomosnake.io.vds import stack
 
 SPEC = PhantomSpec(n_proj=150, n_rows=10, n_cols=80, center_offset=1.5, seed=4)
 

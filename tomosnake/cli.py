@@ -11,15 +11,15 @@ from pathlib import Path
 
 from tomosnake.config import scan_name
 from tomosnake.phantom import PhantomSpec, write_scan
+from tomosnake.workflow import PROFILES, SNAKEFILE
 
-REPO = Path(__file__).resolve().parents[1]
 DEMO_SPEC = PhantomSpec(n_proj=360, n_rows=32, n_cols=256, center_offset=3.5)
 
 
 def snakemake_command(profile: str, config: dict[str, object], *extra: str) -> list[str]:
-    """A ``snakemake`` call of this repository's workflow with ``--config`` overrides."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-           "--profile", str(REPO / "profiles" / profile)]
+    """A ``snakemake`` call of the package's workflow with ``--config`` overrides."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
+           "--profile", str(PROFILES / profile)]
     if config:
         cmd += ["--config", *(f"{k}={v}" for k, v in config.items())]
     return cmd + list(extra)

@@ -2,7 +2,7 @@
 
 `StitchedScan` reads the same block of projections × rows from every file, normalises each
 with its own flats and darks (TomoPy ``normalize`` semantics, as `tomosnake.corrections.flatdark`)
-and joins them at whole-pixel column offsets with the blend of `tomosnake.stitch`. It returns
+and joins them at whole-pixel column offsets with the blend of `tomosnake.corrections.stitch`. It returns
 transmission, so its flats are ones and its darks zeros: the chain's flat/dark step is then an
 exact no-op and the rest of the preprocessing chain runs unchanged. The offsets come from the
 plan (`find_offsets`: motor positions refined on a few projections, seed paper §2.3);
@@ -22,8 +22,8 @@ import numpy as np
 
 from tomosnake.config import ConfigError, InputConfig, StitchConfig, TomoConfig
 from tomosnake.corrections.flatdark import FLOOR, reduce_frames
-from tomosnake.scan import RawScan, ScanError, ScanInfo
-from tomosnake.stitch import edge_weights, motor_offsets, refine_offsets, stitched_width
+from tomosnake.io.scan import RawScan, ScanError, ScanInfo
+from tomosnake.corrections.stitch import edge_weights, motor_offsets, refine_offsets, stitched_width
 
 
 def stitched_input(cfg: TomoConfig) -> str:

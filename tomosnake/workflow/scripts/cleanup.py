@@ -3,9 +3,9 @@ import logging
 from pathlib import Path
 
 from tomosnake import jobs
-from tomosnake.atomic import write_text
-from tomosnake.cleanup import clean
-from tomosnake.plan import Plan
+from tomosnake.io.atomic import write_text
+from tomosnake.stages.cleanup import clean
+from tomosnake.stages.plan import Plan
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 cfg = jobs.start(smk)

@@ -17,9 +17,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tomosnake.atomic import atomic_dir
-from tomosnake.combine import chunk_shape, pyramid_levels, slab_depth
-from tomosnake.timings import io_timer
+from tomosnake.io.atomic import atomic_dir
+from tomosnake.stages.combine import chunk_shape, pyramid_levels, slab_depth
+from tomosnake.report.timings import io_timer
 
 SHARD_SIDE = 1024  # (y, x) of a Zarr shard: one file per (depth x 1024 x 1024) block, not one per chunk
 

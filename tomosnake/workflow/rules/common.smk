@@ -6,7 +6,7 @@ from pathlib import Path
 from tomosnake import config as tconfig
 from tomosnake import preflight
 from tomosnake.config import stage_dict
-from tomosnake.plan import Plan
+from tomosnake.stages.plan import Plan
 
 # Bad input stops here, before any job is queued: one line naming the file, dataset or key, exit 1.
 # Only the main process checks; jobs re-parsing this file (cluster, subprocess) skip it.

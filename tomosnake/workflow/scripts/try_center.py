@@ -2,8 +2,8 @@
 from pathlib import Path
 
 from tomosnake import jobs
-from tomosnake.plan import Plan
-from tomosnake.reconstruct import try_center
+from tomosnake.stages.plan import Plan
+from tomosnake.stages.recon_chunk import try_center
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 cfg = jobs.start(smk)

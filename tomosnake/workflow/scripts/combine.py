@@ -3,8 +3,8 @@ import json
 from pathlib import Path
 
 from tomosnake import jobs
-from tomosnake.combine import combine
-from tomosnake.plan import Plan
+from tomosnake.stages.combine import combine
+from tomosnake.stages.plan import Plan
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 cfg = jobs.start(smk)

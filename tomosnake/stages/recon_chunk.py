@@ -15,9 +15,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tomosnake.atomic import atomic_path, write_text
+from tomosnake.io.atomic import atomic_path, write_text
 from tomosnake.config import TomoConfig
-from tomosnake.plan import Plan, resolve_center
+from tomosnake.stages.plan import Plan, resolve_center
 from tomosnake.recon.chain import conversion_range, convert, reconstruct_block
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def try_center(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_dir: str |
 
     Preprocessing does not depend on the centre, so the series reuses the run's preprocessed data.
     """
-    from tomosnake.center import centers_around, try_centers
+    from tomosnake.recon.center import centers_around, try_centers
 
     t = cfg.center_try
     row = plan.shape[1] // 2 if t.row is None else t.row

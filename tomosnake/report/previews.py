@@ -6,7 +6,7 @@ whenever the report is redone (for instance after a new pyramid). Reads are boun
 one projection, and one sinogram row from at most `RAW_SINO_ANGLES` raw projections
 (raw files are usually chunked per projection, so a raw sinogram reads whole frames)
 and from every pre-processed one (contiguous chunk files). Arrays are kept at display
-resolution (`tomosnake.figures.reduce_for_display`), with their full shapes.
+resolution (`tomosnake.report.figures.reduce_for_display`), with their full shapes.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tomosnake.atomic import atomic_path
+from tomosnake.io.atomic import atomic_path
 from tomosnake.config import TomoConfig
-from tomosnake.figures import reduce_for_display
-from tomosnake.plan import Plan
-from tomosnake.preprocess import build_chain
-from tomosnake.scan import RawScan
+from tomosnake.report.figures import reduce_for_display
+from tomosnake.stages.plan import Plan
+from tomosnake.stages.preprocess_chunk import build_chain
+from tomosnake.io.scan import RawScan
 
 RAW_SINO_ANGLES = 360
 IMAGES = ("raw_proj", "raw_sino", "corr_proj", "corr_sino")

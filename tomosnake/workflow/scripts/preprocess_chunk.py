@@ -1,8 +1,8 @@
 """Snakemake script: preprocess one block of projections."""
 from tomosnake import jobs
-from tomosnake.plan import Plan
-from tomosnake.preprocess import process_chunk
-from tomosnake.stitched_scan import open_scan
+from tomosnake.stages.plan import Plan
+from tomosnake.stages.preprocess_chunk import process_chunk
+from tomosnake.io.stitched_scan import open_scan
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 cfg = jobs.start(smk)

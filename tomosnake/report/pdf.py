@@ -5,7 +5,7 @@ sinogram, three orthogonal slices). Page 2: every correction and reconstruction
 parameter, the conversion range over the volume's histogram, the output files.
 Page 3: timings in the seed paper's terms, per stage, and a timeline of the
 jobs. Page 4: input identity, software versions, the command and the config
-that repeat the run. The raw and corrected images come from `tomosnake.previews`
+that repeat the run. The raw and corrected images come from `tomosnake.report.previews`
 (saved before cleanup); from the volume it reads one axial slice, and the other
 two slices from the finest pyramid level that reads at most `ORTHO_READ_BYTES`.
 """
@@ -41,13 +41,13 @@ from reportlab.platypus import (
 )
 
 from tomosnake import provenance
-from tomosnake.atomic import atomic_path
-from tomosnake.combine import pyramid_levels, read_histogram
+from tomosnake.io.atomic import atomic_path
+from tomosnake.stages.combine import pyramid_levels, read_histogram
 from tomosnake.config import TomoConfig
-from tomosnake.figures import Histogram, ImagePanel, PanelSpec, Timeline, fmt
-from tomosnake.plan import Plan
-from tomosnake.previews import Previews
-from tomosnake.timings import Summary, read_benchmarks, read_jobs, summarize
+from tomosnake.report.figures import Histogram, ImagePanel, PanelSpec, Timeline, fmt
+from tomosnake.stages.plan import Plan
+from tomosnake.report.previews import Previews
+from tomosnake.report.timings import Summary, read_benchmarks, read_jobs, summarize
 
 ORTHO_READ_BYTES = 256 << 20
 CLIP_WARN = 0.01  # share of voxels in an end bin of an integer volume worth a warning

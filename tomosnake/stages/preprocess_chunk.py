@@ -21,12 +21,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tomosnake.atomic import atomic_path
+from tomosnake.io.atomic import atomic_path
 from tomosnake.config import PreprocessConfig
 from tomosnake.corrections import FULL, Context, Facts, Needs, Step, configured_steps
 from tomosnake.corrections.base import Extent
 from tomosnake.corrections.crop import window
-from tomosnake.scan import RawScan
+from tomosnake.io.scan import RawScan
 
 __all__ = ["FULL", "Chain", "MemoryBudgetError", "Needs", "build_chain", "output_window", "process_chunk",
            "process_whole", "subchunk_shape"]

@@ -1,7 +1,8 @@
 """Snakemake script: full SHA-256 of the scan's raw files (``sha256sum -c`` format)."""
-from tomosnake import jobs, timings
-from tomosnake.atomic import write_text
-from tomosnake.fingerprint import input_files, sha256_line
+from tomosnake import jobs
+from tomosnake.report import timings
+from tomosnake.io.atomic import write_text
+from tomosnake.io.fingerprint import input_files, sha256_line
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 cfg = jobs.start(smk)

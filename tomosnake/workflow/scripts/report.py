@@ -2,8 +2,8 @@
 from pathlib import Path
 
 from tomosnake import jobs
-from tomosnake.plan import Plan
-from tomosnake.report import write_report
+from tomosnake.stages.plan import Plan
+from tomosnake.report.pdf import write_report
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 cfg = jobs.start(smk)

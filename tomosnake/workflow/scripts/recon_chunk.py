@@ -2,8 +2,8 @@
 import json
 
 from tomosnake import jobs
-from tomosnake.plan import Plan
-from tomosnake.reconstruct import recon_chunk
+from tomosnake.stages.plan import Plan
+from tomosnake.stages.recon_chunk import recon_chunk
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 cfg = jobs.start(smk)

@@ -1,7 +1,7 @@
 """Snakemake script: join the preprocessed chunks into one virtual DXchange dataset."""
 from tomosnake import jobs
-from tomosnake.plan import Plan
-from tomosnake.vds import stack
+from tomosnake.stages.plan import Plan
+from tomosnake.io.vds import stack
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 jobs.start(smk)

@@ -15,9 +15,9 @@ from typing import Literal
 
 import numpy as np
 
-from tomosnake.atomic import write_text
+from tomosnake.io.atomic import write_text
 from tomosnake.config import TomoConfig
-from tomosnake.preprocess import (
+from tomosnake.stages.preprocess_chunk import (
     FIXED_BYTES,
     FULL,
     build_chain,
@@ -26,8 +26,8 @@ from tomosnake.preprocess import (
 )
 from tomosnake.recon.backends import require_backend
 from tomosnake.recon.chain import block_overhead_bytes, output_width, slice_bytes
-from tomosnake.scan import ScanInfo
-from tomosnake.stitched_scan import Scan, StitchedScan, open_scan
+from tomosnake.io.scan import ScanInfo
+from tomosnake.io.stitched_scan import Scan, StitchedScan, open_scan
 
 MB = 1 << 20
 # The default backend reconstructs slices in pairs (one complex signal). Loads and sinogram
@@ -131,7 +131,7 @@ def _auto_center(cfg: TomoConfig, scan: Scan, crop: tuple[int, int, int, int]) -
     At most `CENTER_MAX_ANGLES` evenly spaced projections are read, so the cost stays
     bounded on scans of many thousand projections.
     """
-    from tomosnake.center import estimate_center
+    from tomosnake.recon.center import estimate_center
 
     n = scan.info.n_proj
     step = max(1, math.ceil(n / CENTER_MAX_ANGLES))

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from algotom.prep.calculation import find_center_360, find_center_vo
 
-from tomosnake.atomic import atomic_path
+from tomosnake.io.atomic import atomic_path
 
 MAX_VO_ROWS = 512  # projections kept for Vo's search (1800 x 2560 px: 23 s with all rows, 3 s with 450)
 MAX_360_ROWS = 1024  # projections kept for the 360° search (a divisor of half the count, to keep opposite pairs)

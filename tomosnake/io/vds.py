@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tomosnake.atomic import atomic_path
+from tomosnake.io.atomic import atomic_path
 
 
 def _source_name(source: Path, vds_path: Path) -> str:

@@ -24,11 +24,11 @@ import h5py
 import numpy as np
 
 from tomosnake import provenance
-from tomosnake.atomic import atomic_path
+from tomosnake.io.atomic import atomic_path
 from tomosnake.config import TomoConfig
-from tomosnake.plan import Plan
-from tomosnake.pyramid import Pyramid, level_shape
-from tomosnake.vds import stack
+from tomosnake.stages.plan import Plan
+from tomosnake.io.pyramid import Pyramid, level_shape
+from tomosnake.io.vds import stack
 
 log = logging.getLogger(__name__)
 

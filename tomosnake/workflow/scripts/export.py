@@ -2,7 +2,7 @@
 import logging
 
 from tomosnake import jobs
-from tomosnake.export import write_ome_zarr, write_tiff_stack
+from tomosnake.stages.export import write_ome_zarr, write_tiff_stack
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 cfg = jobs.start(smk)

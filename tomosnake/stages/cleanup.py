@@ -2,7 +2,7 @@
 
 Removed: the pre-processed chunk files and their VDS, the reconstruction chunk files
 unless the volume is a VDS over them, temporary files that killed jobs left beside
-those (``.<name>.tmp-<pid>``, see `tomosnake.atomic`), and the SLURM executor's logs
+those (``.<name>.tmp-<pid>``, see `tomosnake.io.atomic`), and the SLURM executor's logs
 of this scan's successful jobs (the executor deletes them itself unless told to keep
 them or stopped early). Kept: the volume, its copies, the report, the plan, the
 conversion range, benchmarks, the jobs' own logs and timing records, and every log
@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from tomosnake.plan import Plan
+from tomosnake.stages.plan import Plan
 
 log = logging.getLogger(__name__)
 
