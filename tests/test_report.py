@@ -23,7 +23,8 @@ from tomosnake.phantom import PhantomSpec, write_scan
 from tomosnake.stages.plan import make_plan, split
 from tomosnake.stages.preprocess_chunk import process_chunk
 from tomosnake.report.previews import write_previews
-from tomosnake.stages.recon_chunk import recon_chunk, write_range
+from tomosnake.stages.conversion_range import write_range
+from tomosnake.stages.recon_chunk import recon_chunk
 from tomosnake.io.scan import RawScan
 from tomosnake.report.timings import Benchmark, JobRecord, summarize
 from tomosnake.io.vds import stack
@@ -167,7 +168,7 @@ def test_union_and_concurrency():
 @pytest.mark.parametrize("fail", [False, True])
 def test_a_job_records_its_hdf5_io(tmp_path, fail):
     log = tmp_path / "recon_3.log"
-    code = (f"import h5py, numpy as np\nfrom tomosnake import timings\n"
+    code = (f"import h5py, numpy as np\nfrom tomosnake.report import timings\n"
             f"timings.install({str(log)!r}, 3)\n"
             f"with h5py.File({str(tmp_path / 'x.h5')!r}, 'w') as f:\n"
             f"    f['d'] = np.zeros((200, 1000))\n    f['d'][:] = 1.0\n    f['d'][:, :10]\n"

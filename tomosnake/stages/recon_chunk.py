@@ -1,4 +1,4 @@
-"""Drivers of the reconstruction stage: the conversion range and one sinogram-block job.
+"""Rules recon_chunk (one block of sinogram rows into its own file) and try_center (one row, several centres).
 
 The arithmetic lives in `tomosnake.recon`; this module only reads blocks of
 sinogram rows through the merged VDS, one memory load at a time, and writes
@@ -7,7 +7,6 @@ outputs atomically.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -15,44 +14,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tomosnake.io.atomic import atomic_path, write_text
+from tomosnake.io.atomic import atomic_path
 from tomosnake.config import TomoConfig
 from tomosnake.stages.plan import Plan, resolve_center
-from tomosnake.recon.chain import conversion_range, convert, reconstruct_block
+from tomosnake.recon.chain import convert, reconstruct_block
 
 log = logging.getLogger(__name__)
-RANGE_SAMPLE_SLICES = 8  # slices reconstructed to fix the conversion range of the whole volume
 
 
-def _read_rows(vds: h5py.Dataset, r0: int, r1: int) -> np.ndarray:
+def read_rows(vds: h5py.Dataset, r0: int, r1: int) -> np.ndarray:
     return vds[:, r0:r1, :].astype(np.float32, copy=False)
-
-
-def sample_rows(plan: Plan) -> list[int]:
-    """Evenly spaced slices, independent of k and j, used to fix the conversion range."""
-    n = plan.shape[1]
-    return sorted({int(r) for r in np.linspace(0, n - 1, min(RANGE_SAMPLE_SLICES, n)).round()})
-
-
-def write_range(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_path: str | Path) -> dict:
-    """Fix the bit-depth conversion range once for the whole volume and write it as JSON."""
-    conv = cfg.recon.convert
-    center, _ = resolve_center(plan, cfg)
-    result: dict = {"enabled": conv.enabled, "dtype": conv.dtype if conv.enabled else "float32", "mode": conv.mode}
-    if conv.enabled:
-        if conv.mode == "manual":
-            vmin, vmax = float(conv.min), float(conv.max)  # type: ignore[arg-type]
-        else:
-            rows = sample_rows(plan)
-            with h5py.File(vds_path, "r") as f:
-                data = f["exchange/data"]
-                slices = [reconstruct_block(_read_rows(data, r, r + 1), plan.theta_deg, cfg.recon, center,
-                                            plan.log_applied, cfg.threads) for r in rows]
-            vmin, vmax = conversion_range(np.concatenate(slices), conv)
-            result["sample_rows"] = rows
-        result.update(min=vmin, max=vmax)
-    write_text(out_path, json.dumps(result, indent=1))
-    return result
 
 
 def recon_chunk(vds_path: str | Path, plan: Plan, j: int, cfg: TomoConfig, conv_range: dict,
@@ -72,7 +43,7 @@ def recon_chunk(vds_path: str | Path, plan: Plan, j: int, cfg: TomoConfig, conv_
         out = dst.create_dataset("exchange/data", shape=(r1 - r0, width, width), dtype=dtype,
                                  chunks=(1, width, width))
         for n, (a, b) in enumerate(loads, 1):
-            vol = reconstruct_block(_read_rows(data, r0 + a, r0 + b), plan.theta_deg, cfg.recon, center,
+            vol = reconstruct_block(read_rows(data, r0 + a, r0 + b), plan.theta_deg, cfg.recon, center,
                                     plan.log_applied, cfg.threads)
             if conv_range["enabled"]:
                 vol = convert(vol, cfg.recon.convert, conv_range["min"], conv_range["max"])
@@ -97,7 +68,7 @@ def try_center(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_dir: str |
         raise ValueError(f"config key 'center_try.row': {row} is outside the {plan.shape[1]} preprocessed rows")
     middle = t.center if t.center is not None else resolve_center(plan, cfg)[0]
     with h5py.File(vds_path, "r") as f:
-        sino = _read_rows(f["exchange/data"], row, row + 1)[:, 0, :]
+        sino = read_rows(f["exchange/data"], row, row + 1)[:, 0, :]
 
     def one_slice(s: np.ndarray, theta_deg: np.ndarray, center: float) -> np.ndarray:
         return reconstruct_block(s[:, None, :], theta_deg, cfg.recon, center, plan.log_applied, cfg.threads)[0]

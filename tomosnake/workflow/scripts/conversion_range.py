@@ -1,7 +1,7 @@
 """Snakemake script: fix the bit-depth conversion range once for the whole volume."""
 from tomosnake import jobs
 from tomosnake.stages.plan import Plan
-from tomosnake.stages.recon_chunk import write_range
+from tomosnake.stages.conversion_range import write_range
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 cfg = jobs.start(smk)
