@@ -1,6 +1,5 @@
 # Config loading and validation, paths, and the input functions that read the plan checkpoint.
 import math
-import os
 from pathlib import Path
 
 from tomosnake import config as tconfig
@@ -15,13 +14,12 @@ if workflow.is_main_process:
 CFG = tconfig.load(config)
 OUT = CFG.outdir
 
-# Jobs import the `tomosnake` package from this checkout, also inside per-rule conda envs
-# (which hold its dependencies only). Local and SLURM jobs inherit this environment.
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
-
 
 def conda_env(stage: str) -> str:
-    """The per-rule conda env (used with --sdm conda): the backend's env for reconstruction."""
+    """The per-rule conda env (used with --sdm conda): the backend's env for reconstruction.
+
+    The env holds the dependencies; jobs import the installed `tomosnake` (`pip install .`): Snakemake's
+    script preamble appends the submitting interpreter's sys.path, its site-packages included."""
     if stage == "recon" and CFG.recon.backend in ("tomopy", "tomocupy"):
         return f"../envs/{CFG.recon.backend}.yaml"
     return "../envs/core.yaml"
