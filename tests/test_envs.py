@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import typing
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from tomosnake.workflow import ENVS
+from tomosnake.config import ReconConfig
+from tomosnake.workflow import ENVS, WORKFLOW_DIR, conda_env
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_FILES = sorted(ENVS.glob("*.yaml"))
@@ -121,10 +123,22 @@ def test_explicit_pin_parser_reads_and_rejects():
 
 
 def test_conda_directives_point_at_existing_env_files():
-    """Every `conda:` path in the workflow (relative to its .smk file) names a file in envs/."""
-    sources = [p for p in ROOT.rglob("*") if p.name == "Snakefile" or p.suffix == ".smk"]
-    sources = [p for p in sources if ".venv" not in p.parts and ".snakemake" not in p.parts]
+    """Every `conda:` directive of the workflow names a file in envs/: a literal path (relative to its .smk
+    file), or `conda_env(stage)`, the package's choice, for every backend."""
+    sources = [p for p in WORKFLOW_DIR.rglob("*") if p.name == "Snakefile" or p.suffix == ".smk"]
+    backends = typing.get_args(ReconConfig.model_fields["backend"].annotation)
+    directives = scripts = 0
     for src in sources:
-        for rel in re.findall(r"^\s*conda:\s*[\"']([^\"']+)[\"']", src.read_text(), flags=re.MULTILINE):
-            target = (src.parent / rel).resolve()
-            assert target.parent == ENVS and target.is_file(), f"{src.name}: conda: {rel}"
+        scripts += len(re.findall(r"^\s*script:", src.read_text(), flags=re.MULTILINE))
+        # the value follows on the same line or (snakefmt's layout) on the next one
+        for value in re.findall(r"^\s*conda:[ \t]*\n?\s*(.+?)\s*$", src.read_text(), flags=re.MULTILINE):
+            directives += 1
+            if literal := re.fullmatch(r"[\"']([^\"']+)[\"']", value):
+                targets = [(src.parent / literal[1]).resolve()]
+            elif call := re.fullmatch(r"conda_env\([\"'](\w+)[\"']\)", value):
+                targets = [Path(conda_env(call[1], backend)) for backend in backends]
+            else:
+                pytest.fail(f"{src.name}: conda: {value} is neither a path nor conda_env(stage)")
+            for target in targets:
+                assert target.parent == ENVS and target.is_file(), f"{src.name}: conda: {value} -> {target}"
+    assert directives == scripts > 0, "every rule with a script runs in a conda env"

@@ -21,6 +21,7 @@ from typing import Any
 
 from tomosnake import config as tconfig
 from tomosnake.config import TomoConfig, scan_name
+from tomosnake.paths import ScanFiles
 from tomosnake.stages.plan import Plan, make_plan
 from tomosnake.stages.preprocess_chunk import MemoryBudgetError
 from tomosnake.recon.backends import BackendUnavailable
@@ -81,6 +82,11 @@ def _extra_outputs(cfg: TomoConfig) -> float:
     return levels + float(cfg.output.tiff) + (1 + levels) * float(cfg.output.ome_zarr)
 
 
+def _glob(pattern: str) -> list[Path]:
+    p = Path(pattern)
+    return list(p.parent.glob(p.name))
+
+
 def _size(paths: list[Path]) -> int:
     return sum(p.stat().st_size for p in paths if p.is_file())
 
@@ -91,15 +97,15 @@ def disk_need(plan: Plan, cfg: TomoConfig, scan_dir: str | Path) -> int:
 
     Once cleanup has run, Snakemake does not rebuild the removed intermediates, so they are not counted.
     """
-    d = Path(scan_dir)
+    f = ScanFiles(str(scan_dir), plan.scan)
     e = plan.estimates
     physical = cfg.output.combine == "physical"
     volume = e["volume_bytes"] if physical else 0
     need = e["recon_chunk_bytes"] + volume * (1 + _extra_outputs(cfg))
-    have = _size([*(d / "recon").glob("recon_*.h5"), d / f"{plan.scan}_recon.h5"])
-    if not (d / "cleanup.done").exists():
+    have = _size([*_glob(f.recon_chunk("*")), Path(f.volume)])
+    if not Path(f.cleanup_done).exists():
         need += e["preprocessed_bytes"]
-        have += _size(list((d / "preproc").glob("chunk_*.h5")))
+        have += _size(_glob(f.preproc_chunk("*")))
     return max(0, int(need) - have)
 
 

@@ -47,6 +47,7 @@ from tomosnake.config import TomoConfig
 from tomosnake.report.figures import Histogram, ImagePanel, PanelSpec, Timeline, fmt
 from tomosnake.stages.plan import Plan
 from tomosnake.report.previews import Previews
+from tomosnake.paths import ScanFiles
 from tomosnake.report.timings import Summary, read_benchmarks, read_jobs, summarize
 
 ORTHO_READ_BYTES = 256 << 20
@@ -452,10 +453,11 @@ def _footer(scan: str):
 
 def job_summary(plan: Plan, cfg: TomoConfig, scan_dir: Path, until: float) -> Summary:
     """Timings of the jobs that made this scan's volume, up to ``until``."""
-    benchmarks = read_benchmarks(scan_dir / "benchmarks")
+    files = ScanFiles(str(scan_dir), plan.scan)
+    benchmarks = read_benchmarks(files.benchmarks)
     wanted = {"plan", "input_checksum", "vds_merge", "conversion_range", "combine"}
     wanted |= {f"preprocess_{k}" for k in range(plan.k)} | {f"recon_{j}" for j in range(plan.j)}
-    jobs = [r for r in read_jobs(scan_dir / "logs", benchmarks, cfg.threads) if r.job in wanted]
+    jobs = [r for r in read_jobs(files.logs, benchmarks, cfg.threads) if r.job in wanted]
     plan_job = next((r for r in jobs if r.job == "plan"), None)
     if plan_job is not None:  # a job that ended before this plan was made belongs to an older plan
         jobs = [r for r in jobs if r.end >= plan_job.start]

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from tomosnake.paths import ScanFiles
 from tomosnake.stages.plan import Plan
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,11 @@ SLURM_SUCCESS = "steps (100%) done"
 def intermediates(plan: Plan, scan_dir: str | Path, keep_recon: bool) -> list[Path]:
     """The files a finished scan no longer needs: preprocessed chunks, their VDS, and recon chunks
     unless the final volume is a VDS over them."""
-    d = Path(scan_dir)
-    files = [d / "preproc" / f"chunk_{k}.h5" for k in range(plan.k)] + [d / "preproc.vds.h5"]
+    f = ScanFiles(str(scan_dir), plan.scan)
+    files = [f.preproc_chunk(k) for k in range(plan.k)] + [f.preproc_vds]
     if not keep_recon:
-        files += [d / "recon" / f"recon_{j}.h5" for j in range(plan.j)]
-    return files
+        files += [f.recon_chunk(j) for j in range(plan.j)]
+    return [Path(p) for p in files]
 
 
 def leftover_temporaries(files: Iterable[Path]) -> list[Path]:
@@ -91,7 +92,7 @@ def clean(plan: Plan, scan_dir: str | Path, keep_recon: bool, workdir: str | Pat
     n_files, freed = remove(files)
     n_temps, freed_temps = remove(temps)
     remove(logs)
-    prune_empty_dirs([Path(scan_dir) / "preproc", Path(scan_dir) / "recon", *(p.parent for p in logs)])
+    prune_empty_dirs([*(p.parent for p in files), *(p.parent for p in logs)])
     return (f"removed {n_files} intermediate files, {n_temps} leftover temporaries and {len(logs)} SLURM logs "
             f"of successful jobs: {freed + freed_temps} bytes"
             + ("; reconstruction chunks kept (the volume is a VDS over them)" if keep_recon else "") + "\n")

@@ -10,3 +10,15 @@ WORKFLOW_DIR = Path(__file__).resolve().parent
 SNAKEFILE = WORKFLOW_DIR / "Snakefile"
 PROFILES = WORKFLOW_DIR / "profiles"
 ENVS = WORKFLOW_DIR / "envs"
+
+# The backends with a conda env of their own (envs/<backend>.yaml); every other job runs in envs/core.yaml.
+BACKEND_ENVS = ("tomopy", "tomocupy")
+
+
+def conda_env(stage: str, backend: str) -> str:
+    """The conda env file of a rule's jobs (used with ``--sdm conda``): the backend's for reconstruction
+    (``stage`` "recon"), else core. The env holds the dependencies; jobs import the installed `tomosnake`
+    (Snakemake's script preamble appends the submitting interpreter's sys.path, its site-packages included).
+    """
+    name = backend if stage == "recon" and backend in BACKEND_ENVS else "core"
+    return str(ENVS / f"{name}.yaml")

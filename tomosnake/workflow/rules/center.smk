@@ -4,16 +4,16 @@
 
 rule try_center:
     input:
-        [f"{OUT}/{scan}/try_center/contact_sheet.pdf" for scan in SCANS],
+        [ScanFiles.under(OUT, scan).try_center_sheet for scan in SCANS],
 
 
 rule try_center_scan:
     input:
-        vds=SCAN_DIR + "/preproc.vds.h5",
+        vds=FILES.preproc_vds,
         chunks=preproc_chunks,
-        plan=SCAN_DIR + "/plan.json",
+        plan=FILES.plan,
     output:
-        sheet=SCAN_DIR + "/try_center/contact_sheet.pdf",
+        sheet=FILES.try_center_sheet,
     params:
         center_try=CFG.center_try.model_dump(mode="json"),
     threads: CFG.threads
@@ -21,7 +21,7 @@ rule try_center_scan:
         **BASE_RESOURCES,
         runtime=30,
     log:
-        SCAN_DIR + "/logs/try_center.log",
+        FILES.log("try_center"),
     conda:
         conda_env("recon")
     script:

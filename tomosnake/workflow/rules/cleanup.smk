@@ -9,25 +9,26 @@ localrules:
 
 
 def cleanup_inputs(w) -> list[str]:
-    inputs = [f"{OUT}/{w.scan}/{w.scan}_recon.h5", *export_targets(w.scan)]
+    files = ScanFiles.under(OUT, w.scan)
+    inputs = [files.volume, *export_targets(w.scan)]
     if CFG.report:
-        inputs.append(f"{OUT}/{w.scan}/{w.scan}_report.pdf")
+        inputs.append(files.report)
     return inputs
 
 
 rule cleanup:
     input:
         cleanup_inputs,
-        plan=SCAN_DIR + "/plan.json",
+        plan=FILES.plan,
     output:
-        done=SCAN_DIR + "/cleanup.done",
+        done=FILES.cleanup_done,
     params:
         # Not an input function over the checkpoint: that makes `snakemake -n` schedule `all` again.
-        scan_dir=SCAN_DIR,
+        scan_dir=FILES.dir,
         # The recon chunks are kept when the volume is a VDS over them.
         combine=CFG.output.combine,
     log:
-        SCAN_DIR + "/logs/cleanup.log",
+        FILES.log("cleanup"),
     conda:
         conda_env("cleanup")
     script:

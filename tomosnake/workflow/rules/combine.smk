@@ -9,11 +9,11 @@ INPUT_SHA256 = CFG.output.input_sha256
 
 def export_targets(scan: str) -> list[str]:
     """The optional copies of a scan's volume the config asks for."""
-    out = []
+    files, out = ScanFiles.under(OUT, scan), []
     if CFG.output.ome_zarr:
-        out.append(f"{OUT}/{scan}/{scan}_recon.ome.zarr")
+        out.append(files.ome_zarr)
     if CFG.output.tiff:
-        out.append(f"{OUT}/{scan}/{scan}_tiff")
+        out.append(files.tiff)
     return out
 
 
@@ -21,14 +21,14 @@ rule input_checksum:
     input:
         raw=raw_input,
     output:
-        sha=SCAN_DIR + "/input.sha256",
+        sha=FILES.input_sha256,
     resources:
         **BASE_RESOURCES,
         runtime=runtime_min("preprocess"),
     log:
-        SCAN_DIR + "/logs/input_checksum.log",
+        FILES.log("input_checksum"),
     benchmark:
-        SCAN_DIR + "/benchmarks/input_checksum.tsv"
+        FILES.benchmark("input_checksum")
     conda:
         conda_env("combine")
     script:
@@ -37,14 +37,14 @@ rule input_checksum:
 
 rule combine:
     input:
-        unpack(lambda w: {"sha": f"{OUT}/{w.scan}/input.sha256"} if INPUT_SHA256 else {}),
+        unpack(lambda w: {"sha": ScanFiles.under(OUT, w.scan).input_sha256} if INPUT_SHA256 else {}),
         raw=raw_input,
         recon=recon_chunks,
-        plan=SCAN_DIR + "/plan.json",
-        range=SCAN_DIR + "/recon_range.json",
+        plan=FILES.plan,
+        range=FILES.recon_range,
     output:
-        volume=SCAN_DIR + "/{scan}_recon.h5",
-        config=SCAN_DIR + "/{scan}_recon.yaml",
+        volume=FILES.volume,
+        config=FILES.volume_config,
     params:
         # What the volume file depends on; the export switches are the export rules' business.
         output={"combine": CFG.output.combine, "pyramid": CFG.output.pyramid, "input_sha256": INPUT_SHA256},
@@ -52,9 +52,9 @@ rule combine:
         **BASE_RESOURCES,
         runtime=runtime_min("combine"),
     log:
-        SCAN_DIR + "/logs/combine.log",
+        FILES.log("combine"),
     benchmark:
-        SCAN_DIR + "/benchmarks/combine.tsv"
+        FILES.benchmark("combine")
     conda:
         conda_env("combine")
     script:
@@ -63,16 +63,16 @@ rule combine:
 
 rule ome_zarr:
     input:
-        volume=SCAN_DIR + "/{scan}_recon.h5",
+        volume=FILES.volume,
     output:
-        zarr=directory(SCAN_DIR + "/{scan}_recon.ome.zarr"),
+        zarr=directory(FILES.ome_zarr),
     resources:
         **BASE_RESOURCES,
         runtime=runtime_min("combine"),
     log:
-        SCAN_DIR + "/logs/ome_zarr.log",
+        FILES.log("ome_zarr"),
     benchmark:
-        SCAN_DIR + "/benchmarks/ome_zarr.tsv"
+        FILES.benchmark("ome_zarr")
     conda:
         conda_env("combine")
     script:
@@ -81,16 +81,16 @@ rule ome_zarr:
 
 rule tiff_stack:
     input:
-        volume=SCAN_DIR + "/{scan}_recon.h5",
+        volume=FILES.volume,
     output:
-        tiff=directory(SCAN_DIR + "/{scan}_tiff"),
+        tiff=directory(FILES.tiff),
     resources:
         **BASE_RESOURCES,
         runtime=runtime_min("combine"),
     log:
-        SCAN_DIR + "/logs/tiff_stack.log",
+        FILES.log("tiff_stack"),
     benchmark:
-        SCAN_DIR + "/benchmarks/tiff_stack.tsv"
+        FILES.benchmark("tiff_stack")
     conda:
         conda_env("combine")
     script:

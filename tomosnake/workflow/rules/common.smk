@@ -4,7 +4,9 @@ from pathlib import Path
 
 from tomosnake import config as tconfig
 from tomosnake import preflight
+from tomosnake import workflow as tworkflow
 from tomosnake.config import stage_dict
+from tomosnake.paths import ScanFiles
 from tomosnake.stages.plan import Plan
 
 # Bad input stops here, before any job is queued: one line naming the file, dataset or key, exit 1.
@@ -16,17 +18,11 @@ OUT = CFG.outdir
 
 
 def conda_env(stage: str) -> str:
-    """The per-rule conda env (used with --sdm conda): the backend's env for reconstruction.
-
-    The env holds the dependencies; jobs import the installed `tomosnake` (`pip install .`): Snakemake's
-    script preamble appends the submitting interpreter's sys.path, its site-packages included."""
-    if stage == "recon" and CFG.recon.backend in ("tomopy", "tomocupy"):
-        return f"../envs/{CFG.recon.backend}.yaml"
-    return "../envs/core.yaml"
+    return tworkflow.conda_env(stage, CFG.recon.backend)
 
 
 SCANS = preflight.scans(CFG)
-SCAN_DIR = OUT + "/{scan}"
+FILES = ScanFiles.under(OUT)  # every path pattern of a scan's files, with the wildcards {scan}, {k}, {j}
 
 
 wildcard_constraints:
@@ -45,7 +41,7 @@ def stitch_inputs(w) -> list[str]:
 
 
 def plan_path(scan: str) -> str:
-    return f"{OUT}/{scan}/plan.json"
+    return ScanFiles.under(OUT, scan).plan
 
 
 def plan_of(w) -> Plan:
@@ -54,11 +50,11 @@ def plan_of(w) -> Plan:
 
 
 def preproc_chunks(w) -> list[str]:
-    return [f"{OUT}/{w.scan}/preproc/chunk_{k}.h5" for k in range(plan_of(w).k)]
+    return [ScanFiles.under(OUT, w.scan).preproc_chunk(k) for k in range(plan_of(w).k)]
 
 
 def recon_chunks(w) -> list[str]:
-    return [f"{OUT}/{w.scan}/recon/recon_{j}.h5" for j in range(plan_of(w).j)]
+    return [ScanFiles.under(OUT, w.scan).recon_chunk(j) for j in range(plan_of(w).j)]
 
 
 def runtime_min(stage: str):
@@ -95,10 +91,11 @@ if CFG.slurm.qos:
 def final_targets(w=None) -> list[str]:
     targets = []
     for scan in SCANS:
+        files = ScanFiles.under(OUT, scan)
         if CFG.cleanup:
-            targets.append(f"{OUT}/{scan}/cleanup.done")
+            targets.append(files.cleanup_done)
         else:
-            targets.append(f"{OUT}/{scan}/{scan}_recon.h5")
+            targets.append(files.volume)
             if CFG.report:
-                targets.append(f"{OUT}/{scan}/{scan}_report.pdf")
+                targets.append(files.report)
     return targets

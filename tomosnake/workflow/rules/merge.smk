@@ -8,11 +8,11 @@ localrules:
 rule vds_merge:
     input:
         chunks=preproc_chunks,
-        plan=SCAN_DIR + "/plan.json",
+        plan=FILES.plan,
     output:
-        vds=SCAN_DIR + "/preproc.vds.h5",
+        vds=FILES.preproc_vds,
     log:
-        SCAN_DIR + "/logs/vds_merge.log",
+        FILES.log("vds_merge"),
     conda:
         conda_env("merge")
     script:

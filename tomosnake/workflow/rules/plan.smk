@@ -10,13 +10,13 @@ checkpoint plan:
         raw=raw_input,
         parts=stitch_inputs,
     output:
-        plan=SCAN_DIR + "/plan.json",
+        plan=FILES.plan,
     params:
         stage=stage_dict(CFG, "plan"),
     log:
-        SCAN_DIR + "/logs/plan.log",
+        FILES.log("plan"),
     benchmark:
-        SCAN_DIR + "/benchmarks/plan.tsv"
+        FILES.benchmark("plan")
     conda:
         conda_env("plan")
     script:

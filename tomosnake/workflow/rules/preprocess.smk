@@ -5,9 +5,9 @@ rule preprocess_chunk:
     input:
         raw=raw_input,
         parts=stitch_inputs,
-        plan=SCAN_DIR + "/plan.json",
+        plan=FILES.plan,
     output:
-        chunk=SCAN_DIR + "/preproc/chunk_{k}.h5",
+        chunk=FILES.preproc_chunk(),
     params:
         stage=stage_dict(CFG, "preprocess"),
     threads: CFG.threads
@@ -15,9 +15,9 @@ rule preprocess_chunk:
         **(BASE_RESOURCES | {"mem_mb": PREPROCESS_MEM}),
         runtime=runtime_min("preprocess"),
     log:
-        SCAN_DIR + "/logs/preprocess_{k}.log",
+        FILES.log("preprocess_{k}"),
     benchmark:
-        SCAN_DIR + "/benchmarks/preprocess_{k}.tsv"
+        FILES.benchmark("preprocess_{k}")
     conda:
         conda_env("preprocess")
     script:

@@ -5,11 +5,11 @@
 
 rule conversion_range:
     input:
-        vds=SCAN_DIR + "/preproc.vds.h5",
+        vds=FILES.preproc_vds,
         chunks=preproc_chunks,
-        plan=SCAN_DIR + "/plan.json",
+        plan=FILES.plan,
     output:
-        range=SCAN_DIR + "/recon_range.json",
+        range=FILES.recon_range,
     params:
         stage=stage_dict(CFG, "recon"),
     threads: CFG.threads
@@ -17,7 +17,7 @@ rule conversion_range:
         **(BASE_RESOURCES | {"mem_mb": RECON_MEM}),
         runtime=10,
     log:
-        SCAN_DIR + "/logs/conversion_range.log",
+        FILES.log("conversion_range"),
     conda:
         conda_env("recon")
     script:
@@ -26,12 +26,12 @@ rule conversion_range:
 
 rule recon_chunk:
     input:
-        vds=SCAN_DIR + "/preproc.vds.h5",
+        vds=FILES.preproc_vds,
         chunks=preproc_chunks,
-        plan=SCAN_DIR + "/plan.json",
-        range=SCAN_DIR + "/recon_range.json",
+        plan=FILES.plan,
+        range=FILES.recon_range,
     output:
-        recon=SCAN_DIR + "/recon/recon_{j}.h5",
+        recon=FILES.recon_chunk(),
     params:
         stage=stage_dict(CFG, "recon"),
     threads: CFG.threads
@@ -40,9 +40,9 @@ rule recon_chunk:
         **({"gpu": 1} if CFG.recon.backend == "tomocupy" else {}),
         runtime=runtime_min("recon"),
     log:
-        SCAN_DIR + "/logs/recon_{j}.log",
+        FILES.log("recon_{j}"),
     benchmark:
-        SCAN_DIR + "/benchmarks/recon_{j}.tsv"
+        FILES.benchmark("recon_{j}")
     conda:
         conda_env("recon")
     script:

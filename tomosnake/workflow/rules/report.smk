@@ -7,16 +7,16 @@
 rule report_previews:
     input:
         raw=raw_input,
-        vds=SCAN_DIR + "/preproc.vds.h5",
+        vds=FILES.preproc_vds,
         chunks=preproc_chunks,
-        plan=SCAN_DIR + "/plan.json",
+        plan=FILES.plan,
     output:
-        previews=SCAN_DIR + "/report_previews.h5",
+        previews=FILES.previews,
     resources:
         **BASE_RESOURCES,
         runtime=15,
     log:
-        SCAN_DIR + "/logs/report_previews.log",
+        FILES.log("report_previews"),
     conda:
         conda_env("report")
     script:
@@ -25,16 +25,16 @@ rule report_previews:
 
 rule report:
     input:
-        previews=SCAN_DIR + "/report_previews.h5",
-        volume=SCAN_DIR + "/{scan}_recon.h5",
-        plan=SCAN_DIR + "/plan.json",
+        previews=FILES.previews,
+        volume=FILES.volume,
+        plan=FILES.plan,
     output:
-        pdf=SCAN_DIR + "/{scan}_report.pdf",
+        pdf=FILES.report,
     resources:
         **BASE_RESOURCES,
         runtime=15,
     log:
-        SCAN_DIR + "/logs/report.log",
+        FILES.log("report"),
     conda:
         conda_env("report")
     script:
