@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up tomosnake on a fresh Debian machine (Python 3.11), then run the demo or the test suite.
 #   bash bootstrap.sh demo   # install, generate a phantom scan, reconstruct it end to end (local executor)
-#   bash bootstrap.sh test   # install, start a one-node SLURM (as root), run the tests
+#   bash bootstrap.sh test   # install, run the static checks, start a one-node SLURM (as root), run the tests
 set -euo pipefail
 cd "$(dirname "$0")"
 what=${1:-demo}
@@ -32,6 +32,7 @@ case "$what" in
         apt_install pdftoppm poppler-utils
         .venv/bin/python -m pip install -q -e '.[test]'
         install_profiles
+        bash .ci/lint.sh  # ruff, snakefmt --check, snakemake --lint: a finding fails the run
         bash .ci/slurm/install.sh && bash .ci/slurm/start.sh
         # Two workers, a test file each: the SLURM tests mostly wait for the executor's status polling,
         # so the rest of the suite runs meanwhile (12 min -> 8 min on 2 cores).

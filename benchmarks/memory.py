@@ -54,7 +54,8 @@ atexit.register(_record)
 '''
 # What every job process imports before it touches data (the drivers' modules and Snakemake's script preamble).
 IMPORTS = ("import snakemake.script, tomosnake.jobs, tomosnake.stages.plan, tomosnake.stages.preprocess_chunk, "
-           "tomosnake.stages.recon_chunk, tomosnake.stages.combine, tomosnake.report.pdf, tomosnake.stages.cleanup, tomosnake.io.vds")
+           "tomosnake.stages.recon_chunk, tomosnake.stages.combine, tomosnake.report.pdf, tomosnake.stages.cleanup, "
+           "tomosnake.io.vds")
 
 
 def interpreter_mb() -> float:

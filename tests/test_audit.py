@@ -122,7 +122,8 @@ def test_audit_shows_k_j_and_jobs_per_rule_from_the_plan(audited, budget):
                 assert where == "local"
             else:
                 want = BASE["threads"] if rule in THREADED else 1
-                assert (where, partition, threads, mem_mb, gpu) == ("SLURM", "cpu", str(want), str(math.ceil(budget)), "0")
+                assert (where, partition, threads, mem_mb, gpu) == ("SLURM", "cpu", str(want), str(math.ceil(budget)),
+                                                                    "0")
                 assert int(runtime) >= 10
 
 

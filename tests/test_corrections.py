@@ -232,7 +232,8 @@ def test_stripe_step_is_algotom_on_every_sinogram_and_removes_stripes():
     theta = np.linspace(0, np.pi, n_proj, endpoint=False)[:, None, None]
     x = np.arange(n_cols)[None, None, :]
     # a smooth, noisy sinogram (algotom refuses noise-free data) with four column-offset stripes
-    smooth = 0.6 + 0.25 * np.cos(2 * np.pi * (x - 40) / 160 + theta) * np.exp(-((x - 40 - 15 * np.cos(theta)) / 25) ** 2)
+    smooth = 0.6 + 0.25 * np.cos(2 * np.pi * (x - 40) / 160 + theta) * np.exp(
+        -((x - 40 - 15 * np.cos(theta)) / 25) ** 2)
     smooth = smooth * (1 + RNG.normal(0, 0.003, (n_proj, n_rows, n_cols)))
     offsets = np.zeros(n_cols)
     offsets[[17, 33, 50, 61]] = [0.04, -0.05, 0.06, 0.03]
@@ -302,8 +303,10 @@ def test_paganin_on_a_gaussian_matches_the_hankel_integral():
     got = phase.retrieve_phase(block.copy(), c, "tomopy", pad=phase.reach(c))[0]
 
     def bump(r: float) -> float:
-        f = lambda rho: (2 * np.pi * sigma**2 * np.exp(-2 * np.pi**2 * sigma**2 * rho**2) / (1 + c * rho**2)
-                         * special.j0(2 * np.pi * rho * r) * 2 * np.pi * rho)
+        def f(rho: float) -> float:
+            return (2 * np.pi * sigma**2 * np.exp(-2 * np.pi**2 * sigma**2 * rho**2) / (1 + c * rho**2)
+                    * special.j0(2 * np.pi * rho * r) * 2 * np.pi * rho)
+
         return integrate.quad(f, 0, 0.5, limit=200, epsabs=1e-12)[0]
 
     for i, j in [(47, 47), (48, 52), (40, 60), (47, 70), (30, 30), (5, 50)]:

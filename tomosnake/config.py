@@ -371,7 +371,8 @@ def stage_dict(cfg: TomoConfig, stage: str) -> dict[str, Any]:
     if stage == "plan":
         # Only what changes the chunking, so that e.g. a new filter or centre reruns no preprocessing.
         r = cfg.recon
-        return base | {"memory_mb": [cfg.budget_mb("preprocess"), cfg.budget_mb("recon")], "overhead_mb": cfg.overhead_mb,
+        return base | {"memory_mb": [cfg.budget_mb("preprocess"), cfg.budget_mb("recon")],
+                       "overhead_mb": cfg.overhead_mb,
                        "subchunks_per_job": cfg.subchunks_per_job,
                        "preprocess": cfg.preprocess.model_dump(mode="json"),
                        "recon": {"backend": r.backend, "sino_360_to_180": r.sino_360_to_180.model_dump(mode="json"),

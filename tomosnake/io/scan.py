@@ -100,7 +100,8 @@ def _scalar(f: h5py.File, keys: tuple[str, ...]) -> object | None:
 class RawScan:
     """A raw scan opened read-only, with flats and darks possibly in other files."""
 
-    def __init__(self, path: str | Path, datasets: InputConfig = InputConfig()):
+    def __init__(self, path: str | Path, datasets: InputConfig | None = None):
+        datasets = InputConfig() if datasets is None else datasets
         self.path = str(path)
         self.cfg = datasets
         self._files: list[h5py.File] = []

@@ -27,7 +27,8 @@ from tomosnake.corrections.stitch import edge_weights, motor_offsets, refine_off
 
 
 def stitched_input(cfg: TomoConfig) -> str:
-    """The file a stitched scan is named after (the first of ``stitch.inputs``), once the config agrees with stitching."""
+    """The file a stitched scan is named after (the first of ``stitch.inputs``), once the config agrees with
+    stitching."""
     s, d = cfg.stitch, cfg.datasets
     if not s.enabled:
         raise ConfigError("config key 'stitch.enabled' is false")
@@ -82,9 +83,10 @@ def _pixel_size(cfg: StitchConfig, parts: Sequence[RawScan]) -> float:
     return sizes[0]
 
 
-def find_offsets(cfg: StitchConfig, datasets: InputConfig = InputConfig(), method: str = "mean") -> list[int]:
+def find_offsets(cfg: StitchConfig, datasets: InputConfig | None = None, method: str = "mean") -> list[int]:
     """Column offset of each of ``cfg.inputs`` (config order; the leftmost at 0): the motor positions'
     guess refined on ``cfg.n_proj`` evenly spaced projections × ``cfg.rows`` middle rows of each file."""
+    datasets = InputConfig() if datasets is None else datasets
     parts = [RawScan(p, datasets) for p in cfg.inputs]
     try:
         _check_alike(parts)
@@ -136,8 +138,9 @@ class StitchedScan:
     are read one after another by the preprocessing tiles).
     """
 
-    def __init__(self, paths: Sequence[str | Path], offsets: Sequence[int], datasets: InputConfig = InputConfig(),
+    def __init__(self, paths: Sequence[str | Path], offsets: Sequence[int], datasets: InputConfig | None = None,
                  method: str = "mean"):
+        datasets = InputConfig() if datasets is None else datasets
         if len(paths) != len(offsets):
             raise ScanError(f"stitching: {len(offsets)} offsets for {len(paths)} files (re-run the plan)")
         self.offsets = [int(o) for o in offsets]

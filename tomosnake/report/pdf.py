@@ -228,7 +228,8 @@ def _page_one(plan: Plan, cfg: TomoConfig, v: Previews, sl: Slices, prov: dict, 
     axial_title = f"Slice z = {nz // 2} (axial)"
     coronal_title, sagittal_title = f"Slice y = {ny // 2} (coronal)", f"Slice x = {nx // 2} (sagittal)"
     pad = [("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 3 * mm),
-           ("TOPPADDING", (0, 0), (-1, -1), 1), ("BOTTOMPADDING", (0, 0), (-1, -1), 2), ("VALIGN", (0, 0), (-1, -1), "TOP")]
+           ("TOPPADDING", (0, 0), (-1, -1), 1), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+           ("VALIGN", (0, 0), (-1, -1), "TOP")]
     if nz < 0.6 * max(ny, nx):  # a flat volume: the axial slice large, the other two stacked beside it
         side = Table([[ortho_panel(sl.coronal, coronal_title, half, 34 * mm, ortho_note, ortho_um)],
                       [ortho_panel(sl.sagittal, sagittal_title, half, 34 * mm, ortho_note, ortho_um)]],
@@ -356,7 +357,8 @@ def _timing(summary: Summary) -> list:
     io_cov = (f"measured in {s.io_jobs} of {len(s.records)} jobs" if s.io_jobs < len(s.records)
               else "measured in every job")
     rows = [["Quantity", "Value", "Meaning"],
-            ["Total time", _duration(s.total_s), "from the start of the first job (plan) to the writing of this report"],
+            ["Total time", _duration(s.total_s),
+             "from the start of the first job (plan) to the writing of this report"],
             ["IO time", f"{_duration(s.io_s)} ({s.io_fraction:.0%})",
              (f"time inside HDF5/Zarr/TIFF reads and writes, summed over jobs; share of those jobs' wall time "
              f"({io_cov})")],
@@ -387,7 +389,8 @@ def _timing(summary: Summary) -> list:
             Spacer(1, 2 * mm),
             Paragraph("Wall times and peak memory (resident set size) are Snakemake's benchmarks where the rule has "
                       "one, else the job's own record; read/written are the benchmark's bytes at the OS level. This "
-                      "report is written before cleanup, which needs it: neither the report's own time (previews included) nor "
+                      "report is written before cleanup, which needs it: neither the report's own time "
+                      "(previews included) nor "
                       "cleanup's is included, nor the optional OME-Zarr/TIFF copies, which run beside it.", SMALL)]
     if s.total_s > 60 and s.idle_fraction > 0.5:
         out.append(Paragraph("More than half of the total time had no job running: either the jobs waited long in "

@@ -92,7 +92,8 @@ def clean(plan: Plan, scan_dir: str | Path, keep_recon: bool, workdir: str | Pat
     n_files, freed = remove(files)
     n_temps, freed_temps = remove(temps)
     remove(logs)
-    prune_empty_dirs([*(p.parent for p in files), *(p.parent for p in logs)])
+    f = ScanFiles(str(scan_dir), plan.scan)
+    prune_empty_dirs([Path(f.preproc_chunk(0)).parent, Path(f.recon_chunk(0)).parent, *(p.parent for p in logs)])
     return (f"removed {n_files} intermediate files, {n_temps} leftover temporaries and {len(logs)} SLURM logs "
             f"of successful jobs: {freed + freed_temps} bytes"
             + ("; reconstruction chunks kept (the volume is a VDS over them)" if keep_recon else "") + "\n")

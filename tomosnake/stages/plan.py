@@ -163,7 +163,8 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
             center, center_method = _auto_center(cfg, scan, crop)
         else:
             check_center(cfg.recon.center, crop[3] - crop[2])
-    tile = subchunk_shape(chain, _budget_bytes(cfg, "preprocess"), info.n_proj, info.n_rows, info.n_cols, threads=cfg.threads)
+    tile = subchunk_shape(chain, _budget_bytes(cfg, "preprocess"), info.n_proj, info.n_rows, info.n_cols,
+                          threads=cfg.threads)
     out_rows, out_cols = crop[1] - crop[0], crop[3] - crop[2]
 
     # A preprocessing job handles about `subchunks_per_job` tiles. A step that needs every

@@ -9,6 +9,7 @@ from pathlib import Path
 WORKFLOW_DIR = Path(__file__).resolve().parent
 SNAKEFILE = WORKFLOW_DIR / "Snakefile"
 PROFILES = WORKFLOW_DIR / "profiles"
+DEFAULT_CONFIG = WORKFLOW_DIR / "config" / "config.yaml"
 ENVS = WORKFLOW_DIR / "envs"
 
 # The backends with a conda env of their own (envs/<backend>.yaml); every other job runs in envs/core.yaml.

@@ -8,14 +8,6 @@ localrules:
     cleanup,
 
 
-def cleanup_inputs(w) -> list[str]:
-    files = ScanFiles.under(OUT, w.scan)
-    inputs = [files.volume, *export_targets(w.scan)]
-    if CFG.report:
-        inputs.append(files.report)
-    return inputs
-
-
 rule cleanup:
     input:
         cleanup_inputs,
@@ -23,8 +15,6 @@ rule cleanup:
     output:
         done=FILES.cleanup_done,
     params:
-        # Not an input function over the checkpoint: that makes `snakemake -n` schedule `all` again.
-        scan_dir=FILES.dir,
         # The recon chunks are kept when the volume is a VDS over them.
         combine=CFG.output.combine,
     log:

@@ -7,16 +7,6 @@
 INPUT_SHA256 = CFG.output.input_sha256
 
 
-def export_targets(scan: str) -> list[str]:
-    """The optional copies of a scan's volume the config asks for."""
-    files, out = ScanFiles.under(OUT, scan), []
-    if CFG.output.ome_zarr:
-        out.append(files.ome_zarr)
-    if CFG.output.tiff:
-        out.append(files.tiff)
-    return out
-
-
 rule input_checksum:
     input:
         raw=raw_input,

@@ -88,6 +88,24 @@ if CFG.slurm.qos:
     BASE_RESOURCES["qos"] = CFG.slurm.qos
 
 
+def export_targets(scan: str) -> list[str]:
+    """The optional copies of a scan's volume the config asks for."""
+    files, out = ScanFiles.under(OUT, scan), []
+    if CFG.output.ome_zarr:
+        out.append(files.ome_zarr)
+    if CFG.output.tiff:
+        out.append(files.tiff)
+    return out
+
+
+def cleanup_inputs(w) -> list[str]:
+    files = ScanFiles.under(OUT, w.scan)
+    inputs = [files.volume, *export_targets(w.scan)]
+    if CFG.report:
+        inputs.append(files.report)
+    return inputs
+
+
 def final_targets(w=None) -> list[str]:
     targets = []
     for scan in SCANS:

@@ -9,7 +9,7 @@ from tomosnake.stages.plan import Plan
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 cfg = jobs.start(smk)
-summary = clean(Plan.read(smk.input.plan), smk.params.scan_dir, keep_recon=cfg.output.combine == "virtual",
+summary = clean(Plan.read(smk.input.plan), Path(smk.input.plan).parent, keep_recon=cfg.output.combine == "virtual",
                 workdir=Path.cwd())
 logging.getLogger("tomosnake").info(summary.strip())
 write_text(smk.output.done, summary)
