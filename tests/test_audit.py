@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from tests.conftest import read_only
-from tomosnake.audit import Job
+from tomosnake import preflight
+from tomosnake.audit import Job, ScanAudit, run_config
 from tomosnake.config import deep_merge, validate
 from tomosnake.phantom import PhantomSpec, write_scan
 from tomosnake.stages.plan import make_plan
@@ -146,6 +147,23 @@ def test_storage_numbers_are_the_plans_estimates(audited):
     assert size_of(proc.stdout, "final") == pytest.approx(e["volume_bytes"], rel=5e-3)
     assert size_of(proc.stdout, "peak") == pytest.approx(intermediate + e["volume_bytes"], rel=5e-3)
     assert re.search(r"disk: .* needed on the filesystem of .*/out, .* free: OK", proc.stdout), proc.stdout
+
+
+def test_audit_counts_storage_as_preflight_does(tmp_path):
+    """The audit reads the output settings from the run's arguments and counts the disk a scan needs as
+    preflight does (one formula): pyramid levels and the TIFF and OME-Zarr copies included."""
+    scan = write_scan(tmp_path / "s.h5", SPEC)
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(yaml.safe_dump({"output": {"pyramid": [2, 4], "tiff": True, "ome_zarr": True}}))
+    cfg = run_config(["--configfile", str(extra), "--config", f"input={scan}", "recon={center: 64}"])
+    assert (cfg.output.pyramid, cfg.output.tiff, cfg.output.ome_zarr, cfg.input) == ([2, 4], True, True, [str(scan)])
+    plan = make_plan(cfg, str(scan), "s")
+    plan_path = tmp_path / "out" / "s" / "plan.json"
+    plan_path.parent.mkdir(parents=True)
+    plan_path.write_text(plan.to_json())
+    st = ScanAudit("s", plan_path, cfg.output).storage()
+    assert st["final"] > plan.estimates["volume_bytes"]
+    assert st["peak"] == preflight.disk_need(plan, cfg, plan_path.parent)
 
 
 def test_plan_failure_fails_the_audit(tmp_path, scan):

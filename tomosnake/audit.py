@@ -11,7 +11,8 @@
    threads -> ``--cpus-per-task``, ``gpu`` -> ``--gpus``);
 3. prints per scan k, j, jobs per rule with their partition and resources, core-hours and GPU-hours
    (an upper bound: time limits x cores, not expected run times) and the disk space the scan needs
-   (``estimates`` of its plan.json) against the free space of the output filesystem.
+   (``estimates`` of its plan.json and the run's output settings, as preflight counts them,
+   `preflight.storage`) against the free space of the output filesystem.
 
 It exits 1 when a scan cannot run: a plan or the dry run fails, or the output filesystem is too small.
 """
@@ -30,7 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from tomosnake.workflow import SNAKEFILE
+from tomosnake import config as tconfig
+from tomosnake.config import OutputConfig
+from tomosnake.preflight import storage
+from tomosnake.workflow import DEFAULT_CONFIG, SNAKEFILE
 
 # A job block of Snakemake's job listing: "rule NAME:" / "localcheckpoint NAME:" then "    key: value" lines.
 _HEADER = re.compile(r"^(local)?(?:rule|checkpoint) (\w+):$")
@@ -80,6 +84,7 @@ class ScanAudit:
 
     scan: str
     plan_path: Path
+    output: OutputConfig = field(default_factory=OutputConfig)
     jobs: list[Job] = field(default_factory=list)
 
     def plan(self) -> dict:
@@ -96,12 +101,9 @@ class ScanAudit:
         return sum(j.runtime_min / 60 * j.gpus for j in self.submitted)
 
     def storage(self) -> dict[str, int]:
-        """Bytes: intermediates (preprocessed stack and reconstructed chunks), final volume, and their sum,
-        the peak while both exist (an upper bound where the volume is a VDS over the chunks)."""
-        e = self.plan()["estimates"]
-        intermediate = int(e["preprocessed_bytes"]) + int(e["recon_chunk_bytes"])
-        final = int(e["volume_bytes"])
-        return {"intermediate": intermediate, "final": final, "peak": intermediate + final}
+        """Bytes: intermediates (preprocessed stack and reconstructed chunks), final outputs, and the peak
+        while all exist (`preflight.storage`)."""
+        return storage(self.plan()["estimates"], self.output)
 
 
 def snakemake_command(args: Iterable[str], *extra: str) -> list[str]:
@@ -141,6 +143,21 @@ def dry_run(args: list[str]) -> str:
     if rc != 0:
         raise AuditError(_errors(text))
     return text
+
+
+def run_config(args: list[str]) -> tconfig.TomoConfig:
+    """The config the run gets from these Snakemake arguments, merged as Snakemake merges it: the
+    workflow's config.yaml, then each --configfile (a profile's included), then --config."""
+    from snakemake.cli import parse_args, parse_config
+    from snakemake.common.configfile import load_configfile
+    from snakemake.utils import update_config
+
+    _, parsed = parse_args(["--snakefile", str(SNAKEFILE), *args])
+    config = load_configfile(DEFAULT_CONFIG)
+    for path in parsed.configfile or []:
+        update_config(config, load_configfile(path))
+    update_config(config, parse_config(parsed.config or []))
+    return tconfig.load(config)
 
 
 def _errors(text: str) -> str:
@@ -224,7 +241,7 @@ def local_rules(proc: subprocess.Popen) -> frozenset[str]:
     return frozenset(line.split()[1:])
 
 
-def scans(jobs: list[Job]) -> list[ScanAudit]:
+def scans(jobs: list[Job], output: OutputConfig | None = None) -> list[ScanAudit]:
     """Group jobs by scan; a scan's plan is the ``<scan>/plan.json`` its jobs read."""
     by_scan: dict[str, ScanAudit] = {}
     for job in jobs:
@@ -236,7 +253,7 @@ def scans(jobs: list[Job]) -> list[ScanAudit]:
                          if p.endswith(f"/{scan}/plan.json")), None)
             if plan is None:
                 raise AuditError(f"scan {scan}: no job reads its plan.json; has its plan run?")
-            by_scan[scan] = ScanAudit(scan, Path(plan))
+            by_scan[scan] = ScanAudit(scan, Path(plan), output or OutputConfig())
         by_scan[scan].jobs.append(job)
     return list(by_scan.values())
 
@@ -302,7 +319,7 @@ def audit(args: list[str], out: TextIO = sys.stdout) -> int:
         if "Nothing to be done" in text:
             print("Nothing to be done: every target is up to date, nothing would be submitted.", file=out)
             return 0
-        audits = scans(parse_jobs(text, local))
+        audits = scans(parse_jobs(text, local), run_config(args).output)
     except AuditError as err:
         print(f"tomosnake audit: the run cannot start:\n{err}", file=out)
         return 1

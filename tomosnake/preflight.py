@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tomosnake import config as tconfig
-from tomosnake.config import TomoConfig, scan_name
+from tomosnake.config import OutputConfig, TomoConfig, scan_name
 from tomosnake.paths import ScanFiles
 from tomosnake.stages.plan import Plan, make_plan
 from tomosnake.stages.preprocess_chunk import MemoryBudgetError
@@ -76,10 +76,21 @@ def plan_scan(cfg: TomoConfig, path: str, name: str) -> Plan:
         raise PreflightError(text if path in text else f"{path}: {text}") from None
 
 
-def _extra_outputs(cfg: TomoConfig) -> float:
+def _extra_outputs(output: OutputConfig) -> float:
     """Further outputs as a multiple of the volume: pyramid levels, TIFFs, an OME-Zarr copy."""
-    levels = sum(1 / f**3 for f in cfg.output.pyramid)
-    return levels + float(cfg.output.tiff) + (1 + levels) * float(cfg.output.ome_zarr)
+    levels = sum(1 / f**3 for f in output.pyramid)
+    return levels + float(output.tiff) + (1 + levels) * float(output.ome_zarr)
+
+
+def storage(estimates: Mapping[str, float], output: OutputConfig) -> dict[str, int]:
+    """Bytes of a scan's files from its plan's estimates: 'preprocessed' and 'recon_chunks' (the
+    intermediates, 'intermediate' together), 'final' (a physical volume with its pyramid levels and the
+    copies ``output`` asks for; a virtual volume is the recon chunks themselves) and 'peak', all at once."""
+    pre, chunks = int(estimates["preprocessed_bytes"]), int(estimates["recon_chunk_bytes"])
+    physical = output.combine == "physical"
+    final = int(estimates["volume_bytes"] * (1 + _extra_outputs(output))) if physical else chunks
+    return {"preprocessed": pre, "recon_chunks": chunks, "intermediate": pre + chunks, "final": final,
+            "peak": pre + chunks + (final if physical else 0)}
 
 
 def _glob(pattern: str) -> list[Path]:
@@ -98,15 +109,14 @@ def disk_need(plan: Plan, cfg: TomoConfig, scan_dir: str | Path) -> int:
     Once cleanup has run, Snakemake does not rebuild the removed intermediates, so they are not counted.
     """
     f = ScanFiles(str(scan_dir), plan.scan)
-    e = plan.estimates
-    physical = cfg.output.combine == "physical"
-    volume = e["volume_bytes"] if physical else 0
-    need = e["recon_chunk_bytes"] + volume * (1 + _extra_outputs(cfg))
+    s = storage(plan.estimates, cfg.output)
+    need = s["peak"]
     have = _size([*_glob(f.recon_chunk("*")), Path(f.volume)])
-    if not Path(f.cleanup_done).exists():
-        need += e["preprocessed_bytes"]
+    if Path(f.cleanup_done).exists():
+        need -= s["preprocessed"]
+    else:
         have += _size(_glob(f.preproc_chunk("*")))
-    return max(0, int(need) - have)
+    return max(0, need - have)
 
 
 def _existing_parent(path: Path) -> Path:

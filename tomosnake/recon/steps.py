@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from tomosnake.corrections.minuslog import minus_log as corrections_minus_log
+
 # TomoPy stripe-function names whose method algotom implements under the same name and
 # keywords (N. T. Vo's methods, in both libraries); "all_stripe" is the GUI's short default.
 STRIPE_FUNCTIONS = {
@@ -27,11 +29,8 @@ STRIPE_FUNCTIONS = {
 
 
 def minus_log(proj: np.ndarray) -> np.ndarray:
-    """-log of transmission; non-finite results (from values <= 0) become 0, as in the GUI."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = -np.log(proj, dtype=np.float32)
-    out[~np.isfinite(out)] = 0.0
-    return out
+    """-log of transmission as a new float32 array (`corrections.minuslog.minus_log` on a copy)."""
+    return corrections_minus_log(np.array(proj, dtype=np.float32))
 
 
 # ------------------------------------------------------------------ 360 -> 180

@@ -15,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 
+from tomosnake.corrections.minuslog import minus_log
 from tomosnake.io.atomic import write_text
 from tomosnake.config import TomoConfig
 from tomosnake.stages.preprocess_chunk import (
@@ -144,7 +145,7 @@ def _auto_center(cfg: TomoConfig, scan: Scan, crop: tuple[int, int, int, int]) -
         proj = scan.projections(p0, p0 + 1, r0, r0 + n_rows)[0]
         sinos.append((proj - dark) / np.maximum(flat - dark, 1e-6))
     trans = np.clip(np.stack(sinos), 1e-6, None)
-    sino = -np.log(trans).mean(axis=1)[:, crop[2]:crop[3]]
+    sino = minus_log(trans).mean(axis=1)[:, crop[2]:crop[3]]
     found = estimate_center(sino, np.asarray(scan.info.theta_deg)[::step], ncore=cfg.threads)
     return float(found.center), f"automatic: {found.method}"
 
