@@ -33,6 +33,7 @@ from typing import TextIO
 
 from tomosnake import config as tconfig
 from tomosnake.config import OutputConfig
+from tomosnake.paths import ScanFiles
 from tomosnake.preflight import storage
 from tomosnake.workflow import DEFAULT_CONFIG, SNAKEFILE
 
@@ -250,7 +251,7 @@ def scans(jobs: list[Job], output: OutputConfig | None = None) -> list[ScanAudit
             continue
         if scan not in by_scan:
             plan = next((p for j in jobs if j.wildcards.get("scan") == scan for p in j.inputs
-                         if p.endswith(f"/{scan}/plan.json")), None)
+                         if p.endswith(ScanFiles.under("", scan).plan)), None)  # ".../<scan>/plan.json"
             if plan is None:
                 raise AuditError(f"scan {scan}: no job reads its plan.json; has its plan run?")
             by_scan[scan] = ScanAudit(scan, Path(plan), output or OutputConfig())

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from tomosnake.config import scan_name
+from tomosnake.paths import ScanFiles
 from tomosnake.phantom import PhantomSpec, write_scan
 from tomosnake.workflow import PROFILES, SNAKEFILE
 
@@ -62,9 +63,8 @@ def _demo(args: argparse.Namespace) -> int:
     if rc != 0:
         print(f"tomosnake demo: snakemake failed (exit {rc}); logs are in {work / 'results'}", file=sys.stderr)
         return rc
-    name = scan_name(scan)
-    print(f"\ndone in {time.time() - start:.0f} s\n  volume: {work / 'results' / name / (name + '_recon.h5')}"
-          f"\n  report: {work / 'results' / name / (name + '_report.pdf')}")
+    files = ScanFiles.under(str(work / "results"), scan_name(scan))
+    print(f"\ndone in {time.time() - start:.0f} s\n  volume: {files.volume}\n  report: {files.report}")
     return 0
 
 
