@@ -57,7 +57,7 @@ def test_360_full_field_within_half_pixel(n_cols: int, offset: float) -> None:
     sino, theta = noisy_sino(spec, [3], seed=2)
     est = estimate_center(sino[:, 0], theta)
     assert abs(est.center - spec.center) <= TOLERANCE_PX, (est.center, spec.center)
-    assert "find_center_360" in est.method
+    assert "opposite projections" in est.method
 
 
 @pytest.mark.parametrize(("n_cols", "axis_fraction"), [(128, 0.2), (128, 0.85), (200, 0.12), (200, 0.75)])

@@ -165,8 +165,12 @@ class PreprocessConfig(Strict):
 
 # --------------------------------------------------------------------------- recon
 class Sino360(Strict):
+    """Half acquisition: a 360-degree scan with the axis near one edge, stitched into a 180-degree sinogram."""
+
     enabled: bool = False
-    old_center: float | None = None
+    old_center: float | Literal["auto"] | None = Field(
+        None, description="the axis of the 360-degree projections in detector columns (after cropping); "
+        "null or 'auto': found by the plan. recon.center, when given, is in columns of the stitched sinogram")
 
 
 class Padding(Strict):
@@ -206,8 +210,11 @@ class Convert(Strict):
 
 
 class CenterSearch(Strict):
-    method: Literal["vo"] = "vo"
-    n_rows: int = Field(3, ge=1, description="sinograms averaged by the automatic search")
+    """The plan's automatic centre (`tomosnake.center.center_from_scan`)."""
+
+    method: Literal["opposite"] = "opposite"
+    pairs: int = Field(4, ge=1, le=64, description="pairs of opposite projections compared (360-degree scans; "
+                       "a 180-degree scan has one or two); each reads two frames")
 
 
 class ReconConfig(Strict):
@@ -220,7 +227,8 @@ class ReconConfig(Strict):
     algorithm: str = "gridrec"
     filter_name: str = "shepp"
     filter_par: list[float] | None = Field(None, description="TomoPy recon filter_par (e.g. butterworth cutoff, order)")
-    center: float | None = None
+    center: float | None = Field(None, description="rotation axis in columns of the sinogram reconstructed "
+                                 "(after cropping and 360-to-180, before padding); null: automatic")
     center_search: CenterSearch = CenterSearch()
     ring_removal: RingRemoval = RingRemoval()
     circ_mask: CircMask = CircMask()

@@ -3,6 +3,15 @@
 The plan is computed by the ``plan`` checkpoint and read by every later rule.
 It depends on the scan's shapes, the enabled steps and the memory budget
 only; changing the budget changes k and j but never the result.
+
+Centres are absolute pixels in one of two frames, named where each value is stored:
+
+* detector columns: columns of the preprocessed projections (0 = the first column kept by the
+  crop). `Plan.axis` and ``recon.sino_360_to_180.old_center`` are in this frame.
+* reconstruction columns: columns of the sinogram the reconstruction gets, before padding. The
+  same as detector columns without 360->180 stitching; with it, columns of the stitched sinogram,
+  whose axis is `steps.center_after_360` (old_center + width - overlap with the axis in the left
+  half). ``recon.center`` and `Plan.center` are in this frame.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from typing import Literal
 import numpy as np
 
 from tomosnake.atomic import write_text
-from tomosnake.config import TomoConfig
+from tomosnake.config import ReconConfig, TomoConfig
 from tomosnake.preprocess import (
     FIXED_BYTES,
     FULL,
@@ -24,6 +33,8 @@ from tomosnake.preprocess import (
     output_window,
     subchunk_shape,
 )
+from tomosnake.recon import steps
+from tomosnake.recon.axis import MIN_OVERLAP_FRACTION
 from tomosnake.recon.backends import require_backend
 from tomosnake.recon.chain import block_overhead_bytes, output_width, slice_bytes
 from tomosnake.scan import ScanInfo
@@ -34,7 +45,6 @@ MB = 1 << 20
 # chunks start at even rows, so the pairing, and with it the result, is the same for every k, j
 # whose budget holds two slices (a budget for one slice only gives ~1e-5 relative differences).
 SLICE_PAIR = 2
-CENTER_MAX_ANGLES = 360
 
 
 class PlanError(ValueError):
@@ -61,12 +71,14 @@ class Plan:
     sino_chunks: list[tuple[int, int]]
     slices_per_load: int
     recon_width: int
-    center: float | None  # automatic centre; None when the config gives one
+    center: float | None  # automatic centre, reconstruction columns; None when recon.center gives it
     center_method: str
     log_applied: bool
     memory_mb: float
     estimates: dict = field(default_factory=dict)
     stitch_offsets: list[int] | None = None  # column offset of each of stitch.inputs, when stitching
+    axis: float | None = None  # the rotation axis found in the projections, detector columns; None if not searched
+    old_center: float | None = None  # the automatic recon.sino_360_to_180.old_center (= axis), detector columns
 
     @property
     def k(self) -> int:
@@ -108,14 +120,14 @@ def _budget_bytes(cfg: TomoConfig, stage: Literal["preprocess", "recon"]) -> int
 
 
 def check_center(center: float, n_cols: int) -> None:
-    """Reject a rotation axis outside the (cropped) detector."""
+    """Reject a rotation axis outside the sinogram the reconstruction gets (``n_cols`` columns)."""
     if not 0 <= center < n_cols:
-        raise PlanError(f"config key 'recon.center': {center} is outside the detector "
-                        f"(0 to {n_cols - 1} pixels after cropping)")
+        raise PlanError(f"config key 'recon.center': {center} is outside the sinogram (0 to {n_cols - 1} "
+                        "pixels after cropping and 360-to-180)")
 
 
 def resolve_center(plan: Plan, cfg: TomoConfig) -> tuple[float, str]:
-    """The centre a reconstruction uses: the configured one, else the plan's automatic one.
+    """The centre a reconstruction uses, in reconstruction columns: the configured one, else the plan's.
 
     The configured centre is not stored in the plan, so changing it reruns no preprocessing.
     """
@@ -125,32 +137,65 @@ def resolve_center(plan: Plan, cfg: TomoConfig) -> tuple[float, str]:
     return plan.center, plan.center_method
 
 
-def _auto_center(cfg: TomoConfig, scan: Scan, crop: tuple[int, int, int, int]) -> tuple[float, str]:
-    """Vo's methods (algotom) on the mean of a few flat-field-corrected sinograms at mid height.
+def auto_old_center(cfg: ReconConfig) -> bool:
+    """Whether the plan finds ``recon.sino_360_to_180.old_center``."""
+    s = cfg.sino_360_to_180
+    return s.enabled and s.old_center in (None, "auto")
 
-    At most `CENTER_MAX_ANGLES` evenly spaced projections are read, so the cost stays
-    bounded on scans of many thousand projections.
+
+def resolve_recon(plan: Plan, cfg: TomoConfig) -> ReconConfig:
+    """``cfg.recon`` with an automatic ``sino_360_to_180.old_center`` replaced by the plan's."""
+    return _with_old_center(cfg.recon, plan.old_center) if auto_old_center(cfg.recon) else cfg.recon
+
+
+def _with_old_center(recon: ReconConfig, old_center: float | None) -> ReconConfig:
+    s360 = recon.sino_360_to_180.model_copy(update={"old_center": old_center})
+    return recon.model_copy(update={"sino_360_to_180": s360})
+
+
+def _axis(cfg: TomoConfig, scan: Scan, crop: tuple[int, int, int, int], search: bool
+          ) -> tuple[float | None, float | None, float | None, str]:
+    """(axis, old_center, centre, how): the axis found in the projections (detector columns), the
+    automatic old_center (detector columns), the automatic centre (reconstruction columns), and how.
+
+    The search (`center.center_from_scan`, a few frames only) runs when something automatic needs
+    it; ``search=False`` (preflight) puts placeholders of the same layout: the middle, and for an
+    automatic old_center the widest stitched sinogram the search allows.
     """
-    from tomosnake.center import estimate_center
+    from tomosnake.center import center_from_scan
 
-    n = scan.info.n_proj
-    step = max(1, math.ceil(n / CENTER_MAX_ANGLES))
-    n_rows = min(cfg.recon.center_search.n_rows, crop[1] - crop[0])
-    r0 = (crop[0] + crop[1]) // 2 - n_rows // 2
-    flat = scan.flats(r0, r0 + n_rows).mean(axis=0)
-    dark = scan.darks(r0, r0 + n_rows).mean(axis=0)
-    sinos = []
-    for p0 in range(0, n, step):
-        proj = scan.projections(p0, p0 + 1, r0, r0 + n_rows)[0]
-        sinos.append((proj - dark) / np.maximum(flat - dark, 1e-6))
-    trans = np.clip(np.stack(sinos), 1e-6, None)
-    sino = -np.log(trans).mean(axis=1)[:, crop[2]:crop[3]]
-    found = estimate_center(sino, np.asarray(scan.info.theta_deg)[::step], ncore=cfg.threads)
-    return float(found.center), f"automatic: {found.method}"
+    r, width = cfg.recon, crop[3] - crop[2]
+    s360 = r.sino_360_to_180
+    auto_old = auto_old_center(r)
+    axis, how = None, "config"
+    if r.center is None and not (s360.enabled and not auto_old) or auto_old:
+        if search:
+            found = center_from_scan(scan, crop, r.center_search.pairs)
+            axis, how = found.center, f"automatic: {found.method}"
+        else:
+            overlap = math.ceil(MIN_OVERLAP_FRACTION * width)
+            axis, how = (overlap / 2 if auto_old else (width - 1) / 2), "placeholder (preflight)"
+    if not s360.enabled:
+        return axis, None, (axis if r.center is None else None), how
+    old = axis if auto_old else float(s360.old_center)  # type: ignore[arg-type]
+    assert old is not None
+    key = "recon.sino_360_to_180.old_center"
+    if not 0 < old < width - 1:
+        raise PlanError(f"config key '{key}': {'the automatic axis ' if auto_old else ''}{old:.2f} is outside the "
+                        f"detector (0 to {width - 1} pixels after cropping)")
+    if r.center is not None:
+        return axis, (old if auto_old else None), None, how
+    center = steps.center_after_360(old, width)
+    how = (f"{how}; half acquisition: axis {old:.2f} in detector columns" if auto_old
+           else f"from {key} {old:g} (detector columns)")
+    return axis, (old if auto_old else None), center, f"{how}, {center:.2f} in the stitched sinogram"
 
 
-def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
-    """Plan one scan from its metadata, the enabled steps and the memory budget."""
+def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = True) -> Plan:
+    """Plan one scan from its metadata, the enabled steps and the memory budget.
+
+    ``search=False`` skips the automatic centre (preflight: k, j and the estimates do not depend on it).
+    """
     require_backend(cfg.recon.backend, cfg.recon.algorithm, cfg.recon.filter_name)
     with open_scan(cfg, input_path) as scan:
         info: ScanInfo = scan.info
@@ -158,11 +203,10 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
         scan.check_flats()
         chain = build_chain(cfg.preprocess, has_i0=info.has_i0, n_frames=max(info.n_flat, info.n_dark))
         crop = output_window(info.n_rows, info.n_cols, cfg.preprocess)
-        center, center_method = None, "config"
-        if cfg.recon.center is None:
-            center, center_method = _auto_center(cfg, scan, crop)
-        else:
-            check_center(cfg.recon.center, crop[3] - crop[2])
+        axis, old_center, center, center_method = _axis(cfg, scan, crop, search)
+    recon = cfg.recon if old_center is None else _with_old_center(cfg.recon, old_center)
+    if cfg.recon.center is not None:
+        check_center(cfg.recon.center, output_width(crop[3] - crop[2], recon))
     tile = subchunk_shape(chain, _budget_bytes(cfg, "preprocess"), info.n_proj, info.n_rows, info.n_cols, threads=cfg.threads)
     out_rows, out_cols = crop[1] - crop[0], crop[3] - crop[2]
 
@@ -172,9 +216,9 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
     proj_per_job = tile[0] * max(1, math.ceil(cfg.subchunks_per_job / tiles_per_proj_block))
     k = 1 if chain.needs.proj is FULL else math.ceil(info.n_proj / proj_per_job)
 
-    per_slice = slice_bytes(info.n_proj, out_cols, cfg.recon)
+    per_slice = slice_bytes(info.n_proj, out_cols, recon)
     # The same allowance for HDF5 caches and allocator slack as in preprocessing.
-    fixed = block_overhead_bytes(info.n_proj, out_cols, cfg.recon) + FIXED_BYTES
+    fixed = block_overhead_bytes(info.n_proj, out_cols, recon) + FIXED_BYTES
     budget = _budget_bytes(cfg, "recon")
     pair = SLICE_PAIR if budget - fixed >= SLICE_PAIR * per_slice else 1
     slices_per_load = (budget - fixed) // (pair * per_slice) * pair
@@ -184,7 +228,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
                         f"needs {need / MB:.1f} MB for reconstruction; raise it to at least "
                         f"{cfg.overhead_mb + math.ceil(need / MB)}")
     j = math.ceil(out_rows / (slices_per_load * cfg.subchunks_per_job))
-    width = output_width(out_cols, cfg.recon)
+    width = output_width(out_cols, recon)
     out_item = np.dtype(cfg.recon.convert.dtype if cfg.recon.convert.enabled else "float32").itemsize
     estimates = {
         "raw_bytes": info.raw_bytes,
@@ -199,7 +243,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
                 proj_chunks=split(info.n_proj, k), tile=tile, sino_chunks=split(out_rows, j, pair),
                 slices_per_load=int(slices_per_load), recon_width=width, center=center,
                 center_method=center_method, log_applied=chain.log_applied, memory_mb=cfg.memory_mb,
-                estimates=estimates, stitch_offsets=stitch_offsets)
+                estimates=estimates, stitch_offsets=stitch_offsets, axis=axis, old_center=old_center)
 
 
 def write_plan(cfg: TomoConfig, input_path: str, scan_name: str, out_path: str | Path) -> Plan:

@@ -17,7 +17,7 @@ import numpy as np
 
 from tomosnake.atomic import atomic_path, write_text
 from tomosnake.config import TomoConfig
-from tomosnake.plan import Plan, resolve_center
+from tomosnake.plan import Plan, resolve_center, resolve_recon
 from tomosnake.recon.chain import conversion_range, convert, reconstruct_block
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,8 @@ def write_range(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_path: str
             rows = sample_rows(plan)
             with h5py.File(vds_path, "r") as f:
                 data = f["exchange/data"]
-                slices = [reconstruct_block(_read_rows(data, r, r + 1), plan.theta_deg, cfg.recon, center,
+                recon = resolve_recon(plan, cfg)
+                slices = [reconstruct_block(_read_rows(data, r, r + 1), plan.theta_deg, recon, center,
                                             plan.log_applied, cfg.threads) for r in rows]
             vmin, vmax = conversion_range(np.concatenate(slices), conv)
             result["sample_rows"] = rows
@@ -63,6 +64,7 @@ def recon_chunk(vds_path: str | Path, plan: Plan, j: int, cfg: TomoConfig, conv_
     """
     r0, r1 = plan.sino_chunks[j]
     center, _ = resolve_center(plan, cfg)
+    recon = resolve_recon(plan, cfg)
     width = plan.recon_width
     dtype = conv_range["dtype"]
     step = plan.slices_per_load  # even, like every chunk start: slice pairs do not depend on k and j
@@ -72,7 +74,7 @@ def recon_chunk(vds_path: str | Path, plan: Plan, j: int, cfg: TomoConfig, conv_
         out = dst.create_dataset("exchange/data", shape=(r1 - r0, width, width), dtype=dtype,
                                  chunks=(1, width, width))
         for n, (a, b) in enumerate(loads, 1):
-            vol = reconstruct_block(_read_rows(data, r0 + a, r0 + b), plan.theta_deg, cfg.recon, center,
+            vol = reconstruct_block(_read_rows(data, r0 + a, r0 + b), plan.theta_deg, recon, center,
                                     plan.log_applied, cfg.threads)
             if conv_range["enabled"]:
                 vol = convert(vol, cfg.recon.convert, conv_range["min"], conv_range["max"])
@@ -96,11 +98,12 @@ def try_center(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_dir: str |
     if row >= plan.shape[1]:
         raise ValueError(f"config key 'center_try.row': {row} is outside the {plan.shape[1]} preprocessed rows")
     middle = t.center if t.center is not None else resolve_center(plan, cfg)[0]
+    recon = resolve_recon(plan, cfg)
     with h5py.File(vds_path, "r") as f:
         sino = _read_rows(f["exchange/data"], row, row + 1)[:, 0, :]
 
     def one_slice(s: np.ndarray, theta_deg: np.ndarray, center: float) -> np.ndarray:
-        return reconstruct_block(s[:, None, :], theta_deg, cfg.recon, center, plan.log_applied, cfg.threads)[0]
+        return reconstruct_block(s[:, None, :], theta_deg, recon, center, plan.log_applied, cfg.threads)[0]
 
     return try_centers(sino, plan.theta_deg, centers_around(middle, t.width, t.step), one_slice, out_dir,
                        title=f"{plan.scan}, row {row}")

@@ -165,6 +165,13 @@ def _angle_ticks(theta: np.ndarray, rows: int, step: int = 1) -> list[tuple[floa
     return out
 
 
+def _old_center(plan: Plan, cfg: TomoConfig) -> str:
+    """The half-acquisition axis as configured, or as the plan found it."""
+    if plan.old_center is not None:
+        return f"{plan.old_center:.2f} (automatic)"
+    return f"{cfg.recon.sino_360_to_180.old_center}"
+
+
 def _page_one(plan: Plan, cfg: TomoConfig, v: Previews, sl: Slices, prov: dict, volume_path: Path,
               summary: Summary, pixel_um: float | None, dtype: np.dtype) -> list:
     center, method = prov["center"], prov["center_method"]
@@ -274,7 +281,8 @@ def _reconstruction(plan: Plan, cfg: TomoConfig, prov: dict) -> list:
             ["-log", log_where],
             ["Padding", f"{onoff[r.pad.enabled]}, npad {r.pad.npad}, mode {r.pad.mode}"],
             ["360 to 180", f"{onoff[r.sino_360_to_180.enabled]}"
-             + (f", old centre {r.sino_360_to_180.old_center}" if r.sino_360_to_180.enabled else "")],
+             + (f", old centre {_old_center(plan, cfg)} (detector columns after cropping)"
+                if r.sino_360_to_180.enabled else "")],
             ["Excluded projections", json.dumps(r.excluded_proj) if r.excluded_proj else "none"],
             ["Stripe removal (sinograms)", f"{r.stripe.function} {_params(r.stripe.kwargs)}" if r.stripe.enabled
              else "off"],

@@ -17,6 +17,7 @@ import numpy as np
 from tomosnake.config import InputConfig
 
 FLAT_CHECK_ROWS = 256  # rows of flats/darks read at a time by the checks
+FLAT_CHECK_FRAMES = 2  # flats and darks (evenly spaced) read by the checks
 
 
 class ScanError(ValueError):
@@ -176,16 +177,20 @@ class RawScan:
         block = self._data[self.proj.raw(p0, p1), self.rows.raw(r0, r1), self.cols.raw(0, self.cols.size)]
         return block.astype(np.float32, copy=False)
 
-    def _frames_rows(self, ds: h5py.Dataset, r0: int, r1: int) -> np.ndarray:
-        return ds[:, self.rows.raw(r0, r1), self.cols.raw(0, self.cols.size)].astype(np.float32, copy=False)
+    def _frames_rows(self, ds: h5py.Dataset, r0: int, r1: int, max_frames: int | None) -> np.ndarray:
+        n = ds.shape[0]
+        frames: slice | list[int] = slice(None)
+        if max_frames is not None and max_frames < n:  # evenly spaced: frames are HDF5 chunks, each costs a read
+            frames = sorted({int(i) for i in np.linspace(0, n - 1, max(1, max_frames)).round()})
+        return ds[frames, self.rows.raw(r0, r1), self.cols.raw(0, self.cols.size)].astype(np.float32, copy=False)
 
-    def flats(self, r0: int, r1: int) -> np.ndarray:
-        """All flat frames, rows ``r0:r1``, float32 (n_flat, rows, cols)."""
-        return self._frames_rows(self._flat, r0, r1)
+    def flats(self, r0: int, r1: int, max_frames: int | None = None) -> np.ndarray:
+        """Flat frames (all, or at most ``max_frames`` evenly spaced), rows ``r0:r1``, float32 (frames, rows, cols)."""
+        return self._frames_rows(self._flat, r0, r1, max_frames)
 
-    def darks(self, r0: int, r1: int) -> np.ndarray:
-        """All dark frames, rows ``r0:r1``, float32 (n_dark, rows, cols)."""
-        return self._frames_rows(self._dark, r0, r1)
+    def darks(self, r0: int, r1: int, max_frames: int | None = None) -> np.ndarray:
+        """Dark frames (all, or at most ``max_frames`` evenly spaced), rows ``r0:r1``, float32 (frames, rows, cols)."""
+        return self._frames_rows(self._dark, r0, r1, max_frames)
 
     def i0(self, p0: int, p1: int) -> np.ndarray | None:
         """Beam-monitor intensity of projections ``p0:p1`` relative to the first selected one, or None."""
@@ -197,12 +202,13 @@ class RawScan:
         return self._i0[self.proj.raw(p0, p1)].astype(np.float64) / first
 
     def check_flats(self) -> None:
-        """Reject flats or darks that would divide by zero or invert contrast, reading a block of rows at a time."""
+        """Reject flats or darks that would divide by zero or invert contrast, reading `FLAT_CHECK_FRAMES`
+        sampled frames of each (bounded cost on the submit host), a block of rows at a time."""
         n = self.info.n_rows
         for r0 in range(0, n, FLAT_CHECK_ROWS):
             r1 = min(r0 + FLAT_CHECK_ROWS, n)
-            flat = self.flats(r0, r1).mean(axis=0)
-            dark = self.darks(r0, r1).mean(axis=0)
+            flat = self.flats(r0, r1, FLAT_CHECK_FRAMES).mean(axis=0)
+            dark = self.darks(r0, r1, FLAT_CHECK_FRAMES).mean(axis=0)
             if not np.all(np.isfinite(flat)):
                 raise ScanError(f"{self.path}: flat fields '/{self.cfg.flat_path}' hold non-finite values")
             if not np.all(np.isfinite(dark)):
