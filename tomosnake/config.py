@@ -136,13 +136,22 @@ class Background(Strict):
 
 
 class PhaseRetrieval(Strict):
-    """Paganin phase retrieval, TomoPy ``retrieve_phase`` units (cm, keV)."""
+    """Paganin phase retrieval. Lengths in cm, energy in keV (TomoPy's units).
+
+    Give the sample as ``delta_beta`` (delta/beta of its refractive index n = 1 - delta + i beta): the
+    textbook filter 1 / (1 + pi lambda dist (delta/beta) |f|^2). ``alpha`` is TomoPy's regularisation,
+    as .tori files hold it: 1 / (1 + lambda dist |f|^2 / (4 pi alpha)), so alpha = beta / (4 pi^2 delta)
+    gives the same filter (alpha = beta/delta is 39x too weak). ``delta_beta``, when set, wins.
+    """
 
     enabled: bool = False
-    pixel_size: float = Field(0.00055, gt=0)
-    dist: float = Field(28.0, gt=0)
-    energy: float = Field(20.0, gt=0)
-    alpha: float = Field(0.002, gt=0)
+    pixel_size: float = Field(0.00055, gt=0, description="detector pixel size at the sample, cm")
+    dist: float = Field(28.0, gt=0, description="sample-detector distance, cm")
+    energy: float = Field(20.0, gt=0, description="photon energy, keV")
+    delta_beta: float | None = Field(None, gt=0, description="delta/beta of the sample (e.g. ~1000 for soft "
+                                     "tissue or polymers at 20-30 keV); when set, alpha is not used")
+    alpha: float = Field(0.002, gt=0, description="TomoPy's alpha (.tori files): beta / (4 pi^2 delta) for the "
+                         "textbook filter; used when delta_beta is null")
     pad: bool = True
     filter: Literal["tomopy", "generalised"] = Field(
         "tomopy", description="tomopy: whole projections per tile (as the GUI); generalised (Paganin et al. "
