@@ -15,7 +15,10 @@ from tomosnake.center import (
     image_name,
     try_centers,
 )
-from tomosnake.phantom import SHEPP_LOGAN_3D, PhantomSpec, ground_truth, sinogram_block
+from tomosnake.config import TomoConfig
+from tomosnake.phantom import SHEPP_LOGAN_3D, PhantomSpec, ground_truth, sinogram_block, write_scan
+from tomosnake.plan import make_plan
+from tomosnake.scan import RawScan
 
 TOLERANCE_PX = 0.5  # issue 8: automatic error <= 0.5 px
 
@@ -117,3 +120,43 @@ def test_try_series_labelled_with_absolute_centres(tmp_path) -> None:
         assert f"centre {c:.2f} px" in text
     assert "absolute detector columns" in text
     assert not list((tmp_path / "try").glob(".*tmp*"))  # atomic writes left no temporaries
+
+
+# ------------------------------------------------------------------ from a scan file (the plan's search)
+class Reads:
+    """Counts the frames a `RawScan` reads: projections, and flats or darks."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.proj = self.refs = 0
+        projections, frames_rows = RawScan.projections, RawScan._frames_rows
+
+        def count_proj(scan, p0, p1, *args, **kwargs):
+            self.proj += p1 - p0
+            return projections(scan, p0, p1, *args, **kwargs)
+
+        def count_refs(scan, *args, **kwargs):
+            out = frames_rows(scan, *args, **kwargs)
+            self.refs += out.shape[0]
+            return out
+
+        monkeypatch.setattr(RawScan, "projections", count_proj)
+        monkeypatch.setattr(RawScan, "_frames_rows", count_refs)
+
+
+@pytest.mark.parametrize(("theta_end", "n_cols", "offset", "noise"),
+                         [(180, 128, 5.5, True), (180, 101, -7.3, True), (180, 128, 9.1, False),
+                          (360, 128, 3.4, True), (360, 96, -2.2, False)])
+def test_plan_search_reads_few_frames_and_finds_the_axis(tmp_path, monkeypatch, theta_end, n_cols, offset, noise):
+    """Whatever the number of projections, the plan reads 2 * pairs + 2 projections at most, 2 flats and
+    2 darks for the search and for the flat check each; the axis is within 0.25 px (issue 15)."""
+    spec = PhantomSpec(n_proj=720, n_rows=4, n_cols=n_cols, center_offset=offset, theta_end=theta_end,
+                       noise=noise, n_flat=12, n_dark=12, seed=4)
+    path = write_scan(tmp_path / "scan.h5", spec)
+    reads = Reads(monkeypatch)
+    cfg = TomoConfig(input=[str(path)], threads=96)
+    plan = make_plan(cfg, str(path), "scan")
+    assert abs(plan.center - spec.center) <= 0.25, (plan.center, spec.center)
+    assert plan.axis == plan.center
+    assert reads.proj <= 2 * cfg.recon.center_search.pairs + 2
+    assert reads.refs <= 2 * 2 * 2  # sampled flats and darks: search, check
+    assert "opposite projections" in plan.center_method

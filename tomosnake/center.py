@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 MAX_VO_ROWS = 512  # projections kept for Vo's search (1800 x 2560 px: 23 s with all rows, 3 s with 450)
 MAX_360_PAIRS = 512  # opposite pairs of an in-memory 360-degree sinogram compared
-MAX_FRAME_PIXELS = 8 << 20  # pixels of each frame read by `center_from_scan`: a band of rows at mid height
+MAX_FRAME_PIXELS = 4 << 20  # pixels of each frame read by `center_from_scan`: a band of rows at mid height
 REFERENCE_FRAMES = 2  # flats and darks averaged by `center_from_scan`
 MAX_BANDS = 16  # `center_from_scan` averages the rows it reads into at most this many bands
 THUMB_PX = 512  # contact-sheet thumbnails at most this many pixels a side

@@ -194,7 +194,8 @@ def _axis(cfg: TomoConfig, scan: Scan, crop: tuple[int, int, int, int], search: 
 def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = True) -> Plan:
     """Plan one scan from its metadata, the enabled steps and the memory budget.
 
-    ``search=False`` skips the automatic centre (preflight: k, j and the estimates do not depend on it).
+    ``search=False`` skips the automatic centre (preflight: k, j and the estimates do not depend on it;
+    with an automatic old_center they are those of the widest stitched sinogram the search allows).
     """
     require_backend(cfg.recon.backend, cfg.recon.algorithm, cfg.recon.filter_name)
     with open_scan(cfg, input_path) as scan:
@@ -205,6 +206,8 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
         crop = output_window(info.n_rows, info.n_cols, cfg.preprocess)
         axis, old_center, center, center_method = _axis(cfg, scan, crop, search)
     recon = cfg.recon if old_center is None else _with_old_center(cfg.recon, old_center)
+    if not search:  # placeholders shaped the layout only
+        axis = old_center = center = None
     if cfg.recon.center is not None:
         check_center(cfg.recon.center, output_width(crop[3] - crop[2], recon))
     tile = subchunk_shape(chain, _budget_bytes(cfg, "preprocess"), info.n_proj, info.n_rows, info.n_cols, threads=cfg.threads)

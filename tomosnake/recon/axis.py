@@ -72,20 +72,25 @@ def opposite_terms(theta_deg: np.ndarray, a: int, step: float | None = None) -> 
 
 
 def choose_references(theta_deg: np.ndarray, n_refs: int) -> list[tuple[int, list[Term]]]:
-    """Up to ``n_refs`` reference frames evenly spread over the usable ones, each with its `opposite_terms`."""
+    """Up to ``n_refs`` reference frames, each with its `opposite_terms`: spread evenly over the first
+    half turn (pairs (a, b) and (b, a) hold the same information), plus the frames at the ends of the
+    range (the seam of a 180-degree scan). Costs O(n) per candidate, not per frame."""
     theta = np.asarray(theta_deg, dtype=np.float64)
     step = _span_step(theta)
-    order = np.argsort(np.mod(theta, 360.0), kind="stable")
-    usable = [(int(a), t) for a in order if (t := opposite_terms(theta, int(a), step)) is not None
-              and not all(mirrored for _, mirrored, _ in t)]  # mirrored frames only: no information
-    if not usable:
+    order = np.argsort(np.mod(theta - theta.min(), 360.0), kind="stable")
+    rel = np.mod(theta[order] - theta[order[0]], 360.0)
+    half = int(np.searchsorted(rel, 180.0 - step / 2))  # frames in the first half turn
+    spread = order[np.unique(np.linspace(0, max(half, 1) - 1, n_refs).round().astype(int))]
+    candidates = dict.fromkeys([*(int(a) for a in spread), int(order[0]), int(order[-1])])
+    refs = []
+    for a in candidates:
+        terms = opposite_terms(theta, a, step)
+        if terms is not None and not all(mirrored for _, mirrored, _ in terms):  # only mirrored: no information
+            refs.append((a, terms))
+    if not refs:
         raise ValueError("no projection has its opposite (180 degrees later) among the angles; "
                          "an automatic centre needs a scan over 180 or 360 degrees")
-    # Pairs (a, opposite) and (opposite, a) hold the same information: keep the first half turn.
-    first = [(a, t) for a, t in usable if np.mod(theta[a] - theta[usable[0][0]], 360.0) < 180.0 - step / 2]
-    usable = first or usable
-    picks = np.unique(np.linspace(0, len(usable) - 1, min(n_refs, len(usable))).round().astype(int))
-    return [usable[i] for i in picks]
+    return refs[:n_refs]
 
 
 def frames_needed(refs: list[tuple[int, list[Term]]]) -> list[int]:
