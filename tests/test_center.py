@@ -158,5 +158,5 @@ def test_plan_search_reads_few_frames_and_finds_the_axis(tmp_path, monkeypatch, 
     assert abs(plan.center - spec.center) <= 0.25, (plan.center, spec.center)
     assert plan.axis == plan.center
     assert reads.proj <= 2 * cfg.recon.center_search.pairs + 2
-    assert reads.refs <= 2 * 2 * 2  # sampled flats and darks: search, check
+    assert reads.refs <= 2 * 2  # sampled flats and darks of the search (the flat check reads one of each apart)
     assert "opposite projections" in plan.center_method

@@ -17,7 +17,7 @@ import numpy as np
 from tomosnake.config import InputConfig
 
 FLAT_CHECK_ROWS = 256  # rows of flats/darks read at a time by the checks
-FLAT_CHECK_FRAMES = 2  # flats and darks (evenly spaced) read by the checks
+FLAT_CHECK_FRAMES = 1  # flats and darks (evenly spaced) read whole by the checks: 172 MB at 2584 x 16606
 
 
 class ScanError(ValueError):
