@@ -21,8 +21,9 @@ sparse files are lower bounds, its centres meaningless).
 
 Each plan runs in a fresh Python process with the file's pages dropped from the page cache first
 (``posix_fadvise(DONTNEED)``, this file only), with ``threads: 96`` as in a facility config and a
-500 GB budget. Printed: import time, plan time, the process's peak RSS (kernel high-water mark),
-bytes read through system calls (``rchar``), and the centre's error against the phantom's axis.
+500 GB budget. Printed: import time, plan time, the process's peak RSS (kernel high-water mark), the
+peak RSS of its process tree (sampled every 20 ms: workers included), bytes the plan process read
+through system calls (``rchar``, imports included), and the centre's error against the phantom's axis.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import psutil
 
 from tomosnake.phantom import PhantomSpec, sinogram_block, write_scan
 
@@ -50,6 +52,7 @@ SCANS = {
                             theta_end=360.0, seed=17), True),
 }
 CONFIG = {"threads": 96, "memory_mb": 500_000, "overhead_mb": 300}
+SAMPLE_S = 0.02  # RSS sampling period of the plan's process tree
 
 CHILD = r"""
 import json, sys, time
@@ -137,18 +140,37 @@ def drop_cache(path: Path) -> None:
         os.close(fd)
 
 
+def tree_rss(proc: psutil.Process) -> int:
+    """Resident bytes of a process and all its descendants (algotom's ncore starts workers)."""
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def run_plan(path: Path, tomosnake: str | None) -> dict:
     env = dict(os.environ)
     if tomosnake:
         env["PYTHONPATH"] = tomosnake
     drop_cache(path)
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(path), json.dumps(CONFIG)], env=env,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path.resolve()), json.dumps(CONFIG)], env=env,
+                            cwd=path.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watched, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, tree_rss(watched))
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(SAMPLE_S)
+    out, err = proc.communicate()
     wall = time.perf_counter() - t
     if proc.returncode:
-        raise SystemExit(f"plan failed on {path}:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1]) | {"wall_s": wall}
+        return {"error": err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}"}
+    return json.loads(out.strip().splitlines()[-1]) | {"wall_s": wall, "tree_peak_mib": peak / 2**20}
 
 
 def main() -> None:
@@ -158,16 +180,21 @@ def main() -> None:
     ap.add_argument("--tomosnake", help="directory put first on the plan process's PYTHONPATH (another checkout)")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    print(f"{'scan':9} {'shape':>22} {'wall s':>7} {'import s':>8} {'plan s':>7} {'peak MiB':>9} "
+    method = ""
+    print(f"{'scan':9} {'shape':>22} {'wall s':>7} {'import s':>8} {'plan s':>7} {'peak MiB':>9} {'tree MiB':>9} "
           f"{'read MB':>9} {'centre':>9} {'error px':>9}")
     for name in args.scans:
         path, spec = prepare(args.workdir, name)
         r = run_plan(path, args.tomosnake)
         shape = f"{spec.n_proj}x{spec.n_rows}x{spec.n_cols}"
+        if "error" in r:
+            print(f"{name:9} {shape:>22} failed: {r['error']}", flush=True)
+            continue
         print(f"{name:9} {shape:>22} {r['wall_s']:7.2f} {r['import_s']:8.2f} {r['plan_s']:7.2f} "
-              f"{r['peak_mib']:9.0f} {r['rchar'] / 1e6:9.1f} {r['center']:9.2f} {r['center'] - spec.center:+9.3f}",
-              flush=True)
-    print(f"config: {CONFIG}; method of the last: {r['method']}")
+              f"{r['peak_mib']:9.0f} {r['tree_peak_mib']:9.0f} {r['rchar'] / 1e6:9.1f} {r['center']:9.2f} "
+              f"{r['center'] - spec.center:+9.3f}", flush=True)
+        method = r["method"]
+    print(f"config: {CONFIG}; method of the last: {method}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tomosnake.config import TomoConfig
-from tomosnake.plan import make_plan, resolve_center, resolve_recon
+from tomosnake.plan import Plan, make_plan, resolve_center, resolve_recon
 from tomosnake.recon import quality, reconstruct_block, steps
 
 WIDTH, ROWS, N_PROJ = 256, 4, 720
@@ -116,3 +116,24 @@ def test_given_centre_is_in_stitched_columns(tmp_path):
                                       "center": steps.center_after_360(40.4, WIDTH)})
     assert plan.center is None and plan.old_center == pytest.approx(40.4, abs=AXIS_TOL_PX)
     assert rmse(rec, 40.4) < MAX_RMSE
+
+
+@pytest.mark.slow
+def test_workflow_left_axis_automatic(tmp_path):
+    """The real workflow, axis in the left half, old_center and centre automatic: the volume is right,
+    and its centre attribute is in columns of the stitched sinogram."""
+    from tests.workflow import run, volume
+
+    axis = 40.4
+    path = write_scan(tmp_path / "half.h5", axis)
+    cfg = {"input": [str(path)], "outdir": str(tmp_path / "out"), "threads": 1, "cleanup": False, "report": False,
+           "memory_mb": 400, "overhead_mb": 0, "recon": {"sino_360_to_180": {"enabled": True, "old_center": "auto"}}}
+    run(tmp_path / "work", cfg)
+    d = tmp_path / "out" / "half"
+    plan = Plan.read(d / "plan.json")
+    assert plan.old_center == pytest.approx(axis, abs=AXIS_TOL_PX)
+    vol = volume(d / "half_recon.h5")
+    assert vol.shape == (ROWS, plan.recon_width, plan.recon_width)
+    assert rmse(vol[1:2], axis) < MAX_RMSE
+    with h5py.File(d / "half_recon.h5", "r") as f:
+        assert f["exchange/data"].attrs["center"] == pytest.approx(steps.center_after_360(plan.old_center, WIDTH))
