@@ -58,7 +58,10 @@ CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 from tomosnake.config import TomoConfig
-from tomosnake.plan import make_plan
+try:
+    from tomosnake.stages.plan import make_plan
+except ImportError:  # a checkout from before the re-layout of issue 16
+    from tomosnake.plan import make_plan
 t1 = time.perf_counter()
 plan = make_plan(TomoConfig.model_validate(json.loads(sys.argv[2])), sys.argv[1], "bench")
 t2 = time.perf_counter()
@@ -73,10 +76,10 @@ print(json.dumps({"import_s": t1 - t0, "plan_s": t2 - t1, "peak_mib": hwm / 1024
 
 def _frames_read(spec: PhantomSpec) -> tuple[list[int], list[int], list[int], range]:
     """Projections, flats and darks this checkout's plan reads, and the rows of its search band."""
-    from tomosnake.center import MAX_FRAME_PIXELS, REFERENCE_FRAMES
+    from tomosnake.recon.center import MAX_FRAME_PIXELS, REFERENCE_FRAMES
     from tomosnake.config import CenterSearch
     from tomosnake.recon.axis import choose_references, frames_needed
-    from tomosnake.scan import FLAT_CHECK_FRAMES, _sample
+    from tomosnake.io.scan import FLAT_CHECK_FRAMES, _sample
 
     assert FLAT_CHECK_FRAMES <= REFERENCE_FRAMES  # the flat check reads a subset of the frames written
 

@@ -8,7 +8,7 @@ import tifffile
 from algotom.rec.reconstruction import dfi_reconstruction
 from pypdf import PdfReader
 
-from tomosnake.center import (
+from tomosnake.recon.center import (
     centers_around,
     estimate_center,
     find_center,
@@ -17,8 +17,8 @@ from tomosnake.center import (
 )
 from tomosnake.config import TomoConfig
 from tomosnake.phantom import SHEPP_LOGAN_3D, PhantomSpec, ground_truth, sinogram_block, write_scan
-from tomosnake.plan import make_plan
-from tomosnake.scan import RawScan
+from tomosnake.stages.plan import make_plan
+from tomosnake.io.scan import RawScan
 
 TOLERANCE_PX = 0.5  # issue 8: automatic error <= 0.5 px
 

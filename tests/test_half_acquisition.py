@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tomosnake.config import TomoConfig
-from tomosnake.plan import Plan, make_plan, resolve_center, resolve_recon
+from tomosnake.stages.plan import Plan, make_plan, resolve_center, resolve_recon
 from tomosnake.recon import quality, reconstruct_block, steps
 
 WIDTH, ROWS, N_PROJ = 256, 4, 720

@@ -219,7 +219,7 @@ class Convert(Strict):
 
 
 class CenterSearch(Strict):
-    """The plan's automatic centre (`tomosnake.center.center_from_scan`)."""
+    """The plan's automatic centre (`tomosnake.recon.center.center_from_scan`)."""
 
     method: Literal["opposite"] = "opposite"
     pairs: int = Field(4, ge=1, le=64, description="pairs of opposite projections compared (360-degree scans; "
@@ -374,7 +374,7 @@ def load(raw: dict[str, Any]) -> TomoConfig:
     """Build the run's config from Snakemake's merged config dict, a .tori underneath."""
     tori_path = raw.get("tori")
     if tori_path:
-        from tomosnake import tori
+        from tomosnake.io import tori
 
         raw = deep_merge(tori.to_config(tori.read(tori_path)), raw)
     return validate(raw)

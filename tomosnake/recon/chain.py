@@ -17,7 +17,7 @@ from tomosnake.recon.backends import get_backend
 
 def _old_center(cfg: ReconConfig) -> float:
     c = cfg.sino_360_to_180.old_center
-    if c is None or c == "auto":  # the plan resolves it (`tomosnake.plan.resolve_recon`)
+    if c is None or c == "auto":  # the plan resolves it (`tomosnake.stages.plan.resolve_recon`)
         raise ValueError("recon.sino_360_to_180.old_center must be resolved (the axis of the 360-degree scan)")
     return float(c)
 

@@ -1,0 +1,261 @@
+"""The plan of one scan: chunk counts k and j, tile and slice-load sizes, from metadata and the memory budget.
+
+The plan is computed by the ``plan`` checkpoint and read by every later rule.
+It depends on the scan's shapes, the enabled steps and the memory budget
+only; changing the budget changes k and j but never the result.
+
+Centres are absolute pixels in one of two frames, named where each value is stored:
+
+* detector columns: columns of the preprocessed projections (0 = the first column kept by the
+  crop). `Plan.axis` and ``recon.sino_360_to_180.old_center`` are in this frame.
+* reconstruction columns: columns of the sinogram the reconstruction gets, before padding. The
+  same as detector columns without 360->180 stitching; with it, columns of the stitched sinogram,
+  whose axis is `steps.center_after_360` (old_center + width - overlap with the axis in the left
+  half). ``recon.center`` and `Plan.center` are in this frame.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from tomosnake.io.atomic import write_text
+from tomosnake.config import ReconConfig, TomoConfig
+from tomosnake.stages.preprocess_chunk import (
+    FIXED_BYTES,
+    FULL,
+    build_chain,
+    output_window,
+    subchunk_shape,
+)
+from tomosnake.recon import steps
+from tomosnake.recon.axis import MIN_OVERLAP_FRACTION
+from tomosnake.recon.backends import require_backend
+from tomosnake.recon.chain import block_overhead_bytes, output_width, slice_bytes
+from tomosnake.io.scan import ScanInfo
+from tomosnake.io.stitched_scan import Scan, StitchedScan, open_scan
+
+MB = 1 << 20
+# The default backend reconstructs slices in pairs (one complex signal). Loads and sinogram
+# chunks start at even rows, so the pairing, and with it the result, is the same for every k, j
+# whose budget holds two slices (a budget for one slice only gives ~1e-5 relative differences).
+SLICE_PAIR = 2
+
+
+class PlanError(ValueError):
+    """A scan that cannot be planned with the given budget."""
+
+
+def split(n: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
+    """``n`` items in ``parts`` contiguous, near-equal ranges whose starts are multiples of ``align``."""
+    inner = {int(e) for e in (np.linspace(0, n, parts + 1)[1:-1] / align).round() * align}
+    edges = sorted({0, n} | {e for e in inner if 0 < e < n})
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+@dataclass
+class Plan:
+    """Everything the chunk jobs need to know, JSON-serialisable."""
+
+    scan: str
+    input: str
+    info: dict
+    crop: tuple[int, int, int, int]  # rows r0:r1, columns c0:c1 kept by preprocessing
+    proj_chunks: list[tuple[int, int]]
+    tile: tuple[int, int]  # (projections, rows) per preprocessing memory load
+    sino_chunks: list[tuple[int, int]]
+    slices_per_load: int
+    recon_width: int
+    center: float | None  # automatic centre, reconstruction columns; None when recon.center gives it
+    center_method: str
+    log_applied: bool
+    memory_mb: float
+    estimates: dict = field(default_factory=dict)
+    stitch_offsets: list[int] | None = None  # column offset of each of stitch.inputs, when stitching
+    axis: float | None = None  # the rotation axis found in the projections, detector columns; None if not searched
+    old_center: float | None = None  # the automatic recon.sino_360_to_180.old_center (= axis), detector columns
+
+    @property
+    def k(self) -> int:
+        return len(self.proj_chunks)
+
+    @property
+    def j(self) -> int:
+        return len(self.sino_chunks)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Shape of the preprocessed stack (projections, rows, columns)."""
+        r0, r1, c0, c1 = self.crop
+        return (self.info["n_proj"], r1 - r0, c1 - c0)
+
+    @property
+    def theta_deg(self) -> np.ndarray:
+        return np.asarray(self.info["theta_deg"], dtype=np.float64)
+
+    def to_json(self) -> str:
+        return json.dumps(_shallow(self) | {"k": self.k, "j": self.j}, indent=1)
+
+    @classmethod
+    def read(cls, path: str | Path) -> Plan:
+        data = json.loads(Path(path).read_text())
+        data.pop("k"), data.pop("j")
+        data["proj_chunks"] = [tuple(c) for c in data["proj_chunks"]]
+        data["sino_chunks"] = [tuple(c) for c in data["sino_chunks"]]
+        return cls(**data)
+
+
+def _shallow(obj: object) -> dict:
+    """A flat dataclass as a dict; `dataclasses.asdict` deep-copies every angle (1 s at 25134 angles)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}  # type: ignore[arg-type]
+
+
+def _budget_bytes(cfg: TomoConfig, stage: Literal["preprocess", "recon"]) -> int:
+    """Bytes of a job's budget left for data once the interpreter's share is reserved."""
+    total = cfg.budget_mb(stage)
+    if total - cfg.overhead_mb <= 0:
+        raise PlanError(f"config key '{cfg.budget_key(stage)}': {total} MB leaves nothing for data after the "
+                        f"{cfg.overhead_mb} MB reserved for the interpreter ('overhead_mb')")
+    return int((total - cfg.overhead_mb) * MB)
+
+
+def check_center(center: float, n_cols: int) -> None:
+    """Reject a rotation axis outside the sinogram the reconstruction gets (``n_cols`` columns)."""
+    if not 0 <= center < n_cols:
+        raise PlanError(f"config key 'recon.center': {center} is outside the sinogram (0 to {n_cols - 1} "
+                        "pixels after cropping and 360-to-180)")
+
+
+def resolve_center(plan: Plan, cfg: TomoConfig) -> tuple[float, str]:
+    """The centre a reconstruction uses, in reconstruction columns: the configured one, else the plan's.
+
+    The configured centre is not stored in the plan, so changing it reruns no preprocessing.
+    """
+    if cfg.recon.center is not None:
+        return float(cfg.recon.center), "config"
+    assert plan.center is not None, "plan made without automatic centre"
+    return plan.center, plan.center_method
+
+
+def auto_old_center(cfg: ReconConfig) -> bool:
+    """Whether the plan finds ``recon.sino_360_to_180.old_center``."""
+    s = cfg.sino_360_to_180
+    return s.enabled and s.old_center in (None, "auto")
+
+
+def resolve_recon(plan: Plan, cfg: TomoConfig) -> ReconConfig:
+    """``cfg.recon`` with an automatic ``sino_360_to_180.old_center`` replaced by the plan's."""
+    return _with_old_center(cfg.recon, plan.old_center) if auto_old_center(cfg.recon) else cfg.recon
+
+
+def _with_old_center(recon: ReconConfig, old_center: float | None) -> ReconConfig:
+    s360 = recon.sino_360_to_180.model_copy(update={"old_center": old_center})
+    return recon.model_copy(update={"sino_360_to_180": s360})
+
+
+def _axis(cfg: TomoConfig, scan: Scan, crop: tuple[int, int, int, int], search: bool
+          ) -> tuple[float | None, float | None, float | None, str]:
+    """(axis, old_center, centre, how): the axis found in the projections (detector columns), the
+    automatic old_center (detector columns), the automatic centre (reconstruction columns), and how.
+
+    The search (`tomosnake.recon.center.center_from_scan`, a few frames only) runs when something automatic needs
+    it; ``search=False`` (preflight) puts placeholders of the same layout: the middle, and for an
+    automatic old_center the widest stitched sinogram the search allows.
+    """
+    from tomosnake.recon.center import center_from_scan
+
+    r, width = cfg.recon, crop[3] - crop[2]
+    s360 = r.sino_360_to_180
+    auto_old = auto_old_center(r)
+    axis, how = None, "config"
+    if r.center is None and not (s360.enabled and not auto_old) or auto_old:
+        if search:
+            found = center_from_scan(scan, crop, r.center_search.pairs)
+            axis, how = found.center, f"automatic: {found.method}"
+        else:
+            overlap = math.ceil(MIN_OVERLAP_FRACTION * width)
+            axis, how = (overlap / 2 if auto_old else (width - 1) / 2), "placeholder (preflight)"
+    if not s360.enabled:
+        return axis, None, (axis if r.center is None else None), how
+    old = axis if auto_old else float(s360.old_center)  # type: ignore[arg-type]
+    assert old is not None
+    key = "recon.sino_360_to_180.old_center"
+    if not 0 < old < width - 1:
+        raise PlanError(f"config key '{key}': {'the automatic axis ' if auto_old else ''}{old:.2f} is outside the "
+                        f"detector (0 to {width - 1} pixels after cropping)")
+    if r.center is not None:
+        return axis, (old if auto_old else None), None, how
+    center = steps.center_after_360(old, width)
+    how = (f"{how}; half acquisition: axis {old:.2f} in detector columns" if auto_old
+           else f"from {key} {old:g} (detector columns)")
+    return axis, (old if auto_old else None), center, f"{how}, {center:.2f} in the stitched sinogram"
+
+
+def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = True) -> Plan:
+    """Plan one scan from its metadata, the enabled steps and the memory budget.
+
+    ``search=False`` skips the automatic centre (preflight: k, j and the estimates do not depend on it;
+    with an automatic old_center they are those of the widest stitched sinogram the search allows).
+    """
+    require_backend(cfg.recon.backend, cfg.recon.algorithm, cfg.recon.filter_name)
+    with open_scan(cfg, input_path) as scan:
+        info: ScanInfo = scan.info
+        stitch_offsets = scan.offsets if isinstance(scan, StitchedScan) else None
+        scan.check_flats()
+        chain = build_chain(cfg.preprocess, has_i0=info.has_i0, n_frames=max(info.n_flat, info.n_dark))
+        crop = output_window(info.n_rows, info.n_cols, cfg.preprocess)
+        axis, old_center, center, center_method = _axis(cfg, scan, crop, search)
+    recon = cfg.recon if old_center is None else _with_old_center(cfg.recon, old_center)
+    if not search:  # placeholders shaped the layout only
+        axis = old_center = center = None
+    if cfg.recon.center is not None:
+        check_center(cfg.recon.center, output_width(crop[3] - crop[2], recon))
+    tile = subchunk_shape(chain, _budget_bytes(cfg, "preprocess"), info.n_proj, info.n_rows, info.n_cols, threads=cfg.threads)
+    out_rows, out_cols = crop[1] - crop[0], crop[3] - crop[2]
+
+    # A preprocessing job handles about `subchunks_per_job` tiles. A step that needs every
+    # projection (stripe removal) makes each job read the whole scan: then one job does it all.
+    tiles_per_proj_block = math.ceil(out_rows / tile[1])
+    proj_per_job = tile[0] * max(1, math.ceil(cfg.subchunks_per_job / tiles_per_proj_block))
+    k = 1 if chain.needs.proj is FULL else math.ceil(info.n_proj / proj_per_job)
+
+    per_slice = slice_bytes(info.n_proj, out_cols, recon)
+    # The same allowance for HDF5 caches and allocator slack as in preprocessing.
+    fixed = block_overhead_bytes(info.n_proj, out_cols, recon) + FIXED_BYTES
+    budget = _budget_bytes(cfg, "recon")
+    pair = SLICE_PAIR if budget - fixed >= SLICE_PAIR * per_slice else 1
+    slices_per_load = (budget - fixed) // (pair * per_slice) * pair
+    if slices_per_load < 1:
+        need = fixed + per_slice
+        raise PlanError(f"config key '{cfg.budget_key('recon')}': one slice of {info.n_proj} angles x {out_cols} px "
+                        f"needs {need / MB:.1f} MB for reconstruction; raise it to at least "
+                        f"{cfg.overhead_mb + math.ceil(need / MB)}")
+    j = math.ceil(out_rows / (slices_per_load * cfg.subchunks_per_job))
+    width = output_width(out_cols, recon)
+    out_item = np.dtype(cfg.recon.convert.dtype if cfg.recon.convert.enabled else "float32").itemsize
+    estimates = {
+        "raw_bytes": info.raw_bytes,
+        "preprocessed_bytes": info.n_proj * out_rows * out_cols * 4,
+        "recon_chunk_bytes": out_rows * width * width * out_item,
+        "volume_bytes": out_rows * width * width * out_item,
+        "recon_budget_bytes": budget,
+        "recon_bytes_per_slice": per_slice,
+        "recon_bytes_fixed": fixed,
+    }
+    return Plan(scan=scan_name, input=str(input_path), info=_shallow(info), crop=crop,
+                proj_chunks=split(info.n_proj, k), tile=tile, sino_chunks=split(out_rows, j, pair),
+                slices_per_load=int(slices_per_load), recon_width=width, center=center,
+                center_method=center_method, log_applied=chain.log_applied, memory_mb=cfg.memory_mb,
+                estimates=estimates, stitch_offsets=stitch_offsets, axis=axis, old_center=old_center)
+
+
+def write_plan(cfg: TomoConfig, input_path: str, scan_name: str, out_path: str | Path) -> Plan:
+    """Make the plan and write it atomically as JSON."""
+    plan = make_plan(cfg, input_path, scan_name)
+    write_text(out_path, plan.to_json())
+    return plan
