@@ -147,8 +147,8 @@ class Reads:
                          [(180, 128, 5.5, True), (180, 101, -7.3, True), (180, 128, 9.1, False),
                           (360, 128, 3.4, True), (360, 96, -2.2, False)])
 def test_plan_search_reads_few_frames_and_finds_the_axis(tmp_path, monkeypatch, theta_end, n_cols, offset, noise):
-    """Whatever the number of projections, the plan reads 2 * pairs + 2 projections at most, 2 flats and
-    2 darks for the search and for the flat check each; the axis is within 0.25 px (issue 15)."""
+    """Whatever the number of projections, the plan reads a few frames: here (exact opposite angles, or a
+    180-degree seam) 2 * pairs + 2 projections at most, 2 flats and 2 darks; the axis within 0.25 px."""
     spec = PhantomSpec(n_proj=720, n_rows=4, n_cols=n_cols, center_offset=offset, theta_end=theta_end,
                        noise=noise, n_flat=12, n_dark=12, seed=4)
     path = write_scan(tmp_path / "scan.h5", spec)
