@@ -21,9 +21,10 @@ sparse files are lower bounds, its centres meaningless).
 
 Each plan runs in a fresh Python process with the file's pages dropped from the page cache first
 (``posix_fadvise(DONTNEED)``, this file only), with ``threads: 96`` as in a facility config and a
-500 GB budget. Printed: import time, plan time, the process's peak RSS (kernel high-water mark), the
-peak RSS of its process tree (sampled every 20 ms: workers included), bytes the plan process read
-through system calls (``rchar``, imports included), and the centre's error against the phantom's axis.
+500 GB budget. Printed: import time, plan time (wall, and CPU time: less sensitive to a loaded
+machine), the process's peak RSS (kernel high-water mark), the peak RSS of its process tree (sampled
+every 20 ms: workers included), bytes the plan process read through system calls (``rchar``, imports
+included), and the centre's error against the phantom's axis.
 """
 
 from __future__ import annotations
@@ -62,14 +63,15 @@ try:
     from tomosnake.stages.plan import make_plan
 except ImportError:  # a checkout from before the re-layout of issue 16
     from tomosnake.plan import make_plan
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 plan = make_plan(TomoConfig.model_validate(json.loads(sys.argv[2])), sys.argv[1], "bench")
-t2 = time.perf_counter()
+t2, c2 = time.perf_counter(), time.process_time()
 with open("/proc/self/status") as f:
     hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
 with open("/proc/self/io") as f:
     io = dict(line.split(": ") for line in f.read().splitlines())
-print(json.dumps({"import_s": t1 - t0, "plan_s": t2 - t1, "peak_mib": hwm / 1024, "rchar": int(io["rchar"]),
+print(json.dumps({"import_s": t1 - t0, "plan_s": t2 - t1, "plan_cpu_s": c2 - c1, "peak_mib": hwm / 1024,
+                  "rchar": int(io["rchar"]),
                   "center": plan.center, "method": plan.center_method, "k": plan.k, "j": plan.j}))
 """
 
@@ -184,7 +186,8 @@ def main() -> None:
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     method = ""
-    print(f"{'scan':9} {'shape':>22} {'wall s':>7} {'import s':>8} {'plan s':>7} {'peak MiB':>9} {'tree MiB':>9} "
+    print(f"{'scan':9} {'shape':>22} {'wall s':>7} {'import s':>8} {'plan s':>7} {'plan cpu':>8} {'peak MiB':>9} "
+          f"{'tree MiB':>9} "
           f"{'read MB':>9} {'centre':>9} {'error px':>9}")
     for name in args.scans:
         path, spec = prepare(args.workdir, name)
@@ -193,7 +196,7 @@ def main() -> None:
         if "error" in r:
             print(f"{name:9} {shape:>22} failed: {r['error']}", flush=True)
             continue
-        print(f"{name:9} {shape:>22} {r['wall_s']:7.2f} {r['import_s']:8.2f} {r['plan_s']:7.2f} "
+        print(f"{name:9} {shape:>22} {r['wall_s']:7.2f} {r['import_s']:8.2f} {r['plan_s']:7.2f} {r['plan_cpu_s']:8.2f} "
               f"{r['peak_mib']:9.0f} {r['tree_peak_mib']:9.0f} {r['rchar'] / 1e6:9.1f} {r['center']:9.2f} "
               f"{r['center'] - spec.center:+9.3f}", flush=True)
         method = r["method"]
