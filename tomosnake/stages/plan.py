@@ -176,7 +176,8 @@ def _axis(cfg: TomoConfig, scan: Scan, crop: tuple[int, int, int, int], search: 
     if r.center is None and not (s360.enabled and not auto_old) or auto_old:
         if search:
             found = center_from_scan(scan, crop, r.center_search.pairs)
-            axis, how = found.center, f"automatic: {found.method}"
+            # 0.01 px, as the try series names centres; the search is good to a few hundredths at best
+            axis, how = round(found.center, 2), f"automatic: {found.method}"
         else:
             overlap = math.ceil(MIN_OVERLAP_FRACTION * width)
             axis, how = (overlap / 2 if auto_old else (width - 1) / 2), "placeholder (preflight)"
