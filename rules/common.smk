@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 from tomosnake import config as tconfig
-from tomosnake import preflight
+from tomosnake import placement, preflight
 from tomosnake.config import stage_dict
 from tomosnake.plan import Plan
 
@@ -78,20 +78,15 @@ def runtime_min(stage: str):
     return runtime
 
 
-def partition(stage: str) -> str:
-    if stage == "recon" and CFG.recon.backend == "tomocupy":
-        return CFG.slurm.gpu_partition
-    return CFG.slurm.cpu_partition
+def placed(rule: str) -> dict:
+    """The rule's partition, GPU, account and QoS (`tomosnake.placement`)."""
+    return placement.slurm_resources(CFG, rule)
 
 
 # Resources every rule shares; mem_mb is the per-job budget the plan was made for.
-BASE_RESOURCES = dict(mem_mb=math.ceil(CFG.memory_mb), slurm_partition=partition("cpu"))
+BASE_RESOURCES = dict(mem_mb=math.ceil(CFG.memory_mb), **placed("cpu"))
 PREPROCESS_MEM = math.ceil(CFG.budget_mb("preprocess"))
 RECON_MEM = math.ceil(CFG.budget_mb("recon"))
-if CFG.slurm.account:
-    BASE_RESOURCES["slurm_account"] = CFG.slurm.account
-if CFG.slurm.qos:
-    BASE_RESOURCES["qos"] = CFG.slurm.qos
 
 
 def final_targets(w=None) -> list[str]:

@@ -24,7 +24,8 @@ from tomosnake.preprocess import (
     output_window,
     subchunk_shape,
 )
-from tomosnake.recon.backends import require_backend
+from tomosnake.recon import lamino
+from tomosnake.recon.backends import check_backend
 from tomosnake.recon.chain import block_overhead_bytes, output_width, slice_bytes
 from tomosnake.scan import ScanInfo
 from tomosnake.stitched_scan import Scan, StitchedScan, open_scan
@@ -67,6 +68,8 @@ class Plan:
     memory_mb: float
     estimates: dict = field(default_factory=dict)
     stitch_offsets: list[int] | None = None  # column offset of each of stitch.inputs, when stitching
+    # Laminography: angle, height, lateral radius, each job's detector-row window and rows read (`lamino_plan`).
+    lamino: dict | None = None
 
     @property
     def k(self) -> int:
@@ -81,6 +84,16 @@ class Plan:
         """Shape of the preprocessed stack (projections, rows, columns)."""
         r0, r1, c0, c1 = self.crop
         return (self.info["n_proj"], r1 - r0, c1 - c0)
+
+    @property
+    def n_slices(self) -> int:
+        """Slices of the output volume: the preprocessed rows, or the laminography height."""
+        return int(self.lamino["height"]) if self.lamino else self.shape[1]
+
+    def loads(self, j: int) -> list[tuple[int, int]]:
+        """Job ``j``'s memory loads: absolute slice ranges of at most `slices_per_load` each."""
+        r0, r1 = self.sino_chunks[j]
+        return [(a, min(a + self.slices_per_load, r1)) for a in range(r0, r1, self.slices_per_load)]
 
     @property
     def theta_deg(self) -> np.ndarray:
@@ -149,9 +162,49 @@ def _auto_center(cfg: TomoConfig, scan: Scan, crop: tuple[int, int, int, int]) -
     return float(found.center), f"automatic: {found.method}"
 
 
+def _lamino_slices_per_load(cfg: TomoConfig, geom: lamino.Geometry, theta: np.ndarray, n_proj: int) -> int:
+    """The most output slices one laminography load holds within the recon budget, its row window included."""
+    budget = _budget_bytes(cfg, "recon") - FIXED_BYTES
+    a = math.radians(geom.angle_deg)
+    spread = 2 * lamino.lateral_radius(geom, theta) * math.sin(a)
+
+    def need(s: int) -> int:
+        rows = min(geom.n_rows, math.ceil((s - 1) * math.cos(a) + spread) + 2)  # the widest window of s slices
+        return lamino.slab_bytes(n_proj, rows, s, geom.n_cols, cfg.recon, cfg.threads)
+
+    if need(1) > budget:
+        raise PlanError(f"config key '{cfg.budget_key('recon')}': one laminography slice of {n_proj} angles x "
+                        f"{geom.n_cols} px reads up to {math.ceil(spread) + 2} detector rows and needs "
+                        f"{need(1) / MB:.1f} MB; raise it to at least "
+                        f"{cfg.overhead_mb + math.ceil((need(1) + FIXED_BYTES) / MB)}")
+    lo, hi = 1, geom.height
+    while lo < hi:  # need() grows with s
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if need(mid) <= budget else (lo, mid - 1)
+    return lo
+
+
+def lamino_plan(geom: lamino.Geometry, theta: np.ndarray, chunks: list[tuple[int, int]], per_load: int) -> dict:
+    """Each job's detector rows: the window of its slab, the rows its loads read, and the read amplification
+    (rows read / detector rows) against a uniform split, where a slab does not map to rows and every load
+    reads the whole detector."""
+    windows, read = [], []
+    for i0, i1 in chunks:
+        loads = [lamino.row_window(geom, theta, a, min(a + per_load, i1)) for a in range(i0, i1, per_load)]
+        windows.append((min(w[0] for w in loads), max(w[1] for w in loads)))
+        read.append(sum(w[1] - w[0] for w in loads))
+    n_loads = sum(math.ceil((i1 - i0) / per_load) for i0, i1 in chunks)
+    return {"angle": geom.angle_deg, "height": geom.height, "radius": lamino.lateral_radius(geom, theta),
+            "row_windows": windows, "rows_read": read,
+            "read_amplification": sum(read) / geom.n_rows, "uniform_amplification": float(n_loads)}
+
+
 def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
-    """Plan one scan from its metadata, the enabled steps and the memory budget."""
-    require_backend(cfg.recon.backend, cfg.recon.algorithm, cfg.recon.filter_name)
+    """Plan one scan from its metadata, the enabled steps and the memory budget.
+
+    The backend is checked by name here; whether it is installed is checked by the jobs that run it.
+    """
+    check_backend(cfg.recon.backend, cfg.recon.algorithm, cfg.recon.filter_name)
     with open_scan(cfg, input_path) as scan:
         info: ScanInfo = scan.info
         stitch_offsets = scan.offsets if isinstance(scan, StitchedScan) else None
@@ -176,30 +229,40 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
     # The same allowance for HDF5 caches and allocator slack as in preprocessing.
     fixed = block_overhead_bytes(info.n_proj, out_cols, cfg.recon) + FIXED_BYTES
     budget = _budget_bytes(cfg, "recon")
-    pair = SLICE_PAIR if budget - fixed >= SLICE_PAIR * per_slice else 1
-    slices_per_load = (budget - fixed) // (pair * per_slice) * pair
-    if slices_per_load < 1:
-        need = fixed + per_slice
-        raise PlanError(f"config key '{cfg.budget_key('recon')}': one slice of {info.n_proj} angles x {out_cols} px "
-                        f"needs {need / MB:.1f} MB for reconstruction; raise it to at least "
-                        f"{cfg.overhead_mb + math.ceil(need / MB)}")
-    j = math.ceil(out_rows / (slices_per_load * cfg.subchunks_per_job))
+    lamino_info, n_out = None, out_rows
+    if cfg.recon.lamino.enabled:  # slabs of output slices, each reading the detector rows its geometry needs
+        geom = lamino.geometry(cfg.recon, out_rows, out_cols, center if center is not None else cfg.recon.center)
+        theta = np.asarray(info.theta_deg)
+        slices_per_load = _lamino_slices_per_load(cfg, geom, theta, info.n_proj)
+        n_out = geom.height
+        sino_chunks = split(n_out, math.ceil(n_out / (slices_per_load * cfg.subchunks_per_job)))
+        lamino_info = lamino_plan(geom, theta, sino_chunks, slices_per_load)
+    else:
+        pair = SLICE_PAIR if budget - fixed >= SLICE_PAIR * per_slice else 1
+        slices_per_load = (budget - fixed) // (pair * per_slice) * pair
+        if slices_per_load < 1:
+            need = fixed + per_slice
+            raise PlanError(f"config key '{cfg.budget_key('recon')}': one slice of {info.n_proj} angles x "
+                            f"{out_cols} px needs {need / MB:.1f} MB for reconstruction; raise it to at least "
+                            f"{cfg.overhead_mb + math.ceil(need / MB)}")
+        j = math.ceil(out_rows / (slices_per_load * cfg.subchunks_per_job))
+        sino_chunks = split(out_rows, j, pair)
     width = output_width(out_cols, cfg.recon)
     out_item = np.dtype(cfg.recon.convert.dtype if cfg.recon.convert.enabled else "float32").itemsize
     estimates = {
         "raw_bytes": info.raw_bytes,
         "preprocessed_bytes": info.n_proj * out_rows * out_cols * 4,
-        "recon_chunk_bytes": out_rows * width * width * out_item,
-        "volume_bytes": out_rows * width * width * out_item,
+        "recon_chunk_bytes": n_out * width * width * out_item,
+        "volume_bytes": n_out * width * width * out_item,
         "recon_budget_bytes": budget,
         "recon_bytes_per_slice": per_slice,
         "recon_bytes_fixed": fixed,
     }
     return Plan(scan=scan_name, input=str(input_path), info=asdict(info), crop=crop,
-                proj_chunks=split(info.n_proj, k), tile=tile, sino_chunks=split(out_rows, j, pair),
+                proj_chunks=split(info.n_proj, k), tile=tile, sino_chunks=sino_chunks,
                 slices_per_load=int(slices_per_load), recon_width=width, center=center,
                 center_method=center_method, log_applied=chain.log_applied, memory_mb=cfg.memory_mb,
-                estimates=estimates, stitch_offsets=stitch_offsets)
+                estimates=estimates, stitch_offsets=stitch_offsets, lamino=lamino_info)
 
 
 def write_plan(cfg: TomoConfig, input_path: str, scan_name: str, out_path: str | Path) -> Plan:

@@ -282,11 +282,23 @@ def _reconstruction(plan: Plan, cfg: TomoConfig, prov: dict) -> list:
              else "off"],
             ["Circular mask", f"ratio {r.circ_mask.ratio}, value {r.circ_mask.val}" if r.circ_mask.enabled
              else "off"],
+            ["Laminography", _lamino_text(plan)],
             ["Chunking", (f"k = {plan.k} pre-processing jobs, j = {plan.j} reconstruction jobs, "
              f"{plan.slices_per_load} slices per load, tile {tuple(plan.tile)} (projections, rows), "
              f"budgets {cfg.budget_mb('preprocess'):g} MB (pre-processing), {cfg.budget_mb('recon'):g} MB "
              f"(reconstruction), {cfg.memory_mb:g} MB (other jobs)")]]
     return [Paragraph("Reconstruction", H2), _table(rows, [45 * mm, TEXT_W - 45 * mm])]
+
+
+def _lamino_text(plan: Plan) -> str:
+    """The laminography geometry and the detector rows the reconstruction jobs read."""
+    lam = plan.lamino
+    if not lam:
+        return "off"
+    return (f"<b>tilt {lam['angle']:g}°</b> (TomocuPy's convention), {lam['height']} slices centred on the "
+            f"detector's middle row, lateral radius {lam['radius']:.1f} px; jobs read {sum(lam['rows_read'])} "
+            f"detector rows of {plan.shape[1]} (read amplification {lam['read_amplification']:.2f}, "
+            f"{lam['uniform_amplification']:g} if every load read the whole detector)")
 
 
 def _conversion(f: h5py.File, prov: dict, dtype: np.dtype) -> list:
