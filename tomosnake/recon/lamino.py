@@ -68,7 +68,7 @@ class Geometry:
 
 def default_height(n_rows: int, angle_deg: float) -> int:
     """TomocuPy's reconstruction height: detector rows / cos(angle), rounded up to an even number."""
-    return int(math.ceil(n_rows / math.cos(math.radians(angle_deg)) / 2)) * 2
+    return math.ceil(n_rows / math.cos(math.radians(angle_deg)) / 2) * 2
 
 
 def geometry(cfg: ReconConfig, n_rows: int, n_cols: int, center: float) -> Geometry:
@@ -114,7 +114,7 @@ def filter_rows(proj: np.ndarray, filter_name: str, npad: int, pad_mode: str) ->
     whichever window it is read in.
     """
     data = steps.pad_columns(np.asarray(proj, dtype=np.float32), npad, pad_mode)
-    n_proj, n_rows, width = data.shape
+    n_rows, width = data.shape[1:]
     g = gridrec.fft_length(2 * width)  # zero-padded to twice the width: no circular wrap-around
     filt = gridrec.filter_response(filter_name, g)[: g // 2 + 1].astype(np.float32)
     out = np.empty_like(data)
