@@ -40,7 +40,7 @@ def config(scan: Path, outdir: Path, **recon) -> dict:
             "overhead_mb": 300, "subchunks_per_job": 1, "threads": 1, "report": False, "cleanup": False,
             "recon": {"center": SPEC.center, "circ_mask": {"enabled": True},
                       "lamino": {"enabled": True, "angle": SPEC.angle, "height": HEIGHT}} | recon,
-            "center_try": {"width": 1.0, "step": 0.5}, "lamino_try": {"width": 1.0, "step": 0.5}}
+            "center_try": {"width": 0.5, "step": 0.5}, "lamino_try": {"width": 0.5, "step": 0.5}}
 
 
 # ------------------------------------------------------------------------------------------ GPU path (13.8)
@@ -130,10 +130,9 @@ def test_workflow_reconstructs_slabs_and_trial_series(scan, tmp_path) -> None:
     rms, gain = rms_and_gain(vol, measurable_truth(SPEC), float(truth.max() - truth.min()))
     assert rms < TOLERANCE_RMS and abs(gain - 1) < TOLERANCE_GAIN, (rms, gain)
     centres = sorted(p.name for p in (out / "try_center").glob("*.tiff"))
-    assert centres == [f"center_{c:08.2f}.tiff" for c in SPEC.center + np.array([-1, -0.5, 0, 0.5, 1])]
+    assert centres == [f"center_{c:08.2f}.tiff" for c in SPEC.center + np.array([-0.5, 0, 0.5])]
     tilts = sorted(p.name for p in (out / "try_lamino").glob("*.tiff"))
-    assert tilts == ["lamino_019.00.tiff", "lamino_019.50.tiff", "lamino_020.00.tiff", "lamino_020.50.tiff",
-                     "lamino_021.00.tiff"]
+    assert tilts == ["lamino_019.50.tiff", "lamino_020.00.tiff", "lamino_020.50.tiff"]
     assert (out / "try_center" / "contact_sheet.pdf").is_file() and (out / "try_lamino" / "contact_sheet.pdf").is_file()
 
 
