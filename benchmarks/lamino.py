@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/lamino.py            # 128^2 x 16 and 256^2 x 8 voxels, 360 angles
     .venv/bin/python benchmarks/lamino.py --quick    # 64^2 x 8 voxels, 90 angles
+    .venv/bin/python benchmarks/lamino.py --memory   # peak RSS of one slab against `lamino.slab_bytes`
 
 The method is direct: every voxel interpolates every projection, O(N^2 * height * n_proj) updates
 (TomocuPy's Fourier method is O(N^3 log N)). `tomosnake.recon.lamino.backproject` does each angle's
@@ -15,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import subprocess
+import sys
 import time
 
 import numpy as np
 
+from tomosnake.config import ReconConfig
 from tomosnake.recon import lamino
 
 
@@ -63,11 +67,50 @@ def run(n: int, height: int, n_proj: int, threads: int) -> dict:
             "speedup": (t2 - t1) / (t1 - t0), "max_rel_diff": err}
 
 
+# One slab in a fresh interpreter: the window as a job reads it, then `reconstruct_slab` (or nothing: baseline).
+_SLAB_CODE = """
+import resource, sys, numpy as np
+from tomosnake.config import ReconConfig
+from tomosnake.recon import lamino
+n, n_proj, slices, angle, threads, run = (int(a) for a in sys.argv[1:])
+cfg = ReconConfig(lamino={"enabled": True, "angle": angle, "height": 4 * slices}, circ_mask={"enabled": True})
+geom = lamino.geometry(cfg, 4 * slices + n, n, (n - 1) / 2)
+theta = np.linspace(0, 360, n_proj, endpoint=False)
+r0, r1 = lamino.row_window(geom, theta, slices, 2 * slices)
+print(r1 - r0)
+if run:
+    window = np.random.default_rng(0).random((n_proj, r1 - r0, n), dtype=np.float32) + 0.5
+    lamino.reconstruct_slab(window, r0, theta, cfg, geom, slices, 2 * slices, False, threads)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def memory(n: int, n_proj: int, slices: int, angle: int, threads: int) -> dict:
+    """Peak RSS of a slab's process less an interpreter that imported the same, against the model."""
+    peaks, rows = [], 0
+    for run_it in (0, 1):
+        proc = subprocess.run([sys.executable, "-c", _SLAB_CODE, str(n), str(n_proj), str(slices), str(angle),
+                               str(threads), str(run_it)], capture_output=True, text=True, check=True)
+        rows, peak = (int(x) for x in proc.stdout.split())
+        peaks.append(peak)
+    cfg = ReconConfig(lamino={"enabled": True, "angle": angle, "height": 4 * slices}, circ_mask={"enabled": True})
+    model = lamino.slab_bytes(n_proj, rows, slices, n, cfg, threads)
+    return {"case": f"{n}^2 x {slices}, {n_proj} angles, {rows} rows", "measured_MB": (peaks[1] - peaks[0]) / 2**20,
+            "model_MB": model / 2**20}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--memory", action="store_true")
     args = ap.parse_args()
+    if args.memory:
+        for n, n_proj, slices in ((256, 720, 8), (512, 360, 4)):
+            r = memory(n, n_proj, slices, 20, args.threads)
+            print(f"{r['case']}: peak RSS over an idle interpreter {r['measured_MB']:.0f} MB, "
+                  f"slab_bytes model {r['model_MB']:.0f} MB ({r['measured_MB'] / r['model_MB']:.2f} x)")
+        return
     sizes = [(64, 8, 90)] if args.quick else [(128, 16, 360), (256, 8, 360)]
     print(f"{'voxels':>12} {'angles':>6} {'threads':>7} {'backproject Mupd/s':>19} {'reference Mupd/s':>17} "
           f"{'speed-up':>8} {'max rel diff':>12}")
