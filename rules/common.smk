@@ -78,13 +78,13 @@ def runtime_min(stage: str):
     return runtime
 
 
-def placed(rule: str) -> dict:
-    """The rule's partition, GPU, account and QoS (`tomosnake.placement`)."""
+def placed(rule: str | None = None) -> dict:
+    """The rule's partition, GPU, account and QoS (`tomosnake.placement`); None: a rule that does not reconstruct."""
     return placement.slurm_resources(CFG, rule)
 
 
 # Resources every rule shares; mem_mb is the per-job budget the plan was made for.
-BASE_RESOURCES = dict(mem_mb=math.ceil(CFG.memory_mb), **placed("cpu"))
+BASE_RESOURCES = dict(mem_mb=math.ceil(CFG.memory_mb), **placed())
 PREPROCESS_MEM = math.ceil(CFG.budget_mb("preprocess"))
 RECON_MEM = math.ceil(CFG.budget_mb("recon"))
 

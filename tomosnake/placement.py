@@ -14,22 +14,22 @@ GPU_BACKENDS = frozenset({"tomocupy"})
 RECONSTRUCTING = frozenset({"conversion_range", "recon_chunk", "try_center_scan", "try_lamino_scan"})
 
 
-def reconstructs(cfg: TomoConfig, rule: str) -> bool:
-    """Whether ``rule``'s jobs run the reconstruction backend under ``cfg``."""
+def reconstructs(cfg: TomoConfig, rule: str | None) -> bool:
+    """Whether ``rule``'s jobs run the reconstruction backend under ``cfg`` (None: a rule that does not)."""
     if rule == "conversion_range":
         conv = cfg.recon.convert
         return conv.enabled and conv.mode != "manual"
     return rule in RECONSTRUCTING
 
 
-def gpus(cfg: TomoConfig, rule: str) -> int:
+def gpus(cfg: TomoConfig, rule: str | None) -> int:
     """GPUs a job of ``rule`` needs: one where it reconstructs with a GPU backend."""
     return int(cfg.recon.backend in GPU_BACKENDS and reconstructs(cfg, rule))
 
 
-def slurm_resources(cfg: TomoConfig, rule: str) -> dict[str, str | int]:
-    """The SLURM executor's resources of ``rule``: ``slurm_partition``, ``gpu`` when one is needed,
-    ``slurm_account`` and ``qos`` when configured."""
+def slurm_resources(cfg: TomoConfig, rule: str | None = None) -> dict[str, str | int]:
+    """The SLURM executor's resources of ``rule`` (None: any rule that does not reconstruct):
+    ``slurm_partition``, ``gpu`` when one is needed, ``slurm_account`` and ``qos`` when configured."""
     n_gpu = gpus(cfg, rule)
     out: dict[str, str | int] = {"slurm_partition": cfg.slurm.gpu_partition if n_gpu else cfg.slurm.cpu_partition}
     if n_gpu:

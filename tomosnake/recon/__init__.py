@@ -1,4 +1,4 @@
-"""Reconstruction of sinogram blocks: the chain (`chain`), its steps (`steps`), backends."""
+"""Reconstruction of sinogram blocks: the chain (`chain`), its steps (`steps`), backends; laminography slabs (`lamino`)."""
 
 from tomosnake.recon.backends import BackendUnavailable, check_backend, require_backend
 from tomosnake.recon.chain import (
