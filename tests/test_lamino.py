@@ -10,9 +10,9 @@ import pytest
 
 from tomosnake.config import ConfigError, ReconConfig, validate
 from tomosnake.phantom_lamino import LaminoSpec, ground_truth, ray_sums, write_scan
-from tomosnake.plan import PlanError, make_plan
 from tomosnake.preflight import PreflightError, check
 from tomosnake.recon import lamino
+from tomosnake.stages.plan import PlanError, make_plan
 
 HEIGHT = 16  # output slices of the 64 x 64 grid
 # Reconstruction against the ground truth as laminography can measure it (`measurable_truth`): RMS error over

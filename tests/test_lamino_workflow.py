@@ -14,16 +14,21 @@ import yaml
 
 from tests import workflow
 from tests.conftest import read_only
-from tests.test_lamino import TOLERANCE_GAIN, TOLERANCE_RMS, measurable_truth, rms_and_gain
+from tests.test_lamino import (
+    TOLERANCE_GAIN,
+    TOLERANCE_RMS,
+    measurable_truth,
+    rms_and_gain,
+)
 from tomosnake import placement
 from tomosnake.config import validate
 from tomosnake.phantom_lamino import LaminoSpec, ground_truth, write_scan
-from tomosnake.plan import Plan, make_plan
 from tomosnake.preflight import check
 from tomosnake.recon import BackendUnavailable, lamino
-from tomosnake.reconstruct import recon_chunk
+from tomosnake.stages.plan import Plan, make_plan
+from tomosnake.stages.recon_chunk import recon_chunk
+from tomosnake.workflow import PROFILES
 
-REPO = Path(__file__).resolve().parents[1]
 SPEC = LaminoSpec(angle=20.0, n_proj=90, seed=2)
 HEIGHT = 16
 HAS_TOMOCUPY = importlib.util.find_spec("tomocupy") is not None
@@ -86,7 +91,7 @@ def test_audit_sends_reconstruction_to_the_gpu_and_shows_row_windows(scan, tmp_p
     cfg_file = tmp_path / "scan.yaml"
     cfg_file.write_text(yaml.safe_dump(raw))
     proc = subprocess.run([sys.executable, "-m", "tomosnake.cli", "audit", "all", "try_center", "try_lamino",
-                           "--profile", str(REPO / "profiles" / "maxiv"), "--configfile", str(cfg_file)], cwd=tmp_path,
+                           "--profile", str(PROFILES / "maxiv"), "--configfile", str(cfg_file)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tomosnake.atomic import atomic_path
+from tomosnake.io.atomic import atomic_path
 
 # A flat disc with inclusions: (attenuation per px, semi-axes a, b, c (px), centre x0, y0, z0 (px), rotation
 # about z (degrees)). Contrasts differ in sign and size, so a wrong tilt or a mirrored geometry shows.
