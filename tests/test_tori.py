@@ -129,8 +129,8 @@ def test_minimal_tori_takes_gui_defaults() -> None:
     assert cfg.recon.minus_log is False                           # model: auto
     assert cfg.preprocess.i0.source == "monitor"                  # model: auto
     # ... and the GUI's defaults elsewhere.
-    assert cfg.preprocess.stripe.function == "remove_all_stripe"  # GUI default string 'all_stripe'
-    assert cfg.preprocess.stripe.kwargs == {"snr": 3, "la_size": 61, "sm_size": 21, "dim": 1}
+    # GUI default string 'all_stripe' (remove_all_stripe): the pipeline's profile method, kwargs dropped
+    assert cfg.preprocess.stripe.function == "profile" and cfg.preprocess.stripe.kwargs == {}
     assert not cfg.preprocess.i0.enabled and not cfg.preprocess.phase.enabled
     assert (cfg.preprocess.phase.pixel_size, cfg.preprocess.phase.dist) == (0.00055, 28.0)
     assert cfg.recon.pad.enabled and cfg.recon.pad.npad == "auto"
