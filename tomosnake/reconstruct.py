@@ -19,9 +19,12 @@ from tomosnake.atomic import atomic_path, write_text
 from tomosnake.config import TomoConfig
 from tomosnake.plan import Plan, resolve_center
 from tomosnake.recon.chain import conversion_range, convert, reconstruct_block
+from tomosnake.recon.frc import even_odd, frc
+from tomosnake.recon.steps import exclude_projections
 
 log = logging.getLogger(__name__)
 RANGE_SAMPLE_SLICES = 8  # slices reconstructed to fix the conversion range of the whole volume
+FRC_SLICES = 3  # middle slices reconstructed from each half of the projections for the resolution estimate
 
 
 def _read_rows(vds: h5py.Dataset, r0: int, r1: int) -> np.ndarray:
@@ -34,8 +37,37 @@ def sample_rows(plan: Plan) -> list[int]:
     return sorted({int(r) for r in np.linspace(0, n - 1, min(RANGE_SAMPLE_SLICES, n)).round()})
 
 
+def frc_rows(plan: Plan) -> list[int]:
+    """The middle `FRC_SLICES` preprocessed rows."""
+    n = plan.shape[1]
+    first = max(0, n // 2 - FRC_SLICES // 2)
+    return list(range(first, min(n, first + FRC_SLICES)))
+
+
+def resolution(vds_path: str | Path, plan: Plan, cfg: TomoConfig) -> dict:
+    """FRC of `frc_rows` reconstructed from the even and from the odd projections (`tomosnake.recon.frc`).
+
+    The chain is the run's, without the circular mask; excluded projections are dropped before
+    the split. Costs about one reconstruction of `FRC_SLICES` slices.
+    """
+    recon = cfg.recon.model_copy(update={"circ_mask": cfg.recon.circ_mask.model_copy(update={"enabled": False}),
+                                         "excluded_proj": []})
+    n = plan.shape[0]
+    if cfg.recon.sino_360_to_180.enabled and n % 4:
+        return {"skipped": f"{n} projections: halves of a 360-degree scan need a multiple of 4"}
+    center, _ = resolve_center(plan, cfg)
+    rows = frc_rows(plan)
+    with h5py.File(vds_path, "r") as f:
+        data = _read_rows(f["exchange/data"], rows[0], rows[-1] + 1)
+    data, theta = exclude_projections(data, plan.theta_deg, cfg.recon.excluded_proj)
+    (pa, ta), (pb, tb) = even_odd(data, theta)
+    halves = [reconstruct_block(p, t, recon, center, plan.log_applied, cfg.threads, cfg.preprocess.stripe)
+              for p, t in ((pa, ta), (pb, tb))]
+    return frc(*halves).to_dict() | {"rows": rows}
+
+
 def write_range(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_path: str | Path) -> dict:
-    """Fix the bit-depth conversion range once for the whole volume and write it as JSON."""
+    """Fix the bit-depth conversion range once for the whole volume, estimate the resolution (FRC), write JSON."""
     conv = cfg.recon.convert
     center, _ = resolve_center(plan, cfg)
     result: dict = {"enabled": conv.enabled, "dtype": conv.dtype if conv.enabled else "float32", "mode": conv.mode}
@@ -51,6 +83,7 @@ def write_range(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_path: str
             vmin, vmax = conversion_range(np.concatenate(slices), conv)
             result["sample_rows"] = rows
         result.update(min=vmin, max=vmax)
+    result["frc"] = resolution(vds_path, plan, cfg)
     write_text(out_path, json.dumps(result, indent=1))
     return result
 
