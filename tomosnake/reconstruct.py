@@ -38,10 +38,10 @@ def sample_rows(plan: Plan) -> list[int]:
 
 
 def frc_rows(plan: Plan) -> list[int]:
-    """The middle `FRC_SLICES` preprocessed rows."""
-    n = plan.shape[1]
-    first = max(0, n // 2 - FRC_SLICES // 2)
-    return list(range(first, min(n, first + FRC_SLICES)))
+    """The middle `FRC_SLICES` preprocessed rows, no more than one load of the budget holds."""
+    n, count = plan.shape[1], max(1, min(FRC_SLICES, plan.slices_per_load))
+    first = max(0, n // 2 - count // 2)
+    return list(range(first, min(n, first + count)))
 
 
 def resolution(vds_path: str | Path, plan: Plan, cfg: TomoConfig) -> dict:

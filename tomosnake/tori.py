@@ -12,6 +12,12 @@ threading; the pipeline sets its own), ``correction_arguments/i0_correction`` (a
 never reads; ``normalize_i0`` is the flag), ``downscale_kwargs/chunks`` (HDF5 chunking of the
 GUI's binned file), and the ``axis`` of ``pad_kwargs`` and ``outlier_removal_kwargs``, which must
 hold the only values the GUI uses (2 and 0; anything else is rejected).
+
+Mapped with a changed meaning: ``stripe_function`` ``all_stripe``/``remove_all_stripe`` (the GUI's
+default) becomes the pipeline's ``profile`` method without the file's kwargs (see `_stripe`), and
+stripe removal runs in the reconstruction stage on whole sinograms (after phase retrieval when that
+is on); ring removal with all of ``ring_removal_kwargs`` null uses the pipeline's default method,
+with any of them set TomoPy's ``remove_ring``.
 """
 
 from __future__ import annotations

@@ -51,7 +51,11 @@ def slice_bytes(n_proj: int, n_cols: int, cfg: ReconConfig, pre_stripe: StripeRe
     """
     width, padded = _padded_width(n_cols, cfg)
     n_half = n_proj // 2 if cfg.sino_360_to_180.enabled else n_proj
-    copies = 2 + int(bool(stripe_passes(cfg, pre_stripe))) + int(cfg.sino_360_to_180.enabled)
+    # profile works in place (one copy where the input is not copied before); sorting keeps int64 indices
+    # and two sorted copies; algotom's functions run per row (a few sinograms per thread: in the fixed part)
+    stripe = max([0] + [1 if p.function == "profile" else 5 if p.function == "sorting" else 1
+                        for p in stripe_passes(cfg, pre_stripe)])
+    copies = 2 + stripe + int(cfg.sino_360_to_180.enabled)
     return int(4 * n_proj * n_cols * 2 + 4 * n_half * padded * copies + 4 * width**2 * 2)
 
 

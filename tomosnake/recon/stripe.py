@@ -99,7 +99,8 @@ def _detrended_residual(profile: np.ndarray, size: int) -> np.ndarray:
     return profile - np.median(np.stack([at(k) - k * slope for k in range(-h, h + 1)]), axis=0)
 
 
-def stripe_profile(block: np.ndarray, size: int, sectors: int = SECTORS, agree: float = AGREE) -> np.ndarray:
+def stripe_profile(block: np.ndarray, size: int, sectors: int = SECTORS, agree: float = AGREE,
+                   transform: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """The constant-over-angle column offsets of the sinograms of ``block`` (rows, columns), float64.
 
     The projections are cut into ``sectors`` contiguous angular ranges; in each, the column means'
@@ -108,11 +109,15 @@ def stripe_profile(block: np.ndarray, size: int, sectors: int = SECTORS, agree: 
     centred on the axis, which no sinogram method can tell from stripes): a column is corrected
     by the median of its candidates only where at least ``agree`` of them have that sign and at
     least a third of that size.  Columns that are not corrected are exactly unchanged.
+    ``transform`` is applied to one sector at a time before its mean (working memory: one sector).
     """
     n = block.shape[0]
     parts = max(1, min(sectors, n // 4))
-    cand = np.stack([_detrended_residual(block[n * i // parts:n * (i + 1) // parts].mean(axis=0, dtype=np.float64),
-                                         size) for i in range(parts)])
+    def sector_mean(i: int) -> np.ndarray:
+        part = block[n * i // parts:n * (i + 1) // parts]
+        return (part if transform is None else transform(part)).mean(axis=0, dtype=np.float64)
+
+    cand = np.stack([_detrended_residual(sector_mean(i), size) for i in range(parts)])
     med = np.median(cand, axis=0)
     same = (np.sign(cand) == np.sign(med)) & (np.abs(cand) >= np.abs(med) / 3)
     return np.where(same.mean(axis=0) >= agree, med, 0.0)
@@ -122,8 +127,7 @@ def _profile(block: np.ndarray, size: int, logged: bool) -> np.ndarray:
     if logged:
         block -= stripe_profile(block, size).astype(np.float32)[None]
     else:  # gains: offsets of the log
-        with np.errstate(divide="ignore", invalid="ignore"):
-            offsets = stripe_profile(np.log(np.clip(block, 1e-6, None)), size)
+        offsets = stripe_profile(block, size, transform=lambda part: np.log(np.clip(part, 1e-6, None)))
         block /= np.exp(offsets).astype(np.float32)[None]
     return block
 
