@@ -278,8 +278,8 @@ def _reconstruction(plan: Plan, cfg: TomoConfig, prov: dict) -> list:
             ["Excluded projections", json.dumps(r.excluded_proj) if r.excluded_proj else "none"],
             ["Stripe removal (sinograms)", "; ".join(f"{key}: {st.function} {_params(st.kwargs)}" for key, st in
              (("preprocess.stripe", cfg.preprocess.stripe), ("recon.stripe", r.stripe)) if st.enabled) or "off"],
-            ["Ring removal", _params(r.ring_removal.model_dump(exclude={"enabled"})) if r.ring_removal.enabled
-             else "off"],
+            ["Ring removal", _params(r.ring_removal.model_dump(exclude={"enabled"}, exclude_none=True)
+                                     | {"method": r.ring_removal.resolved_method}) if r.ring_removal.enabled else "off"],
             ["Circular mask", f"ratio {r.circ_mask.ratio}, value {r.circ_mask.val}" if r.circ_mask.enabled
              else "off"],
             ["Chunking", (f"k = {plan.k} pre-processing jobs, j = {plan.j} reconstruction jobs, "
