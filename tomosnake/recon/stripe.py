@@ -6,21 +6,25 @@ to the whole scan and its result does not depend on k or j. ``function`` is:
 
 - ``profile`` (default): a detector column whose response is off by a constant
   (gain or offset) adds the same value to its sinogram column at every angle.
-  The mean over all projections of each column is compared with its median over
-  ``size`` neighbouring columns; the difference, a feature narrower than about
-  ``size``/2 columns that is constant over 180 degrees, is subtracted from every
-  projection (divided out, as a gain, when the data are not yet -log).  One mean
-  and one small median per row: a few passes over the block.
+  In each of 8 angular sectors the column means are compared with their local
+  level over ``size`` columns (`_detrended_residual`); offsets found alike in
+  most sectors are subtracted from every projection (divided out, as gains, when
+  the data are not yet -log), other columns stay bit-identical (`stripe_profile`).
+  A few passes over the block, vectorised.
 - ``sorting``: N. T. Vo's sorting-based method (each column sorted along the
   angle, a median over ``size`` columns of the sorted sinogram, unsorted),
   vectorised over the whole block; it also follows stripes that vary with angle.
 - any stripe removal of `algotom.prep.removal` by name (e.g. ``remove_all_stripe``),
   run per sinogram, with ``kwargs`` checked against its signature.
 
-Measured in ``benchmarks/stripe.py``: small median widths (5 columns) leave a
-clean scan unchanged to about 1 % of its error, while algotom's defaults
-(``remove_all_stripe`` with ``sm_size`` 21, ``la_size`` 61) also flatten the
-object's own narrow features.
+``profile`` and ``sorting`` are written here because algotom's functions take one
+sinogram at a time (a Python loop over rows) and none tests a stripe for consistency
+over the angle, which is what keeps clean columns unchanged.
+
+Measured in ``benchmarks/stripe.py`` (gain stripes on an analytic phantom): ``profile``
+brings the error to that of the stripe-free scan and leaves a clean scan unchanged, about
+150x faster than algotom's ``remove_all_stripe``, whose defaults (``sm_size`` 21,
+``la_size`` 61) also flatten the object's own narrow features and double the error.
 """
 
 from __future__ import annotations
