@@ -13,7 +13,7 @@ import pytest
 
 from tomosnake.config import ReconConfig, TomoConfig
 from tomosnake.phantom import PhantomSpec, sinogram_block
-from tomosnake.plan import PlanError, check_stripes
+from tomosnake.stages.plan import PlanError, check_stripes
 from tomosnake.recon.chain import reconstruct_block
 from tomosnake.recon.quality import fov_mask
 from tomosnake.recon.stripe import checked, remove_stripes
@@ -117,13 +117,14 @@ def test_stripe_removal_keeps_k_and_j_scaling_and_equals_whole_stack(tmp_path):
     stripe removal works on whole sinograms of each row, so no split changes it)."""
     import h5py
 
-    from tomosnake import vds
+    from tomosnake.io import vds
     from tomosnake.config import validate
     from tomosnake.phantom import write_scan
     from tomosnake.preflight import PreflightError, plan_scan
-    from tomosnake.preprocess import process_chunk, process_whole
-    from tomosnake.reconstruct import recon_chunk, write_range
-    from tomosnake.scan import RawScan
+    from tomosnake.stages.preprocess_chunk import process_chunk, process_whole
+    from tomosnake.stages.conversion_range import write_range
+    from tomosnake.stages.recon_chunk import recon_chunk
+    from tomosnake.io.scan import RawScan
 
     spec = PhantomSpec(n_proj=240, n_rows=16, n_cols=96, ellipsoids=SHELL, max_attenuation=1.0)
     raw = write_scan(tmp_path / "striped.h5", spec)
