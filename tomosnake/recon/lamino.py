@@ -34,8 +34,10 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage
 
-from tomosnake.config import ReconConfig
+from tomosnake.config import ReconConfig, StripeRemoval
 from tomosnake.recon import gridrec, steps
+from tomosnake.recon.chain import stripe_passes
+from tomosnake.recon.stripe import remove_stripes
 
 # Points per map_coordinates call: bounds each thread's coordinate arrays to ~20 MB.
 POINTS_PER_CALL = 1 << 20
@@ -167,26 +169,34 @@ def backproject(filtered: np.ndarray, row0: int, theta_deg: np.ndarray, geom: Ge
 
 
 def reconstruct_slab(window: np.ndarray, row0: int, theta_deg: np.ndarray, cfg: ReconConfig, geom: Geometry,
-                     i0: int, i1: int, log_applied: bool, threads: int) -> np.ndarray:
+                     i0: int, i1: int, log_applied: bool, threads: int,
+                     pre_stripe: StripeRemoval | None = None) -> np.ndarray:
     """Output slices [i0, i1) from detector rows [row0, row0 + rows) of the preprocessed stack.
 
     ``window`` is (n_proj, rows, n_cols), flat/dark-normalised transmission or already -log when
     ``log_applied``; it should hold `row_window`'s rows. Steps as in `chain.reconstruct_block`:
-    -log, excluded projections, padding, sinogram stripes, filter, backprojection, rings, mask.
+    -log, excluded projections, padding, sinogram stripes (``pre_stripe`` is ``preprocess.stripe``),
+    filter, backprojection, rings, mask.
     """
     data = np.asarray(window, dtype=np.float32)
     theta = np.asarray(theta_deg, dtype=np.float64)
-    if cfg.minus_log is True or (cfg.minus_log == "auto" and not log_applied):
+    logged = cfg.minus_log is True or (cfg.minus_log == "auto" and not log_applied)
+    if logged:
         data = steps.minus_log(data)
     data, theta = steps.exclude_projections(data, theta, cfg.excluded_proj)
     npad = steps.pad_amount(geom.n_cols, cfg.pad.npad) if cfg.pad.enabled else 0
-    if cfg.stripe.enabled and data.shape[1]:
-        data = steps.remove_stripes(data, cfg.stripe.function, cfg.stripe.kwargs, threads)
+    for stripe in stripe_passes(cfg, pre_stripe) if data.shape[1] else ():
+        if data is window:
+            data = data.copy()
+        data = remove_stripes(data, stripe.function, stripe.kwargs, logged=logged or log_applied, threads=threads)
     filtered = filter_rows(data, cfg.filter_name, npad, cfg.pad.mode)
     rec = backproject(filtered, row0, theta, geom, i0, i1, npad, threads)
     if cfg.ring_removal.enabled:
         rr = cfg.ring_removal
-        rec = steps.remove_ring(rec, thresh=rr.thresh, theta_min=rr.theta_min, rwidth=rr.rwidth)
+        if rr.resolved_method == "consistent":
+            rec = steps.remove_rings_consistent(rec)
+        else:
+            rec = steps.remove_ring(rec, thresh=rr.thresh, theta_min=rr.theta_min, rwidth=rr.rwidth)
     if cfg.circ_mask.enabled:
         rec = steps.circ_mask(rec, cfg.circ_mask.ratio, cfg.circ_mask.val)
     return rec
@@ -197,7 +207,7 @@ def slab_bytes(n_proj: int, rows: int, slices: int, n_cols: int, cfg: ReconConfi
     padded filtered copies, the output slab and its ring-removal copy, each thread's coordinates."""
     npad = steps.pad_amount(n_cols, cfg.pad.npad) if cfg.pad.enabled else 0
     width = n_cols + 2 * npad
-    window = 4 * n_proj * rows * (2 * n_cols + 2 * width + (n_cols if cfg.stripe.enabled else 0))
+    window = 4 * n_proj * rows * (3 * n_cols + 2 * width)  # as read, -log, a stripe-removed copy
     fft = 16 * n_proj * gridrec.fft_length(2 * width)
     out = 4 * slices * n_cols**2 * (2 if cfg.ring_removal.enabled else 1)
     points = min(slices, max(1, POINTS_PER_CALL // n_cols**2)) * n_cols**2

@@ -15,8 +15,14 @@ from typing import Literal
 
 import numpy as np
 
-from tomosnake.io.atomic import write_text
 from tomosnake.config import TomoConfig
+from tomosnake.io.atomic import write_text
+from tomosnake.io.scan import ScanInfo
+from tomosnake.io.stitched_scan import Scan, StitchedScan, open_scan
+from tomosnake.recon import lamino
+from tomosnake.recon.backends import check_backend
+from tomosnake.recon.chain import block_overhead_bytes, output_width, slice_bytes
+from tomosnake.recon.stripe import checked
 from tomosnake.stages.preprocess_chunk import (
     FIXED_BYTES,
     FULL,
@@ -24,11 +30,6 @@ from tomosnake.stages.preprocess_chunk import (
     output_window,
     subchunk_shape,
 )
-from tomosnake.recon import lamino
-from tomosnake.recon.backends import check_backend
-from tomosnake.recon.chain import block_overhead_bytes, output_width, slice_bytes
-from tomosnake.io.scan import ScanInfo
-from tomosnake.io.stitched_scan import Scan, StitchedScan, open_scan
 
 MB = 1 << 20
 # The default backend reconstructs slices in pairs (one complex signal). Loads and sinogram
@@ -126,6 +127,16 @@ def check_center(center: float, n_cols: int) -> None:
     if not 0 <= center < n_cols:
         raise PlanError(f"config key 'recon.center': {center} is outside the detector "
                         f"(0 to {n_cols - 1} pixels after cropping)")
+
+
+def check_stripes(cfg: TomoConfig) -> None:
+    """Reject an unknown stripe function or keyword of an enabled stripe removal."""
+    for key, stripe in (("preprocess.stripe", cfg.preprocess.stripe), ("recon.stripe", cfg.recon.stripe)):
+        if stripe.enabled:
+            try:
+                checked(stripe.function, stripe.kwargs)
+            except ValueError as err:
+                raise PlanError(f"config key '{key}': {err}") from None
 
 
 def resolve_center(plan: Plan, cfg: TomoConfig) -> tuple[float, str]:
@@ -231,6 +242,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
     The backend is checked by name here; whether it is installed is checked by the jobs that run it.
     """
     check_backend(cfg.recon.backend, cfg.recon.algorithm, cfg.recon.filter_name)
+    check_stripes(cfg)
     with open_scan(cfg, input_path) as scan:
         info: ScanInfo = scan.info
         stitch_offsets = scan.offsets if isinstance(scan, StitchedScan) else None
@@ -245,13 +257,14 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
     tile = subchunk_shape(chain, _budget_bytes(cfg, "preprocess"), info.n_proj, info.n_rows, info.n_cols, threads=cfg.threads)
     out_rows, out_cols = crop[1] - crop[0], crop[3] - crop[2]
 
-    # A preprocessing job handles about `subchunks_per_job` tiles. A step that needs every
-    # projection (stripe removal) makes each job read the whole scan: then one job does it all.
+    # A preprocessing job handles about `subchunks_per_job` tiles. No correction needs every
+    # projection (stripe removal runs in the reconstruction stage), so k grows with the scan.
+    assert chain.needs.proj is not FULL, "a preprocessing step needs every projection"
     tiles_per_proj_block = math.ceil(out_rows / tile[1])
     proj_per_job = tile[0] * max(1, math.ceil(cfg.subchunks_per_job / tiles_per_proj_block))
-    k = 1 if chain.needs.proj is FULL else math.ceil(info.n_proj / proj_per_job)
+    k = math.ceil(info.n_proj / proj_per_job)
 
-    per_slice = slice_bytes(info.n_proj, out_cols, cfg.recon)
+    per_slice = slice_bytes(info.n_proj, out_cols, cfg.recon, cfg.preprocess.stripe)
     # The same allowance for HDF5 caches and allocator slack as in preprocessing.
     fixed = block_overhead_bytes(info.n_proj, out_cols, cfg.recon) + FIXED_BYTES
     budget = _budget_bytes(cfg, "recon")

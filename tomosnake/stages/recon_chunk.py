@@ -18,7 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tomosnake.config import TomoConfig
+from tomosnake.config import ReconConfig, TomoConfig
 from tomosnake.io.atomic import atomic_path
 from tomosnake.recon import lamino, steps
 from tomosnake.recon.backends import require_backend, run_tomocupy_lamino
@@ -38,25 +38,29 @@ def lamino_geometry(plan: Plan, cfg: TomoConfig, center: float) -> lamino.Geomet
     return lamino.geometry(cfg.recon, n_rows, n_cols, center)
 
 
-def _lamino_slices(data: h5py.Dataset, plan: Plan, cfg: TomoConfig, geom: lamino.Geometry, i0: int, i1: int,
-                   rows: tuple[int, int] | None = None) -> np.ndarray:
-    """Laminography output slices [i0, i1), reading only the detector rows their geometry needs (or ``rows``)."""
-    r0, r1 = rows if rows is not None else lamino.row_window(geom, plan.theta_deg, i0, i1)
-    window = read_rows(data, r0, r1)
-    if cfg.recon.backend == "tomocupy":
-        proj = window if plan.log_applied else steps.minus_log(window)
-        return run_tomocupy_lamino(proj, r0, plan.theta_deg, geom.angle_deg, geom.center, geom.v_center,
-                                   geom.z(np.arange(i0, i1)), geom.n_cols, cfg.recon.algorithm, cfg.recon.filter_name)
-    return lamino.reconstruct_slab(window, r0, plan.theta_deg, cfg.recon, geom, i0, i1, plan.log_applied,
-                                   cfg.threads)
+def lamino_from_window(window: np.ndarray, r0: int, theta_deg: np.ndarray, plan: Plan, cfg: TomoConfig,
+                       geom: lamino.Geometry, i0: int, i1: int, recon: ReconConfig | None = None) -> np.ndarray:
+    """Laminography output slices [i0, i1) from detector rows [r0, r0 + rows) with the configured backend
+    (``recon`` overrides ``cfg.recon``)."""
+    recon = cfg.recon if recon is None else recon
+    if recon.backend == "tomocupy":
+        logged = recon.minus_log is True or (recon.minus_log == "auto" and not plan.log_applied)
+        proj = steps.minus_log(window) if logged else window
+        return run_tomocupy_lamino(proj, r0, theta_deg, geom.angle_deg, geom.center, geom.v_center,
+                                   geom.z(np.arange(i0, i1)), geom.n_cols, recon.algorithm, recon.filter_name)
+    return lamino.reconstruct_slab(window, r0, theta_deg, recon, geom, i0, i1, plan.log_applied, cfg.threads,
+                                   cfg.preprocess.stripe)
 
 
 def reconstruct_slices(data: h5py.Dataset, plan: Plan, cfg: TomoConfig, center: float, i0: int, i1: int) -> np.ndarray:
-    """Output slices [i0, i1) of the volume: sinogram rows, or a laminography slab."""
+    """Output slices [i0, i1) of the volume: sinogram rows, or a laminography slab read from the detector
+    rows its geometry needs."""
     if plan.lamino:
-        return _lamino_slices(data, plan, cfg, lamino_geometry(plan, cfg, center), i0, i1)
+        geom = lamino_geometry(plan, cfg, center)
+        r0, r1 = lamino.row_window(geom, plan.theta_deg, i0, i1)
+        return lamino_from_window(read_rows(data, r0, r1), r0, plan.theta_deg, plan, cfg, geom, i0, i1)
     return reconstruct_block(read_rows(data, i0, i1), plan.theta_deg, cfg.recon, center, plan.log_applied,
-                             cfg.threads)
+                             cfg.threads, cfg.preprocess.stripe)
 
 
 def recon_chunk(vds_path: str | Path, plan: Plan, j: int, cfg: TomoConfig, conv_range: dict,
@@ -127,20 +131,15 @@ def try_center(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_dir: str |
         sino = read_rows(f["exchange/data"], row, row + 1)[:, 0, :]
 
     def one_slice(s: np.ndarray, theta_deg: np.ndarray, center: float) -> np.ndarray:
-        return reconstruct_block(s[:, None, :], theta_deg, cfg.recon, center, plan.log_applied, cfg.threads)[0]
+        return reconstruct_block(s[:, None, :], theta_deg, cfg.recon, center, plan.log_applied, cfg.threads,
+                                 cfg.preprocess.stripe)[0]
 
     return try_centers(sino, plan.theta_deg, centers, one_slice, out_dir, title=f"{plan.scan}, row {row}")
 
 
 def _slab(window: np.ndarray, r0: int, plan: Plan, cfg: TomoConfig, geom: lamino.Geometry, i: int) -> np.ndarray:
     """Output slice ``i`` of a laminography scan from detector rows [r0, r0 + rows)."""
-    if cfg.recon.backend == "tomocupy":
-        proj = window if plan.log_applied else steps.minus_log(window)
-        return run_tomocupy_lamino(proj, r0, plan.theta_deg, geom.angle_deg, geom.center, geom.v_center,
-                                   geom.z(np.arange(i, i + 1)), geom.n_cols, cfg.recon.algorithm,
-                                   cfg.recon.filter_name)[0]
-    return lamino.reconstruct_slab(window, r0, plan.theta_deg, cfg.recon, geom, i, i + 1, plan.log_applied,
-                                   cfg.threads)[0]
+    return lamino_from_window(window, r0, plan.theta_deg, plan, cfg, geom, i, i + 1)[0]
 
 
 def try_lamino(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_dir: str | Path) -> list[Path]:
