@@ -40,7 +40,7 @@ def scan(tmp_path_factory) -> Path:
 
 
 def config(scan: Path, outdir: Path, **recon) -> dict:
-    """Two recon jobs of one load each (the budget holds the slab and its rows), no report, no cleanup."""
+    """Recon jobs of one load each (the budget holds a few slices and their rows), no report, no cleanup."""
     return {"input": [str(scan)], "outdir": str(outdir), "memory_mb": 600, "recon_memory_mb": 321,
             "overhead_mb": 300, "subchunks_per_job": 1, "threads": 1, "report": False, "cleanup": False,
             "recon": {"center": SPEC.center, "circ_mask": {"enabled": True},
@@ -103,12 +103,13 @@ def test_audit_sends_reconstruction_to_the_gpu_and_shows_row_windows(scan, tmp_p
     assert {r: rows[r] for r in gpu_rules} == {r: ("gpu", "1") for r in gpu_rules}, proc.stdout
     assert all(v == ("cpu", "0") for r, v in rows.items() if r not in gpu_rules), proc.stdout
     plan = Plan.read(tmp_path / "out" / "flat_sample" / "plan.json")
-    assert plan.j == 2
+    assert plan.j >= 2
     for j, ((i0, i1), (r0, r1), n) in enumerate(zip(plan.sino_chunks, plan.lamino["row_windows"],
                                                     plan.lamino["rows_read"], strict=True)):
         assert any(line.split() == [str(j), f"{i0}-{i1}", f"{r0}-{r1}", str(n)] for line in proc.stdout.splitlines())
     assert (f"read amplification (rows read / {SPEC.n_rows} detector rows): "
-            f"{plan.lamino['read_amplification']:.2f} with geometric windows, 2 for a uniform split") in proc.stdout
+            f"{plan.lamino['read_amplification']:.2f} with geometric windows, "
+            f"{plan.lamino['uniform_amplification']:g} for a uniform split") in proc.stdout
 
 
 # ------------------------------------------------------------------------------------------ CPU workflow (17)
@@ -121,7 +122,7 @@ def test_workflow_reconstructs_slabs_and_trial_series(scan, tmp_path) -> None:
     workflow.run(tmp_path, raw, "all", "try_center", "try_lamino", "--cores", "2")
     out = tmp_path / "out" / "flat_sample"
     plan = Plan.read(out / "plan.json")
-    assert plan.j == 2 and all(r1 - r0 < SPEC.n_rows for r0, r1 in plan.lamino["row_windows"])
+    assert plan.j >= 2 and all(r1 - r0 < SPEC.n_rows for r0, r1 in plan.lamino["row_windows"])
     vol = workflow.volume(out / "flat_sample_recon.h5")
     with h5py.File(scan, "r") as f:
         dark = f["exchange/data_dark"][()].mean(axis=0)
