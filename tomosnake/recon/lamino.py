@@ -202,12 +202,14 @@ def reconstruct_slab(window: np.ndarray, row0: int, theta_deg: np.ndarray, cfg: 
     return rec
 
 
-def slab_bytes(n_proj: int, rows: int, slices: int, n_cols: int, cfg: ReconConfig, threads: int) -> int:
-    """Peak working memory of `reconstruct_slab` (bytes): the window as read (float32), its -log and
-    padded filtered copies, the output slab and its ring-removal copy, each thread's coordinates."""
+def slab_bytes(n_proj: int, rows: int, slices: int, n_cols: int, cfg: ReconConfig, threads: int,
+               stripes: bool = False) -> int:
+    """Peak working memory of `reconstruct_slab` (bytes): the window as read (float32), its -log (and, with
+    ``stripes``, a stripe-removed) copy, the padded filtered copy, the output slab and its ring-removal copy,
+    each thread's coordinates."""
     npad = steps.pad_amount(n_cols, cfg.pad.npad) if cfg.pad.enabled else 0
     width = n_cols + 2 * npad
-    window = 4 * n_proj * rows * (3 * n_cols + 2 * width)  # as read, -log, a stripe-removed copy
+    window = 4 * n_proj * rows * ((3 if stripes else 2) * n_cols + 2 * width)
     fft = 16 * n_proj * gridrec.fft_length(2 * width)
     out = 4 * slices * n_cols**2 * (2 if cfg.ring_removal.enabled else 1)
     points = min(slices, max(1, POINTS_PER_CALL // n_cols**2)) * n_cols**2

@@ -21,7 +21,7 @@ from tomosnake.io.scan import ScanInfo
 from tomosnake.io.stitched_scan import Scan, StitchedScan, open_scan
 from tomosnake.recon import lamino
 from tomosnake.recon.backends import check_backend
-from tomosnake.recon.chain import block_overhead_bytes, output_width, slice_bytes
+from tomosnake.recon.chain import block_overhead_bytes, output_width, slice_bytes, stripe_passes
 from tomosnake.recon.stripe import checked
 from tomosnake.stages.preprocess_chunk import (
     FIXED_BYTES,
@@ -204,10 +204,11 @@ def _lamino_slices_per_load(cfg: TomoConfig, geom: lamino.Geometry, theta: np.nd
     budget = _budget_bytes(cfg, "recon") - FIXED_BYTES
     a = math.radians(geom.angle_deg)
     spread = 2 * lamino.lateral_radius(geom, theta) * math.sin(a)
+    stripes = bool(stripe_passes(cfg.recon, cfg.preprocess.stripe))
 
     def need(s: int) -> int:
         rows = min(geom.n_rows, math.ceil((s - 1) * math.cos(a) + spread) + 2)  # the widest window of s slices
-        return lamino.slab_bytes(n_proj, rows, s, geom.n_cols, cfg.recon, cfg.threads)
+        return lamino.slab_bytes(n_proj, rows, s, geom.n_cols, cfg.recon, cfg.threads, stripes)
 
     if need(1) > budget:
         raise PlanError(f"config key '{cfg.budget_key('recon')}': one laminography slice of {n_proj} angles x "
