@@ -21,7 +21,12 @@ from tomosnake.io.scan import ScanInfo
 from tomosnake.io.stitched_scan import Scan, StitchedScan, open_scan
 from tomosnake.recon import lamino
 from tomosnake.recon.backends import check_backend
-from tomosnake.recon.chain import block_overhead_bytes, output_width, slice_bytes, stripe_passes
+from tomosnake.recon.chain import (
+    block_overhead_bytes,
+    output_width,
+    slice_bytes,
+    stripe_passes,
+)
 from tomosnake.recon.stripe import checked
 from tomosnake.stages.preprocess_chunk import (
     FIXED_BYTES,
