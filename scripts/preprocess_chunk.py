@@ -2,6 +2,7 @@
 from tomosnake import jobs
 from tomosnake.plan import Plan
 from tomosnake.preprocess import process_chunk
+from tomosnake.outdir import real_input
 from tomosnake.stitched_scan import open_scan
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
@@ -9,6 +10,6 @@ cfg = jobs.start(smk)
 k = int(smk.wildcards.k)
 plan = Plan.read(smk.input.plan)
 p0, p1 = plan.proj_chunks[k]
-with open_scan(cfg, smk.input.raw, plan.stitch_offsets) as scan:
+with open_scan(cfg, real_input(smk.input.raw), plan.stitch_offsets) as scan:
     process_chunk(scan, cfg.preprocess, p0, p1, tuple(plan.tile), smk.output.chunk, threads=cfg.threads,
                   after_tile=jobs.fault(cfg, "preprocess", k))
