@@ -82,8 +82,9 @@ def reference(tmp_path_factory) -> dict:
     work = root / "work dir"
     cfg = _chunk_config(scan) | {"outdir": str(work / "out")}
     run(work, cfg)
+    d = work / "out" / scan_name(scan)
     return {"root": root, "scan": scan, "before": before, "work": work, "cfg": cfg,
-            "volume": volume(work / "out" / scan_name(scan) / f"{scan_name(scan)}_recon.h5")}
+            "volume": volume(d / f"{scan_name(scan)}_recon.h5"), "plan": Plan.read(d / "plan.json")}
 
 
 def test_metacharacters_in_names_run_and_inject_nothing(reference):
@@ -186,6 +187,13 @@ def test_same_command_resumes_after_sigkill_of_snakemake_at_every_stage(referenc
     cfg_file = tmp_path / "scan.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
     command = snakemake_command("local", {}, "--configfile", str(cfg_file))
+    # First a plan with another memory budget, made from elsewhere (as `tomosnake audit` would): the run
+    # must make its own plan.
+    other_budget = tmp_path / "other.yaml"
+    other_budget.write_text(yaml.safe_dump(cfg | {"recon_memory_mb": cfg["recon_memory_mb"] * 4}))
+    subprocess.run(snakemake_command("local", {}, "--configfile", str(other_budget), "--until", "plan"),
+                   cwd=elsewhere, check=True, capture_output=True, timeout=300)
+    assert Plan.read(d / "plan.json").j != reference["plan"].j
     killed = []
     for stage, log in KILL_AT.items():
         cwd = tmp_path if stage != "preprocess" else elsewhere
@@ -201,6 +209,6 @@ def test_same_command_resumes_after_sigkill_of_snakemake_at_every_stage(referenc
     assert killed == [(stage, -signal.SIGKILL) for stage in KILL_AT], killed
     final = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr[-4000:]
-    assert (d / "cleanup.done").exists()
+    assert (d / "cleanup.done").exists() and Plan.read(d / "plan.json") == reference["plan"]
     assert np.array_equal(volume(d / f"{scan_name(reference['scan'])}_recon.h5"), reference["volume"])
     assert not [p for p in d.rglob(".*tmp-*")], list(d.rglob(".*tmp-*"))
