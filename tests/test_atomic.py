@@ -6,7 +6,7 @@ import os
 import socket
 import subprocess
 
-from tomosnake.atomic import atomic_dir, atomic_path
+from tomosnake.io.atomic import atomic_dir, atomic_path
 
 
 def _dead_pid() -> int:

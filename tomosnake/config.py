@@ -123,9 +123,12 @@ class Outlier(Strict):
 
 
 class StripeRemoval(Strict):
+    """Sinogram stripe removal (`tomosnake.recon.stripe`), run in the reconstruction stage on whole sinograms,
+    ``preprocess.stripe`` before ``recon.stripe``; the plan checks function and kwargs."""
+
     enabled: bool = False
-    function: str = "remove_all_stripe"
-    kwargs: dict[str, Any] = Field(default_factory=lambda: {"snr": 3.0, "la_size": 61, "sm_size": 21, "dim": 1})
+    function: str = Field("profile", description="profile, sorting, or an algotom stripe removal by name")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="profile/sorting: size (odd, columns)")
 
 
 class Background(Strict):
@@ -176,10 +179,22 @@ class Padding(Strict):
 
 
 class RingRemoval(Strict):
+    """consistent: rings found alike in the angular sectors (`steps.remove_rings_consistent`); tomopy:
+    TomoPy's remove_ring with thresh, theta_min, rwidth. Default: tomopy when any of these is set (a .tori
+    that sets them), else consistent (TomoPy's defaults harm: thresh 300 excludes nothing, rwidth 30
+    flattens the object's shells)."""
+
     enabled: bool = False
+    method: Literal["consistent", "tomopy"] | None = None
     thresh: float | None = None
     theta_min: float | None = None
     rwidth: int | None = None
+
+    @property
+    def resolved_method(self) -> str:
+        if self.method is not None:
+            return self.method
+        return "tomopy" if (self.thresh, self.theta_min, self.rwidth) != (None, None, None) else "consistent"
 
 
 class CircMask(Strict):
@@ -357,7 +372,7 @@ def load(raw: dict[str, Any]) -> TomoConfig:
     """Build the run's config from Snakemake's merged config dict, a .tori underneath."""
     tori_path = raw.get("tori")
     if tori_path:
-        from tomosnake import tori
+        from tomosnake.io import tori
 
         raw = deep_merge(tori.to_config(tori.read(tori_path)), raw)
     return validate(raw)

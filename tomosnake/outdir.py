@@ -32,7 +32,7 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from tomosnake import atomic
+from tomosnake.io import atomic
 from tomosnake.config import deep_merge, load
 from tomosnake.preflight import scans
 
@@ -86,7 +86,7 @@ def check_carriable(outdir: str) -> None:
     if why:
         raise OutdirError(f"config key 'outdir': {outdir!r} {why}: Snakemake reads braces as wildcards and the "
                           "SLURM executor passes paths through a shell; choose an output directory without them")
-    for what, path in (("the Python interpreter", sys.executable), ("the workflow", str(Path(__file__).parents[1]))):
+    for what, path in (("the Python interpreter", sys.executable), ("the workflow", str(Path(__file__).parent))):
         if not PLAIN_PATH.fullmatch(path):
             raise OutdirError(f"{what} is installed under {path!r}, which the SLURM executor puts into job commands "
                               "unquoted; install it under a path of letters, digits and ./_-+@%:,=~ only")
