@@ -3,14 +3,19 @@ import math
 from pathlib import Path
 
 from tomosnake import config as tconfig
-from tomosnake import placement, preflight
+from tomosnake import outdir, placement, preflight
 from tomosnake.config import stage_dict
 from tomosnake.stages.plan import Plan
 
 # Bad input stops here, before any job is queued: one line naming the file, dataset or key, exit 1.
 # Only the main process checks; jobs re-parsing this file (cluster, subprocess) skip it.
+# Then the run moves into its output directory (lock, resolved config, safe input names): see
+# tomosnake/outdir.py. Jobs read the config the main process resolved, never from their command line.
 if workflow.is_main_process:
     preflight.check_or_exit(config)
+    outdir.enter(workflow, config)
+else:
+    outdir.job_config(workflow, config)
 CFG = tconfig.load(config)
 OUT = CFG.outdir
 
@@ -36,12 +41,13 @@ wildcard_constraints:
 
 
 def raw_input(w) -> str:
-    return SCANS[w.scan]
+    """The scan's raw file under its safe name (a symlink in the outdir; jobs open the real file)."""
+    return f"{OUT}/{outdir.input_alias(w.scan)}"
 
 
 def stitch_inputs(w) -> list[str]:
     """Every file a stitched scan is joined from (none otherwise), so that a change to any reruns its jobs."""
-    return CFG.stitch.inputs if CFG.stitch.enabled else []
+    return [f"{OUT}/{outdir.input_alias(w.scan, i)}" for i in range(len(CFG.stitch.inputs))] if CFG.stitch.enabled else []
 
 
 def plan_path(scan: str) -> str:
