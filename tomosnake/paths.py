@@ -81,6 +81,10 @@ class ScanFiles:
     def try_center_sheet(self) -> str:
         return self._in("try_center/contact_sheet.pdf")
 
+    @property
+    def try_lamino_sheet(self) -> str:
+        return self._in("try_lamino/contact_sheet.pdf")
+
     # what the jobs record: their logs (and timing records beside them) and Snakemake's benchmarks
     @property
     def logs(self) -> str:

@@ -62,12 +62,8 @@ def scans(cfg: TomoConfig) -> dict[str, str]:
 def plan_scan(cfg: TomoConfig, path: str, name: str) -> Plan:
     """The scan's plan as the checkpoint will make it, less the automatic centre (k, j and estimates
     do not depend on it): checks the datasets, flats, backend, centre and memory budget."""
-    if cfg.recon.center is None:
-        # A configured centre makes the planner skip the search, the only step that reads projections;
-        # pixel 0 is always on the detector. The real centre comes from the plan job.
-        cfg = cfg.model_copy(update={"recon": cfg.recon.model_copy(update={"center": 0.0})})
-    try:
-        return make_plan(cfg, path, name)
+    try:  # without the centre search, the only step that reads projections; the plan job finds it
+        return make_plan(cfg, path, name, search=False)
     except MemoryBudgetError as err:
         raise PreflightError(f"{path}: config key '{cfg.budget_key('preprocess')}': {cfg.budget_mb('preprocess'):g} MB "
                              f"less 'overhead_mb' {cfg.overhead_mb:g} MB is too small: {err}") from None

@@ -206,11 +206,11 @@ class StitchedScan:
         out /= self._norm
         return out
 
-    def flats(self, r0: int, r1: int) -> np.ndarray:
+    def flats(self, r0: int, r1: int, max_frames: int | None = None) -> np.ndarray:
         """One flat of ones: the projections are already normalised."""
         return np.ones((1, r1 - r0, self.info.n_cols), dtype=np.float32)
 
-    def darks(self, r0: int, r1: int) -> np.ndarray:
+    def darks(self, r0: int, r1: int, max_frames: int | None = None) -> np.ndarray:
         """One dark of zeros: the projections are already normalised."""
         return np.zeros((1, r1 - r0, self.info.n_cols), dtype=np.float32)
 

@@ -18,7 +18,7 @@ rule try_center_scan:
         center_try=CFG.center_try.model_dump(mode="json"),
     threads: CFG.threads
     resources:
-        **BASE_RESOURCES,
+        **(BASE_RESOURCES | placed("try_center_scan")),
         runtime=30,
     log:
         FILES.log("try_center"),
@@ -26,3 +26,33 @@ rule try_center_scan:
         conda_env("recon")
     script:
         "../scripts/try_center.py"
+
+
+# try_lamino: one laminography slice per tilt angle around recon.lamino.angle, TIFFs plus a contact sheet.
+# `snakemake try_lamino --config lamino_try='{width: 2, step: 0.5}'`; reuses the preprocessed data.
+
+
+rule try_lamino:
+    input:
+        [ScanFiles.under(OUT, scan).try_lamino_sheet for scan in SCANS],
+
+
+rule try_lamino_scan:
+    input:
+        vds=FILES.preproc_vds,
+        chunks=preproc_chunks,
+        plan=FILES.plan,
+    output:
+        sheet=FILES.try_lamino_sheet,
+    params:
+        lamino_try=CFG.lamino_try.model_dump(mode="json"),
+    threads: CFG.threads
+    resources:
+        **(BASE_RESOURCES | placed("try_lamino_scan")),
+        runtime=30,
+    log:
+        FILES.log("try_lamino"),
+    conda:
+        conda_env("recon")
+    script:
+        "../scripts/try_lamino.py"
