@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tomosnake.corrections.minuslog import minus_log
 from tomosnake.io.atomic import atomic_path
 from tomosnake.recon.axis import choose_references, frames_needed, pair_images, search_axis
 
@@ -133,7 +134,7 @@ def center_from_scan(scan: Scan, crop: tuple[int, int, int, int], pairs: int = 4
         if i0 is not None:
             proj /= np.float32(i0[0])
         np.clip(proj, 1e-6, None, out=proj)
-        att = -np.log(proj)
+        att = minus_log(proj)  # in place: proj is clipped positive
         frames[i] = np.add.reduceat(att, bands[:-1], axis=0) / np.diff(bands)[:, None]
         del proj, att
     q, r = pair_images(frames, refs)
