@@ -37,6 +37,7 @@ from tomosnake.atomic import atomic_path
 MAX_VO_ROWS = 512  # projections kept for Vo's search (1800 x 2560 px: 23 s with all rows, 3 s with 450)
 MAX_360_ROWS = 1024  # projections kept for the 360° search (a divisor of half the count, to keep opposite pairs)
 THUMB_PX = 512  # contact-sheet thumbnails at most this many pixels a side
+MIN_ANGLES, MIN_COLUMNS = 8, 16  # the smallest sinogram the automatic search takes
 VO_SEARCH_FRACTION = 1 / 8  # Vo's search covers the middle +- this fraction of the width
 
 
@@ -56,7 +57,7 @@ def _prepare(sino: np.ndarray, theta_deg: np.ndarray) -> tuple[np.ndarray, np.nd
     theta = np.asarray(theta_deg, dtype=np.float64)
     if sino.ndim != 2 or theta.shape != (sino.shape[0],):
         raise ValueError(f"sinogram of shape {sino.shape} does not match {theta.shape[0]} angles")
-    if sino.shape[0] < 8 or sino.shape[1] < 16:
+    if sino.shape[0] < MIN_ANGLES or sino.shape[1] < MIN_COLUMNS:
         raise ValueError(f"sinogram of shape {sino.shape} is too small for a centre search")
     order = np.argsort(theta, kind="stable")
     theta = theta[order] - theta[order[0]]

@@ -8,6 +8,7 @@ only; changing the budget changes k and j but never the result.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,11 +31,13 @@ from tomosnake.scan import ScanInfo
 from tomosnake.stitched_scan import Scan, StitchedScan, open_scan
 
 MB = 1 << 20
+log = logging.getLogger(__name__)
 # The default backend reconstructs slices in pairs (one complex signal). Loads and sinogram
 # chunks start at even rows, so the pairing, and with it the result, is the same for every k, j
 # whose budget holds two slices (a budget for one slice only gives ~1e-5 relative differences).
 SLICE_PAIR = 2
 CENTER_MAX_ANGLES = 360
+MIN_COLUMNS = 8  # narrower projections leave no room for a reconstruction (and no centre search)
 
 
 class PlanError(ValueError):
@@ -67,6 +70,7 @@ class Plan:
     memory_mb: float
     estimates: dict = field(default_factory=dict)
     stitch_offsets: list[int] | None = None  # column offset of each of stitch.inputs, when stitching
+    warnings: list[str] = field(default_factory=list)  # usable oddities of the input (log, report page 1)
 
     @property
     def k(self) -> int:
@@ -114,6 +118,37 @@ def check_center(center: float, n_cols: int) -> None:
                         f"(0 to {n_cols - 1} pixels after cropping)")
 
 
+def check_size(n_proj: int, n_cols: int, cfg: TomoConfig) -> None:
+    """Reject projections too narrow to reconstruct (after selection and crop), or too few or narrow
+    for the automatic centre search when no ``recon.center`` is given."""
+    from tomosnake import center
+
+    auto = cfg.recon.center is None
+    need = max(MIN_COLUMNS, center.MIN_COLUMNS) if auto else MIN_COLUMNS
+    why = " for the automatic centre search (or give recon.center)" if auto else ""
+    if n_cols < need:
+        key = "preprocess.crop" if cfg.preprocess.crop.enabled else "datasets.slice_hor"
+        raise PlanError(f"config key '{key}': {n_cols} column(s) left to reconstruct; at least {need} are "
+                        f"needed{why}")
+    if auto and n_proj < center.MIN_ANGLES:
+        raise PlanError(f"config key 'datasets.slice_proj': {n_proj} projection(s) selected; at least "
+                        f"{center.MIN_ANGLES} are needed{why}")
+
+
+def check_excluded(n_proj: int, cfg: TomoConfig) -> None:
+    """Reject ``recon.excluded_proj`` ranges that leave no projection (counted after 360->180 stitching)."""
+    r = cfg.recon
+    if not r.excluded_proj:
+        return
+    n = n_proj // 2 if r.sino_360_to_180.enabled else n_proj
+    keep = np.ones(n, dtype=bool)
+    for a, b in r.excluded_proj:
+        keep[a:b] = False
+    if keep.sum() < 2:
+        raise PlanError(f"config key 'recon.excluded_proj': {[list(e) for e in r.excluded_proj]} leaves {int(keep.sum())} of the "
+                        f"{n} projections; a reconstruction needs at least two")
+
+
 def resolve_center(plan: Plan, cfg: TomoConfig) -> tuple[float, str]:
     """The centre a reconstruction uses: the configured one, else the plan's automatic one.
 
@@ -149,20 +184,27 @@ def _auto_center(cfg: TomoConfig, scan: Scan, crop: tuple[int, int, int, int]) -
     return float(found.center), f"automatic: {found.method}"
 
 
-def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
-    """Plan one scan from its metadata, the enabled steps and the memory budget."""
+def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search_center: bool = True) -> Plan:
+    """Plan one scan from its metadata, a few sampled frames, the enabled steps and the memory budget.
+
+    Without ``search_center`` an automatic centre is left out (None): k, j and the estimates do not
+    depend on it, and it is the one step that reads many projections.
+    """
     require_backend(cfg.recon.backend, cfg.recon.algorithm, cfg.recon.filter_name)
     with open_scan(cfg, input_path) as scan:
         info: ScanInfo = scan.info
         stitch_offsets = scan.offsets if isinstance(scan, StitchedScan) else None
         scan.check_flats()
+        warnings = scan.check_data()
+        check_excluded(info.n_proj, cfg)
         chain = build_chain(cfg.preprocess, has_i0=info.has_i0, n_frames=max(info.n_flat, info.n_dark))
         crop = output_window(info.n_rows, info.n_cols, cfg.preprocess)
+        check_size(info.n_proj, crop[3] - crop[2], cfg)
         center, center_method = None, "config"
-        if cfg.recon.center is None:
-            center, center_method = _auto_center(cfg, scan, crop)
-        else:
+        if cfg.recon.center is not None:
             check_center(cfg.recon.center, crop[3] - crop[2])
+        elif search_center:
+            center, center_method = _auto_center(cfg, scan, crop)
     tile = subchunk_shape(chain, _budget_bytes(cfg, "preprocess"), info.n_proj, info.n_rows, info.n_cols, threads=cfg.threads)
     out_rows, out_cols = crop[1] - crop[0], crop[3] - crop[2]
 
@@ -174,7 +216,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
 
     per_slice = slice_bytes(info.n_proj, out_cols, cfg.recon)
     # The same allowance for HDF5 caches and allocator slack as in preprocessing.
-    fixed = block_overhead_bytes(info.n_proj, out_cols, cfg.recon) + FIXED_BYTES
+    fixed = block_overhead_bytes(info.n_proj, out_cols, cfg.recon, cfg.threads) + FIXED_BYTES
     budget = _budget_bytes(cfg, "recon")
     pair = SLICE_PAIR if budget - fixed >= SLICE_PAIR * per_slice else 1
     slices_per_load = (budget - fixed) // (pair * per_slice) * pair
@@ -199,11 +241,13 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
                 proj_chunks=split(info.n_proj, k), tile=tile, sino_chunks=split(out_rows, j, pair),
                 slices_per_load=int(slices_per_load), recon_width=width, center=center,
                 center_method=center_method, log_applied=chain.log_applied, memory_mb=cfg.memory_mb,
-                estimates=estimates, stitch_offsets=stitch_offsets)
+                estimates=estimates, stitch_offsets=stitch_offsets, warnings=warnings)
 
 
 def write_plan(cfg: TomoConfig, input_path: str, scan_name: str, out_path: str | Path) -> Plan:
     """Make the plan and write it atomically as JSON."""
     plan = make_plan(cfg, input_path, scan_name)
+    for warning in plan.warnings:
+        log.warning("%s", warning)
     write_text(out_path, plan.to_json())
     return plan
