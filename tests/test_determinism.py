@@ -58,12 +58,11 @@ def raw(tmp_path_factory) -> Path:
 
 
 def test_threads_and_chunking_give_the_same_volume_bit_for_bit(raw, tmp_path):
-    """At the default threads, one chunk of each kind against one thread and two other chunkings
-    (before the fix: 3e-7 for one thread, 1e-9 to 3e-9 for the chunkings)."""
+    """At the default threads, one chunk of each kind against one thread and against 3 preprocessing
+    and 2 reconstruction chunks of 2-slice loads (before the fix: 3e-7 and 1e-9 to 3e-9 apart)."""
     assert DEFAULT_THREADS > 1
     ref = _volume(raw, tmp_path / "a", threads=DEFAULT_THREADS, k=1, j=1, per_load=8)
     assert np.isfinite(ref).all() and ref.std() > 0
-    for name, threads, k, j, per_load in [("one thread", 1, 1, 1, 8), ("chunks", DEFAULT_THREADS, 3, 2, 2),
-                                          ("other chunks", DEFAULT_THREADS, 2, 4, 2)]:
+    for name, threads, k, j, per_load in [("one thread", 1, 1, 1, 8), ("chunks", DEFAULT_THREADS, 3, 2, 2)]:
         other = _volume(raw, tmp_path / name, threads, k, j, per_load)
         assert np.array_equal(other, ref), (name, float(np.abs(other - ref).max()))

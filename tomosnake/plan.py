@@ -145,8 +145,9 @@ def check_excluded(n_proj: int, cfg: TomoConfig) -> None:
     for a, b in r.excluded_proj:
         keep[a:b] = False
     if keep.sum() < 2:
-        raise PlanError(f"config key 'recon.excluded_proj': {[list(e) for e in r.excluded_proj]} leaves {int(keep.sum())} of the "
-                        f"{n} projections; a reconstruction needs at least two")
+        ranges = [list(e) for e in r.excluded_proj]
+        raise PlanError(f"config key 'recon.excluded_proj': {ranges} leaves {int(keep.sum())} of the {n} "
+                        f"projections; a reconstruction needs at least two")
 
 
 def resolve_center(plan: Plan, cfg: TomoConfig) -> tuple[float, str]:
