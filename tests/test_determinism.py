@@ -16,13 +16,14 @@ import pytest
 from tests.conftest import read_only
 from tests.workflow import volume
 from tomosnake import config as tconfig
-from tomosnake.combine import combine
+from tomosnake.stages.combine import combine
 from tomosnake.phantom import PhantomSpec, write_scan
-from tomosnake.plan import SLICE_PAIR, make_plan, split
-from tomosnake.preprocess import process_chunk
-from tomosnake.reconstruct import recon_chunk, write_range
-from tomosnake.scan import RawScan
-from tomosnake.vds import stack
+from tomosnake.stages.plan import SLICE_PAIR, make_plan, split
+from tomosnake.stages.preprocess_chunk import process_chunk
+from tomosnake.stages.conversion_range import write_range
+from tomosnake.stages.recon_chunk import recon_chunk
+from tomosnake.io.scan import RawScan
+from tomosnake.io.vds import stack
 
 DEFAULT_THREADS = tconfig.TomoConfig().threads
 SPEC = PhantomSpec(n_proj=240, n_rows=8, n_cols=160, center_offset=1.5, seed=7)
