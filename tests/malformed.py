@@ -152,3 +152,14 @@ def radian_angles(d: Path) -> Malformed:
     """Angles written in radians (0..pi): converted as the beamline GUI does, with a warning."""
     scan = _phantom(d / "radians.h5", {"exchange/theta": np.deg2rad(SPEC.theta())})
     return Malformed(scan, CENTER, (str(scan), "'/exchange/theta'", "radians"))
+
+
+def some_zero_projections(d: Path) -> Malformed:
+    """Two of the sampled projections (0 and the last) are all zero, the rest are data: usable, with a warning."""
+    data = _projections("uint16").astype(np.uint16)
+    data[[0, -1]] = 0
+    scan = _phantom(d / "some_zeros.h5", {"exchange/data": data})
+    return Malformed(scan, CENTER, (str(scan), "'/exchange/data'", f"[0, {SPEC.n_proj - 1}]", "all zero"))
+
+
+WARNED: dict[str, Callable[[Path], Malformed]] = {f.__name__: f for f in (radian_angles, some_zero_projections)}

@@ -44,11 +44,12 @@ def test_snakemake_queues_nothing(tmp_path, name):
     _stopped_before_any_job(tmp_path / "work", _config(case, tmp_path / "out"), *case.fragments)
 
 
-def test_radians_are_converted_with_a_warning(tmp_path):
-    case = malformed.radian_angles(tmp_path)
-    plan = preflight.check(_config(case, tmp_path / "out"))["radians"]
+@pytest.mark.parametrize("make", malformed.WARNED.values(), ids=malformed.WARNED.keys())
+def test_usable_input_passes_with_one_warning(tmp_path, make):
+    case = make(tmp_path)
+    (plan,) = preflight.check(_config(case, tmp_path / "out")).values()
     assert len(plan.warnings) == 1 and all(f in plan.warnings[0] for f in case.fragments), plan.warnings
-    assert plan.theta_deg.max() == pytest.approx(malformed.SPEC.theta().max())
+    assert plan.theta_deg.max() == pytest.approx(malformed.SPEC.theta().max())  # radians read as degrees
 
 
 @pytest.mark.slow
