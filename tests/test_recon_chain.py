@@ -72,11 +72,13 @@ def test_output_width():
         output_width(640, ReconConfig(sino_360_to_180={"enabled": True}))
 
 
-@pytest.mark.parametrize("ring", [False, True])
-def test_memory_estimate_bounds_numpy_peak(ring):
+@pytest.mark.parametrize("steps", [{}, {"ring_removal": {"enabled": True}}, {"stripe": {"enabled": True}},
+                                   {"stripe": {"enabled": True, "function": "sorting"}}],
+                         ids=["plain", "ring", "stripe", "stripe-sorting"])
+def test_memory_estimate_bounds_numpy_peak(steps):
     """Estimate >= the traced numpy peak (finufft's own buffers are not traced) and < 2.5x it."""
     n, n_proj, k = 256, 300, 6
-    cfg = ReconConfig(ring_removal={"enabled": ring})
+    cfg = ReconConfig(**steps)
     proj = np.random.default_rng(0).uniform(0.3, 0.9, (n_proj, k, n)).astype(np.float32)
     tracemalloc.start()
     try:

@@ -178,3 +178,16 @@ def test_a_job_records_its_hdf5_io(tmp_path, fail):
     assert rec.job == "recon_3" and rec.threads == 3 and rec.start < rec.end
     assert 0 < rec.io_s < rec.wall and rec.max_rss_mb > 10
     assert rec.ok is (not fail)
+
+
+def test_resolution_is_plotted_with_its_crossing(made):
+    """The FRC of the half-data reconstructions (computed by conversion_range) is in the report."""
+    _, _, d, pdf = made
+    res = json.loads((d / "recon_range.json").read_text())["frc"]
+    assert len(res["freq"]) == len(res["frc"]) == len(res["threshold"]) == 41 and res["rows"] == [4, 5, 6]
+    text = page_text(pdf, 2)
+    assert "Resolution" in text and "1/2-bit threshold" in text
+    if res["crossing"] is None:  # this phantom's halves agree up to Nyquist
+        assert "resolution 2 px or better" in text
+    else:
+        assert f"{res['resolution_px']:.2f} px" in text

@@ -183,22 +183,39 @@ def image_name(center: float) -> str:
     return f"center_{center:08.2f}.tiff"
 
 
+@dataclass(frozen=True)
+class Series:
+    """What a trial series varies: how its images are named, labelled and titled, and its metadata key."""
+
+    key: str = "center"
+    name: Callable[[float], str] = image_name
+    label: str = "centre {:.2f} px"
+    heading: str = "Centre of rotation trial (absolute detector columns)"
+    unit: str = "absolute detector column"
+
+
+CENTER_SERIES = Series()
+LAMINO_SERIES = Series("lamino_angle", lambda a: f"lamino_{a:06.2f}.tiff", "tilt {:.2f}°",
+                       "Laminography angle trial (degrees, TomocuPy's convention)", "degree")
+
+
 def try_centers(sino: np.ndarray, theta_deg: np.ndarray, centers: Sequence[float] | np.ndarray,
                 recon: Callable[[np.ndarray, np.ndarray, float], np.ndarray], out_dir: str | Path,
-                title: str = "") -> list[Path]:
-    """Reconstruct one slice per absolute centre: float32 TIFFs named by centre, then a PDF contact sheet.
+                title: str = "", series: Series = CENTER_SERIES) -> list[Path]:
+    """Reconstruct one slice per absolute value (a centre, or a laminography angle with ``series``):
+    float32 TIFFs named by value, then a PDF contact sheet.
 
-    ``recon(sino, theta_deg, center)`` returns one 2-D slice. Returns the TIFF paths in the order of
-    ``centers`` followed by ``contact_sheet.pdf``.
+    ``recon(sino, theta_deg, value)`` returns one 2-D slice; ``sino`` may be the detector rows it needs.
+    Returns the TIFF paths in the order of ``centers`` followed by ``contact_sheet.pdf``.
     """
     import tifffile
 
     centers = np.asarray(centers, dtype=np.float64).ravel()
     if centers.size == 0 or not np.all(np.isfinite(centers)) or np.any(centers < 0):
-        raise ValueError("centres must be a non-empty list of finite, non-negative detector columns")
-    names = [image_name(c) for c in centers]
+        raise ValueError(f"{series.key} values must be a non-empty list of finite, non-negative numbers")
+    names = [series.name(c) for c in centers]
     if len(set(names)) != len(names):
-        raise ValueError("centres closer than 0.01 px would share an image name")
+        raise ValueError(f"{series.key} values closer than 0.01 would share an image name")
     sino = np.asarray(sino, dtype=np.float32)
     out_dir = Path(out_dir)
     thumbs, paths = [], []
@@ -208,12 +225,12 @@ def try_centers(sino: np.ndarray, theta_deg: np.ndarray, centers: Sequence[float
             raise ValueError(f"the reconstruction returned shape {img.shape}, one 2-D slice was expected")
         path = out_dir / name
         with atomic_path(path) as tmp:
-            tifffile.imwrite(tmp, img, metadata={"center": float(c), "unit": "absolute detector column"})
+            tifffile.imwrite(tmp, img, metadata={series.key: float(c), "unit": series.unit})
         thumbs.append(_thumbnail(img))
         paths.append(path)
     pdf = out_dir / "contact_sheet.pdf"
     with atomic_path(pdf) as tmp:
-        _contact_sheet(tmp, thumbs, centers, title)
+        _contact_sheet(tmp, thumbs, centers, title, series)
     return [*paths, pdf]
 
 
@@ -224,8 +241,8 @@ def _thumbnail(img: np.ndarray, size: int = THUMB_PX) -> np.ndarray:
     return img[:h * f, :w * f].reshape(h, f, w, f).mean(axis=(1, 3))
 
 
-def _contact_sheet(path: Path, images: list[np.ndarray], centers: np.ndarray, title: str) -> None:
-    """A PDF grid of the slices, one grey scale for all, each labelled with its absolute centre."""
+def _contact_sheet(path: Path, images: list[np.ndarray], centers: np.ndarray, title: str, series: Series) -> None:
+    """A PDF grid of the slices, one grey scale for all, each labelled with its absolute value."""
     from PIL import Image
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.lib.utils import ImageReader
@@ -248,7 +265,7 @@ def _contact_sheet(path: Path, images: list[np.ndarray], centers: np.ndarray, ti
             if k:
                 pdf.showPage()
             pdf.setFont("Helvetica-Bold", 12)
-            heading = "Centre of rotation trial (absolute detector columns)"
+            heading = series.heading
             pdf.drawString(margin, page_h - margin - 12, f"{heading}{': ' + title if title else ''}")
         col, row = slot % n_x, slot // n_x
         x = margin + col * cell_w + (cell_w - side) / 2
@@ -256,5 +273,5 @@ def _contact_sheet(path: Path, images: list[np.ndarray], centers: np.ndarray, ti
         grey = np.clip((img - lo) * scale, 0, 255).astype(np.uint8)
         pdf.drawImage(ImageReader(Image.fromarray(grey)), x, y, side, side)
         pdf.setFont("Helvetica", 10)
-        pdf.drawCentredString(x + side / 2, y - label_h + 3, f"centre {c:.2f} px")
+        pdf.drawCentredString(x + side / 2, y - label_h + 3, series.label.format(c))
     pdf.save()
