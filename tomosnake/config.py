@@ -191,6 +191,13 @@ class Padding(Strict):
     npad: Literal["auto"] | int = "auto"
     mode: Literal["edge", "constant", "reflect"] = "edge"
 
+    @field_validator("npad")
+    @classmethod
+    def _not_negative(cls, v: str | int) -> str | int:
+        if v != "auto" and int(v) < 0:
+            raise ValueError(f"{v} columns: padding cannot be negative (use 0, or 'auto')")
+        return v
+
 
 class RingRemoval(Strict):
     """consistent: rings found alike in the angular sectors (`steps.remove_rings_consistent`); tomopy:
@@ -296,6 +303,14 @@ class ReconConfig(Strict):
                 raise ValueError(f"recon.algorithm: TomocuPy's laminography has fourierrec and linerec, "
                                  f"not {self.algorithm!r}")
         return self
+
+    @field_validator("excluded_proj")
+    @classmethod
+    def _ranges(cls, v: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        for a, b in v:
+            if not 0 <= a < b:
+                raise ValueError(f"range [{a}, {b}] is empty or reversed (half-open [from, to), 0 <= from < to)")
+        return v
 
 
 # -------------------------------------------------------------------------- output
@@ -419,7 +434,7 @@ def _error_text(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         lines.append(f"config key '{key}': {msg}")

@@ -223,6 +223,10 @@ class StitchedScan:
         for part in self._parts:
             part.check_flats()
 
+    def check_data(self) -> list[str]:
+        """`RawScan.check_data` of every file; their warnings."""
+        return [w for part in self._parts for w in part.check_data()]
+
 
 Scan = RawScan | StitchedScan
 

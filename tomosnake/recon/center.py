@@ -41,6 +41,7 @@ MAX_FRAME_PIXELS = 4 << 20  # pixels of each frame read by `center_from_scan`: a
 REFERENCE_FRAMES = 2  # flats and darks averaged by `center_from_scan`
 MAX_BANDS = 16  # `center_from_scan` averages the rows it reads into at most this many bands
 THUMB_PX = 512  # contact-sheet thumbnails at most this many pixels a side
+MIN_ANGLES, MIN_COLUMNS = 8, 16  # the smallest sinogram the automatic search takes
 VO_SEARCH_FRACTION = 1 / 8  # Vo's search covers the middle +- this fraction of the width
 
 
@@ -60,7 +61,7 @@ def _prepare(sino: np.ndarray, theta_deg: np.ndarray) -> tuple[np.ndarray, np.nd
     theta = np.asarray(theta_deg, dtype=np.float64)
     if sino.ndim != 2 or theta.shape != (sino.shape[0],):
         raise ValueError(f"sinogram of shape {sino.shape} does not match {theta.shape[0]} angles")
-    if sino.shape[0] < 8 or sino.shape[1] < 16:
+    if sino.shape[0] < MIN_ANGLES or sino.shape[1] < MIN_COLUMNS:
         raise ValueError(f"sinogram of shape {sino.shape} is too small for a centre search")
     order = np.argsort(theta, kind="stable")
     theta = theta[order] - theta[order[0]]

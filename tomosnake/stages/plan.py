@@ -17,6 +17,7 @@ Centres are absolute pixels in one of two frames, named where each value is stor
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -48,11 +49,13 @@ from tomosnake.stages.preprocess_chunk import (
 )
 
 MB = 1 << 20
+log = logging.getLogger(__name__)
 # The default backend reconstructs slices in pairs (one complex signal). Loads and sinogram
 # chunks start at even rows, so the pairing, and with it the result, is the same for every k, j
 # whose budget holds two slices (a budget for one slice only gives ~1e-5 relative differences).
 SLICE_PAIR = 2
 CENTER_MAX_ANGLES = 360  # projections read by the laminography centre search
+MIN_COLUMNS = 8  # narrower projections leave no room for a reconstruction (and no centre search)
 CENTER_ROW_BLOCK = 64  # detector rows read at once by the laminography centre search
 
 
@@ -86,6 +89,7 @@ class Plan:
     memory_mb: float
     estimates: dict = field(default_factory=dict)
     stitch_offsets: list[int] | None = None  # column offset of each of stitch.inputs, when stitching
+    warnings: list[str] = field(default_factory=list)  # usable oddities of the input (log, report page 1)
     # Laminography: angle, height, lateral radius, each job's detector-row window and rows read (`lamino_plan`).
     lamino: dict | None = None
     axis: float | None = None  # the rotation axis found in the projections, detector columns; None if not searched
@@ -150,6 +154,38 @@ def check_center(center: float, n_cols: int) -> None:
     if not 0 <= center < n_cols:
         raise PlanError(f"config key 'recon.center': {center} is outside the sinogram (0 to {n_cols - 1} "
                         "pixels after cropping and 360-to-180)")
+
+
+def check_size(n_proj: int, n_cols: int, cfg: TomoConfig) -> None:
+    """Reject projections too narrow to reconstruct (after selection and crop), or too few or narrow
+    for the automatic centre search when no ``recon.center`` is given."""
+    from tomosnake.recon import center
+
+    auto = cfg.recon.center is None
+    need = max(MIN_COLUMNS, center.MIN_COLUMNS) if auto else MIN_COLUMNS
+    why = " for the automatic centre search (or give recon.center)" if auto else ""
+    if n_cols < need:
+        key = "preprocess.crop" if cfg.preprocess.crop.enabled else "datasets.slice_hor"
+        raise PlanError(f"config key '{key}': {n_cols} column(s) left to reconstruct; at least {need} are "
+                        f"needed{why}")
+    if auto and n_proj < center.MIN_ANGLES:
+        raise PlanError(f"config key 'datasets.slice_proj': {n_proj} projection(s) selected; at least "
+                        f"{center.MIN_ANGLES} are needed{why}")
+
+
+def check_excluded(n_proj: int, cfg: TomoConfig) -> None:
+    """Reject ``recon.excluded_proj`` ranges that leave no projection (counted after 360->180 stitching)."""
+    r = cfg.recon
+    if not r.excluded_proj:
+        return
+    n = n_proj // 2 if r.sino_360_to_180.enabled else n_proj
+    keep = np.ones(n, dtype=bool)
+    for a, b in r.excluded_proj:
+        keep[a:b] = False
+    if keep.sum() < 2:
+        ranges = [list(e) for e in r.excluded_proj]
+        raise PlanError(f"config key 'recon.excluded_proj': {ranges} leaves {int(keep.sum())} of the {n} "
+                        f"projections; a reconstruction needs at least two")
 
 
 def check_stripes(cfg: TomoConfig) -> None:
@@ -301,7 +337,7 @@ def lamino_plan(geom: lamino.Geometry, theta: np.ndarray, chunks: list[tuple[int
 
 
 def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = True) -> Plan:
-    """Plan one scan from its metadata, the enabled steps and the memory budget.
+    """Plan one scan from its metadata, a few sampled frames, the enabled steps and the memory budget.
 
     ``search=False`` skips the automatic centre (preflight: k, j and the estimates do not depend on it;
     with an automatic old_center they are those of the widest stitched sinogram the search allows).
@@ -314,8 +350,11 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
         info: ScanInfo = scan.info
         stitch_offsets = scan.offsets if isinstance(scan, StitchedScan) else None
         scan.check_flats()
+        warnings = scan.check_data()
+        check_excluded(info.n_proj, cfg)
         chain = build_chain(cfg.preprocess, has_i0=info.has_i0, n_frames=max(info.n_flat, info.n_dark))
         crop = output_window(info.n_rows, info.n_cols, cfg.preprocess)
+        check_size(info.n_proj, crop[3] - crop[2], cfg)
         axis, old_center, center, center_method = _axis(cfg, scan, crop, search)
     recon = cfg.recon if old_center is None else _with_old_center(cfg.recon, old_center)
     if cfg.recon.center is not None:
@@ -333,11 +372,13 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
 
     per_slice = slice_bytes(info.n_proj, out_cols, recon, cfg.preprocess.stripe)
     # The same allowance for HDF5 caches and allocator slack as in preprocessing.
-    fixed = block_overhead_bytes(info.n_proj, out_cols, recon) + FIXED_BYTES
+    fixed = block_overhead_bytes(info.n_proj, out_cols, recon, cfg.threads) + FIXED_BYTES
     budget = _budget_bytes(cfg, "recon")
     lamino_info, n_out = None, out_rows
     if cfg.recon.lamino.enabled:  # slabs of output slices, each reading the detector rows its geometry needs
-        geom = lamino.geometry(cfg.recon, out_rows, out_cols, center if center is not None else cfg.recon.center)
+        # Without the search (preflight) any centre on the detector gives the same k and j.
+        known = center if center is not None else cfg.recon.center
+        geom = lamino.geometry(cfg.recon, out_rows, out_cols, 0.0 if known is None else known)
         theta = np.asarray(info.theta_deg)
         slices_per_load = _lamino_slices_per_load(cfg, geom, theta, info.n_proj)
         n_out = geom.height
@@ -368,7 +409,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
                 proj_chunks=split(info.n_proj, k), tile=tile, sino_chunks=sino_chunks,
                 slices_per_load=int(slices_per_load), recon_width=width,
                 center_method=center_method, log_applied=chain.log_applied, memory_mb=cfg.memory_mb,
-                estimates=estimates, stitch_offsets=stitch_offsets, lamino=lamino_info,
+                estimates=estimates, stitch_offsets=stitch_offsets, lamino=lamino_info, warnings=warnings,
                 # without the search (preflight) the placeholders shaped the layout only
                 center=center if search else None, axis=axis if search else None,
                 old_center=old_center if search else None)
@@ -377,5 +418,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
 def write_plan(cfg: TomoConfig, input_path: str, scan_name: str, out_path: str | Path) -> Plan:
     """Make the plan and write it atomically as JSON."""
     plan = make_plan(cfg, input_path, scan_name)
+    for warning in plan.warnings:
+        log.warning("%s", warning)
     write_text(out_path, plan.to_json())
     return plan
