@@ -16,10 +16,9 @@ rule try_center_scan:
         sheet=SCAN_DIR + "/try_center/contact_sheet.pdf",
     params:
         center_try=CFG.center_try.model_dump(mode="json"),
-    threads: CFG.threads
+    threads: resources.threads(CFG, "try_center_scan")
     resources:
-        **BASE_RESOURCES,
-        runtime=30,
+        **job_resources("try_center_scan"),
     log:
         SCAN_DIR + "/logs/try_center.log",
     conda:

@@ -23,8 +23,7 @@ rule input_checksum:
     output:
         sha=SCAN_DIR + "/input.sha256",
     resources:
-        **BASE_RESOURCES,
-        runtime=runtime_min("preprocess"),
+        **job_resources("input_checksum"),
     log:
         SCAN_DIR + "/logs/input_checksum.log",
     benchmark:
@@ -49,8 +48,7 @@ rule combine:
         # What the volume file depends on; the export switches are the export rules' business.
         output={"combine": CFG.output.combine, "pyramid": CFG.output.pyramid, "input_sha256": INPUT_SHA256},
     resources:
-        **BASE_RESOURCES,
-        runtime=runtime_min("combine"),
+        **job_resources("combine"),
     log:
         SCAN_DIR + "/logs/combine.log",
     benchmark:
@@ -67,8 +65,7 @@ rule ome_zarr:
     output:
         zarr=directory(SCAN_DIR + "/{scan}_recon.ome.zarr"),
     resources:
-        **BASE_RESOURCES,
-        runtime=runtime_min("combine"),
+        **job_resources("ome_zarr"),
     log:
         SCAN_DIR + "/logs/ome_zarr.log",
     benchmark:
@@ -85,8 +82,7 @@ rule tiff_stack:
     output:
         tiff=directory(SCAN_DIR + "/{scan}_tiff"),
     resources:
-        **BASE_RESOURCES,
-        runtime=runtime_min("combine"),
+        **job_resources("tiff_stack"),
     log:
         SCAN_DIR + "/logs/tiff_stack.log",
     benchmark:

@@ -1,8 +1,8 @@
 # Config loading and validation, paths, and the input functions that read the plan checkpoint.
-import math
 import os
 from pathlib import Path
 
+from tomosnake import cluster, resources
 from tomosnake import config as tconfig
 from tomosnake import preflight
 from tomosnake.config import stage_dict
@@ -14,6 +14,8 @@ if workflow.is_main_process:
     preflight.check_or_exit(config)
 CFG = tconfig.load(config)
 OUT = CFG.outdir
+if workflow.is_main_process and os.environ.get("TOMOSNAKE_AUDIT_CONFIG"):  # `tomosnake audit` reads it
+    Path(os.environ["TOMOSNAKE_AUDIT_CONFIG"]).write_text(CFG.model_dump_json())
 
 # Jobs import the `tomosnake` package from this checkout, also inside per-rule conda envs
 # (which hold its dependencies only). Local and SLURM jobs inherit this environment.
@@ -52,7 +54,7 @@ def plan_path(scan: str) -> str:
 
 def plan_of(w) -> Plan:
     """The scan's plan; using it makes the rule wait for the checkpoint."""
-    return Plan.read(checkpoints.plan.get(scan=w.scan).output.plan)
+    return Plan.cached(checkpoints.plan.get(scan=w.scan).output.plan)
 
 
 def preproc_chunks(w) -> list[str]:
@@ -63,38 +65,54 @@ def recon_chunks(w) -> list[str]:
     return [f"{OUT}/{w.scan}/recon/recon_{j}.h5" for j in range(plan_of(w).j)]
 
 
-def runtime_min(stage: str):
-    """SLURM time limit from the scan's size: generous per-GB rates, never below 10 minutes."""
-
-    def runtime(w, attempt) -> int:
-        p = Path(plan_path(w.scan))
-        if not p.exists():
-            return 10 * attempt
-        plan = Plan.read(p)
-        gb = plan.estimates["preprocessed_bytes"] / 1e9
-        per_job = gb / (plan.k if stage == "preprocess" else plan.j)
-        return int(max(10, math.ceil(per_job * 30)) * attempt)
-
-    return runtime
+def cluster_limits():
+    """The SLURM partitions' limits when this run submits to SLURM (else None), the config checked
+    against them once: a request the cluster cannot serve stops the run with one line, nothing queued."""
+    if "limits" not in _CLUSTER:
+        plugin = workflow.executor_plugin
+        to_slurm = workflow.is_main_process and plugin is not None and plugin.cli_prefix == "slurm"
+        _CLUSTER["limits"] = cluster.limits_or_exit(CFG) if to_slurm or cluster.LIMITS_ENV in os.environ else None
+    return _CLUSTER["limits"]
 
 
-def partition(stage: str) -> str:
-    if stage == "recon" and CFG.recon.backend == "tomocupy":
-        return CFG.slurm.gpu_partition
-    return CFG.slurm.cpu_partition
+_CLUSTER: dict = {}
 
 
-# Resources every rule shares; mem_mb is the per-job budget the plan was made for.
-BASE_RESOURCES = dict(mem_mb=math.ceil(CFG.memory_mb), slurm_partition=partition("cpu"))
-PREPROCESS_MEM = math.ceil(CFG.budget_mb("preprocess"))
-RECON_MEM = math.ceil(CFG.budget_mb("recon"))
-if CFG.slurm.account:
-    BASE_RESOURCES["slurm_account"] = CFG.slurm.account
-if CFG.slurm.qos:
-    BASE_RESOURCES["qos"] = CFG.slurm.qos
+def _model(path: str) -> dict:
+    """`resources.model` of the scan's plan (before the plan: without one), once per version of the plan file."""
+    p = Path(path)
+    key = (path, p.stat().st_mtime_ns) if p.exists() else (path, None)
+    if key not in _MODELS:
+        _MODELS[key] = resources.model(Plan.cached(p) if p.exists() else None, CFG)
+    return _MODELS[key]
+
+
+_MODELS: dict = {}
+
+
+def job_resources(rule: str) -> dict:
+    """A rule's mem_mb, runtime, partition (and GPU) from the package's model (`tomosnake.resources`),
+    per job and attempt, clipped to the cluster's limits."""
+
+    def request(w, attempt) -> resources.Resources:
+        first = _model(plan_path(w.scan))[rule]
+        limits = cluster_limits()
+        return resources.for_attempt(first, attempt, limits.get(first.partition) if limits else None)
+
+    res = dict(mem_mb=lambda w, attempt: request(w, attempt).mem_mb,
+               runtime=lambda w, attempt: request(w, attempt).runtime,
+               slurm_partition=resources.partition(CFG, rule)[0])
+    if resources.gpus(CFG, rule):
+        res["gpu"] = resources.gpus(CFG, rule)
+    if CFG.slurm.account:
+        res["slurm_account"] = CFG.slurm.account
+    if CFG.slurm.qos:
+        res["qos"] = CFG.slurm.qos
+    return res
 
 
 def final_targets(w=None) -> list[str]:
+    cluster_limits()
     targets = []
     for scan in SCANS:
         if CFG.cleanup:

@@ -10,10 +10,9 @@ rule preprocess_chunk:
         chunk=SCAN_DIR + "/preproc/chunk_{k}.h5",
     params:
         stage=stage_dict(CFG, "preprocess"),
-    threads: CFG.threads
+    threads: resources.threads(CFG, "preprocess_chunk")
     resources:
-        **(BASE_RESOURCES | {"mem_mb": PREPROCESS_MEM}),
-        runtime=runtime_min("preprocess"),
+        **job_resources("preprocess_chunk"),
     log:
         SCAN_DIR + "/logs/preprocess_{k}.log",
     benchmark:

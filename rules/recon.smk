@@ -1,6 +1,7 @@
 # conversion_range: one bit-depth range for the whole volume, from a fixed sample of slices.
-# recon_chunk: one block of sinogram rows, read through the VDS. The chunk files are declared
-# as inputs too: the VDS only references them.
+# recon_chunk: one block of sinogram rows, read through the VDS. The VDS stands for the chunk files it
+# references (not temp(); vds_merge reruns when one changes and cleanup removes the VDS with them), so
+# each of j jobs lists one file, not k: at the bone scan's k and j that was most of the DAG's cost.
 
 
 rule conversion_range:
@@ -12,10 +13,9 @@ rule conversion_range:
         range=SCAN_DIR + "/recon_range.json",
     params:
         stage=stage_dict(CFG, "recon"),
-    threads: CFG.threads
+    threads: resources.threads(CFG, "conversion_range")
     resources:
-        **(BASE_RESOURCES | {"mem_mb": RECON_MEM}),
-        runtime=10,
+        **job_resources("conversion_range"),
     log:
         SCAN_DIR + "/logs/conversion_range.log",
     conda:
@@ -27,18 +27,15 @@ rule conversion_range:
 rule recon_chunk:
     input:
         vds=SCAN_DIR + "/preproc.vds.h5",
-        chunks=preproc_chunks,
         plan=SCAN_DIR + "/plan.json",
         range=SCAN_DIR + "/recon_range.json",
     output:
         recon=SCAN_DIR + "/recon/recon_{j}.h5",
     params:
         stage=stage_dict(CFG, "recon"),
-    threads: CFG.threads
+    threads: resources.threads(CFG, "recon_chunk")
     resources:
-        **(BASE_RESOURCES | {"slurm_partition": partition("recon"), "mem_mb": RECON_MEM}),
-        **({"gpu": 1} if CFG.recon.backend == "tomocupy" else {}),
-        runtime=runtime_min("recon"),
+        **job_resources("recon_chunk"),
     log:
         SCAN_DIR + "/logs/recon_{j}.log",
     benchmark:

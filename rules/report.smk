@@ -13,8 +13,7 @@ rule report_previews:
     output:
         previews=SCAN_DIR + "/report_previews.h5",
     resources:
-        **BASE_RESOURCES,
-        runtime=15,
+        **job_resources("report_previews"),
     log:
         SCAN_DIR + "/logs/report_previews.log",
     conda:
@@ -31,8 +30,7 @@ rule report:
     output:
         pdf=SCAN_DIR + "/{scan}_report.pdf",
     resources:
-        **BASE_RESOURCES,
-        runtime=15,
+        **job_resources("report"),
     log:
         SCAN_DIR + "/logs/report.log",
     conda:

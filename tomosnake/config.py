@@ -279,7 +279,9 @@ class TomoConfig(Strict):
     preprocess_memory_mb: float | None = Field(None, gt=0, description="budget of preprocess jobs; default memory_mb")
     recon_memory_mb: float | None = Field(None, gt=0, description="budget of reconstruction jobs; default memory_mb")
     overhead_mb: float = Field(300.0, ge=0, description="part of a budget taken by the interpreter and libraries")
-    subchunks_per_job: int = Field(4, ge=1)
+    subchunks_per_job: int = Field(4, ge=1, description="memory loads per chunk job, at least")
+    max_chunk_jobs: int = Field(200, ge=1, description="most preprocessing (and most reconstruction) jobs per "
+                                "scan: a larger scan gets more loads per job, not more jobs")
     threads: int = Field(2, ge=1)
     disk_check: bool = True
     datasets: InputConfig = InputConfig()
@@ -373,6 +375,7 @@ def stage_dict(cfg: TomoConfig, stage: str) -> dict[str, Any]:
         r = cfg.recon
         return base | {"memory_mb": [cfg.budget_mb("preprocess"), cfg.budget_mb("recon")], "overhead_mb": cfg.overhead_mb,
                        "subchunks_per_job": cfg.subchunks_per_job,
+                       "max_chunk_jobs": cfg.max_chunk_jobs,
                        "preprocess": cfg.preprocess.model_dump(mode="json"),
                        "recon": {"backend": r.backend, "sino_360_to_180": r.sino_360_to_180.model_dump(mode="json"),
                                  "pad": r.pad.model_dump(mode="json"), "auto_center": r.center is None,

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -90,12 +92,24 @@ class Plan:
         return json.dumps(asdict(self) | {"k": self.k, "j": self.j}, indent=1)
 
     @classmethod
+    def cached(cls, path: str | Path) -> Plan:
+        """`read`, once per version of the file: the workflow's input and resource functions ask for the
+        plan once per job, and a plan of 25000 angles takes milliseconds to parse."""
+        st = os.stat(path)
+        return _read_cached(str(path), st.st_mtime_ns, st.st_size)
+
+    @classmethod
     def read(cls, path: str | Path) -> Plan:
         data = json.loads(Path(path).read_text())
         data.pop("k"), data.pop("j")
         data["proj_chunks"] = [tuple(c) for c in data["proj_chunks"]]
         data["sino_chunks"] = [tuple(c) for c in data["sino_chunks"]]
         return cls(**data)
+
+
+@lru_cache(maxsize=64)
+def _read_cached(path: str, mtime_ns: int, size: int) -> Plan:
+    return Plan.read(path)
 
 
 def _budget_bytes(cfg: TomoConfig, stage: Literal["preprocess", "recon"]) -> int:
@@ -170,7 +184,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
     # projection (stripe removal) makes each job read the whole scan: then one job does it all.
     tiles_per_proj_block = math.ceil(out_rows / tile[1])
     proj_per_job = tile[0] * max(1, math.ceil(cfg.subchunks_per_job / tiles_per_proj_block))
-    k = 1 if chain.needs.proj is FULL else math.ceil(info.n_proj / proj_per_job)
+    k = 1 if chain.needs.proj is FULL else min(math.ceil(info.n_proj / proj_per_job), cfg.max_chunk_jobs)
 
     per_slice = slice_bytes(info.n_proj, out_cols, cfg.recon)
     # The same allowance for HDF5 caches and allocator slack as in preprocessing.
@@ -183,7 +197,8 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
         raise PlanError(f"config key '{cfg.budget_key('recon')}': one slice of {info.n_proj} angles x {out_cols} px "
                         f"needs {need / MB:.1f} MB for reconstruction; raise it to at least "
                         f"{cfg.overhead_mb + math.ceil(need / MB)}")
-    j = math.ceil(out_rows / (slices_per_load * cfg.subchunks_per_job))
+    # At most `max_chunk_jobs`: a scan of thousands of loads gets more loads per job, not more jobs.
+    j = min(math.ceil(out_rows / (slices_per_load * cfg.subchunks_per_job)), cfg.max_chunk_jobs)
     width = output_width(out_cols, cfg.recon)
     out_item = np.dtype(cfg.recon.convert.dtype if cfg.recon.convert.enabled else "float32").itemsize
     estimates = {
