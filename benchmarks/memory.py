@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                    "recon": {"stripe": {"enabled": True}, "ring_removal": {"enabled": True}}}
     cfg_file = work / "config.yaml"
     cfg_file.write_text(yaml.safe_dump(config))
-    env = os.environ | {"PYTHONPATH": str(hook), "TOMOSNAKE_RSS_LOG": str(rss_log)}
+    path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))
+    env = os.environ | {"PYTHONPATH": path, "TOMOSNAKE_RSS_LOG": str(rss_log)}
     cmd = snakemake_command("local", {}, "--configfile", str(cfg_file), "--directory", str(work),
                             "--cores", str(args.threads), "--forceall")
     t0 = time.time()

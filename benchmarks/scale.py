@@ -98,7 +98,7 @@ class Sampler:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def _job(self, pid: str) -> tuple[str | None, bool]:
-        """(SLURM job id or None, whether the process is a Snakemake process rather than a job's script)."""
+        """(SLURM job id or None, whether the process wraps the job's script: Snakemake, srun, shells)."""
         try:
             start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
         except OSError:
@@ -111,7 +111,7 @@ class Sampler:
             except OSError:
                 return None, False
             job = next((e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"SLURM_JOB_ID=")), None)
-            self._job_of[key] = (job, "-m snakemake" in cmd or "/snakemake " in cmd)
+            self._job_of[key] = (job, ".snakemake/scripts/" not in cmd)  # not the job's script: a wrapper
         return self._job_of[key]
 
     def _once(self) -> None:

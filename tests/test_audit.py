@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tests.conftest import read_only
+from tomosnake import resources
 from tomosnake.audit import Job
 from tomosnake.config import deep_merge, validate
 from tomosnake.phantom import PhantomSpec, write_scan
@@ -122,7 +123,9 @@ def test_audit_shows_k_j_and_jobs_per_rule_from_the_plan(audited, budget):
                 assert where == "local"
             else:
                 want = BASE["threads"] if rule in THREADED else 1
-                assert (where, partition, threads, mem_mb, gpu) == ("SLURM", "cpu", str(want), str(math.ceil(budget)), "0")
+                # the whole job: the script's budget and the Snakemake processes of a SLURM job
+                mem = math.ceil(budget) + resources.WRAPPER_MB
+                assert (where, partition, threads, mem_mb, gpu) == ("SLURM", "cpu", str(want), str(mem), "0")
                 assert int(runtime) >= 10
 
 

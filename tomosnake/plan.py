@@ -186,9 +186,9 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
     proj_per_job = tile[0] * max(1, math.ceil(cfg.subchunks_per_job / tiles_per_proj_block))
     k = 1 if chain.needs.proj is FULL else min(math.ceil(info.n_proj / proj_per_job), cfg.max_chunk_jobs)
 
-    per_slice = slice_bytes(info.n_proj, out_cols, cfg.recon)
+    per_slice = slice_bytes(info.n_proj, out_cols, cfg.recon, cfg.threads)
     # The same allowance for HDF5 caches and allocator slack as in preprocessing.
-    fixed = block_overhead_bytes(info.n_proj, out_cols, cfg.recon) + FIXED_BYTES
+    fixed = block_overhead_bytes(info.n_proj, out_cols, cfg.recon, cfg.threads) + FIXED_BYTES
     budget = _budget_bytes(cfg, "recon")
     pair = SLICE_PAIR if budget - fixed >= SLICE_PAIR * per_slice else 1
     slices_per_load = (budget - fixed) // (pair * per_slice) * pair

@@ -35,7 +35,24 @@ def _padded_width(n_cols: int, cfg: ReconConfig) -> tuple[int, int]:
     return width, width + 2 * npad
 
 
-def slice_bytes(n_proj: int, n_cols: int, cfg: ReconConfig) -> int:
+def _stripe_work(n_proj: int, padded: int, cfg: ReconConfig, threads: int) -> tuple[int, int]:
+    """(fixed, per row) bytes of sinogram stripe removal's own working memory, as the stripe correction
+    declares it (`tomosnake.corrections.stripe`, the same algorithms) for a block of that shape."""
+    if not cfg.stripe.enabled:
+        return 0, 0
+    from tomosnake.config import PreprocessConfig
+    from tomosnake.corrections import configured_steps
+
+    try:
+        step = next(s for s in configured_steps(PreprocessConfig(stripe=cfg.stripe)) if s.name.startswith("stripe"))
+    except ValueError:  # a name only the reconstruction's table knows: the default method's declaration
+        step = next(s for s in configured_steps(PreprocessConfig(stripe={"enabled": True}))
+                    if s.name.startswith("stripe"))
+    one, two = (step.work((n_proj, rows, padded), threads) for rows in (1, 2))
+    return max(0, 2 * one - two), max(0, two - one)
+
+
+def slice_bytes(n_proj: int, n_cols: int, cfg: ReconConfig, threads: int = 1) -> int:
     """Working memory that grows with each sinogram row of a block (bytes), for the planner.
 
     A block of k rows peaks at about ``block_overhead_bytes + k * slice_bytes``.  Per row:
@@ -45,12 +62,14 @@ def slice_bytes(n_proj: int, n_cols: int, cfg: ReconConfig) -> int:
     width, padded = _padded_width(n_cols, cfg)
     n_half = n_proj // 2 if cfg.sino_360_to_180.enabled else n_proj
     copies = 2 + int(cfg.stripe.enabled) + int(cfg.sino_360_to_180.enabled)
-    return int(4 * n_proj * n_cols * 2 + 4 * n_half * padded * copies + 4 * width**2 * 2)
+    stripe = _stripe_work(n_half, padded, cfg, threads)[1]
+    return int(4 * n_proj * n_cols * 2 + 4 * n_half * padded * copies + 4 * width**2 * 2 + stripe)
 
 
-def block_overhead_bytes(n_proj: int, n_cols: int, cfg: ReconConfig) -> int:
+def block_overhead_bytes(n_proj: int, n_cols: int, cfg: ReconConfig, threads: int = 1) -> int:
     """Working memory of a block that does not grow with its rows (bytes): the gridding's
-    points, factors, spectra and oversampled grid, and ring removal's polar images."""
+    points, factors, spectra and oversampled grid, ring removal's polar images, and stripe
+    removal's per-thread sinogram copies."""
     width, padded = _padded_width(n_cols, cfg)
     n_half = n_proj // 2 if cfg.sino_360_to_180.enabled else n_proj
     g = gridrec.fft_length(padded)
@@ -59,7 +78,8 @@ def block_overhead_bytes(n_proj: int, n_cols: int, cfg: ReconConfig) -> int:
     if cfg.ring_removal.enabled:
         n_polar = int(round(2 * np.pi * width / 2)) * steps.RING_R_SCALE * (width // 2)
         ring = 8 * 6 * n_polar + 8 * 5 * width**2
-    return int(gridding + ring)
+    # stripe removal runs before the gridding, ring removal after it: only the larger is held at once
+    return int(gridding + max(ring, _stripe_work(n_half, padded, cfg, threads)[0]))
 
 
 def reconstruct_block(proj: np.ndarray, theta_deg: np.ndarray, cfg: ReconConfig, center: float,
