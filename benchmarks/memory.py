@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/memory.py                       # 400 MB budget, 300 MB overhead
     .venv/bin/python benchmarks/memory.py --memory-mb 300 --overhead-mb 200 --workdir bench-mem-300
-    .venv/bin/python benchmarks/memory.py --heavy --memory-mb 520 --factor 1 --workdir bench-mem-heavy
+    .venv/bin/python benchmarks/memory.py --heavy --memory-mb 520 --factor 0.15 --workdir bench-mem-heavy
 
 Generates a phantom scan (raw size at least ``--factor`` times ``--memory-mb``; kept in the
 work folder and reused), runs the whole workflow locally with that budget, and prints each
@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
               "subchunks_per_job": args.subchunks_per_job, "cleanup": False}
     if args.heavy:
         config |= {"preprocess": {"stripe": {"enabled": True}, "outlier": {"enabled": True},
-                                  "phase": {"enabled": True}, "minus_log_after_phase": True},
+                                  "phase": {"enabled": True, "filter": "generalised"},
+                                  "minus_log_after_phase": True},
                    "recon": {"stripe": {"enabled": True}, "ring_removal": {"enabled": True}}}
     cfg_file = work / "config.yaml"
     cfg_file.write_text(yaml.safe_dump(config))

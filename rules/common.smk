@@ -67,11 +67,15 @@ def recon_chunks(w) -> list[str]:
 
 def cluster_limits():
     """The SLURM partitions' limits when this run submits to SLURM (else None), the config checked
-    against them once: a request the cluster cannot serve stops the run with one line, nothing queued."""
+    against them once: a request the cluster cannot serve stops the run with one line, nothing queued.
+    A local run checks the budgets against this machine's memory instead."""
     if "limits" not in _CLUSTER:
         plugin = workflow.executor_plugin
-        to_slurm = workflow.is_main_process and plugin is not None and plugin.cli_prefix == "slurm"
-        _CLUSTER["limits"] = cluster.limits_or_exit(CFG) if to_slurm or cluster.LIMITS_ENV in os.environ else None
+        executor = os.environ.get(cluster.EXECUTOR_ENV) or (plugin.cli_prefix if plugin is not None else None)
+        executor = executor if workflow.is_main_process else None
+        if executor == "local":
+            cluster.local_or_exit(CFG)
+        _CLUSTER["limits"] = cluster.limits_or_exit(CFG) if executor == "slurm" else None
     return _CLUSTER["limits"]
 
 

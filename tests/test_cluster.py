@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tomosnake import cluster, resources
+from tomosnake import audit, cluster, resources
 from tomosnake.cli import snakemake_command
 from tomosnake.config import validate
 from tomosnake.phantom import PhantomSpec, write_scan
@@ -92,6 +92,35 @@ def test_retries_grow_within_the_partition():
     assert resources.for_attempt(first, 1, None) == first
 
 
+def test_audit_knows_where_the_run_goes():
+    maxiv, local = str(REPO / "profiles" / "maxiv"), str(REPO / "profiles" / "local")
+    assert audit.executor(["--profile", maxiv, "--configfile", "x.yaml"]) == "slurm"
+    assert audit.executor([f"--profile={local}"]) == "local"
+    assert audit.executor(["--profile", maxiv, "--executor", "local"]) == "local"
+    assert audit.executor(["--configfile", "x.yaml"]) == "local"
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> tuple[Path, dict]:
+    work = tmp_path_factory.mktemp("cluster")
+    scan = write_scan(work / "small.h5", PhantomSpec(n_proj=60, n_rows=4, n_cols=32))
+    return work, {"input": [str(scan)], "outdir": str(work / "out"), "memory_mb": 400, "recon": {"center": 16}}
+
+
+def test_local_run_refuses_a_budget_beyond_this_machine(small):
+    """Locally (no SLURM): one line naming the key, exit 1, nothing run (threads are capped at --cores)."""
+    work, config = small
+    cfg = work / "local.yaml"
+    cfg.write_text(yaml.safe_dump(config | {"recon_memory_mb": 2 * cluster.machine_memory_mb(), "threads": 512}))
+    proc = subprocess.run([*snakemake_command("local", {}, "--configfile", str(cfg), "--directory", str(work))],
+                          cwd=work, capture_output=True, text=True, timeout=300, check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 1, text[-3000:]
+    lines = [line for line in text.splitlines() if line.startswith("tomosnake: ")]
+    assert len(lines) == 1 and "config key 'recon_memory_mb'" in lines[0] and "on this machine" in lines[0], text
+    assert not (work / "out").exists()
+
+
 # ------------------------------------------------------------------------------------ the real cluster
 def _no_cluster() -> str | None:
     if not cluster.available():
@@ -105,13 +134,6 @@ def _no_cluster() -> str | None:
 
 NO_CLUSTER = _no_cluster()
 on_slurm = pytest.mark.skipif(NO_CLUSTER is not None, reason=NO_CLUSTER or "")
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory) -> tuple[Path, dict]:
-    work = tmp_path_factory.mktemp("cluster")
-    scan = write_scan(work / "small.h5", PhantomSpec(n_proj=60, n_rows=4, n_cols=32))
-    return work, {"input": [str(scan)], "outdir": str(work / "out"), "memory_mb": 400, "recon": {"center": 16}}
 
 
 @pytest.mark.slurm

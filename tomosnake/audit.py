@@ -15,9 +15,10 @@
    says ``disk_check: false``).
 
 When the run would go to SLURM (``executor: slurm`` in the arguments or their profiles) and this machine
-has ``sinfo``, the cluster's partitions are read first (`tomosnake.cluster`): the run's partitions must
-exist and their nodes hold the jobs' threads, memory and GPUs; the dry run clips time limits to MaxTime
-as the real run does.
+has ``sinfo``, the cluster's partitions are read first (`tomosnake.cluster`; or from the JSON file named
+by ``TOMOSNAKE_CLUSTER_LIMITS``): the run's partitions must exist and their nodes hold the jobs' threads,
+memory and GPUs; the dry run clips time limits to MaxTime as the real run does. A local run's budgets
+are checked against this machine's memory instead.
 
 It exits 1 when a scan cannot run: the cluster cannot serve it, a plan or the dry run fails, or the
 output filesystem is too small.
@@ -349,11 +350,12 @@ def audit(args: list[str], out: TextIO = sys.stdout) -> int:
     with tempfile.TemporaryDirectory(prefix="tomosnake-audit-") as tmp:
         env = os.environ | {CONFIG_ENV: str(Path(tmp) / "config.json")}
         try:
-            if executor(args) == "slurm" and cluster.available():
-                limits = cluster.read_cluster()
-                print(cluster_line(limits), file=out)
-                cluster.save(limits, str(Path(tmp) / "limits.json"))
-                env[cluster.LIMITS_ENV] = str(Path(tmp) / "limits.json")
+            env[cluster.EXECUTOR_ENV] = executor(args)
+            if env[cluster.EXECUTOR_ENV] == "slurm" and (cluster.LIMITS_ENV in env or cluster.available()):
+                if cluster.LIMITS_ENV not in env:
+                    env[cluster.LIMITS_ENV] = str(Path(tmp) / "limits.json")
+                    cluster.save(cluster.read_cluster(), env[cluster.LIMITS_ENV])
+                print(cluster_line(cluster.load(env[cluster.LIMITS_ENV])), file=out)
             run_plans(args, env)
             text = dry_run(args, env)
             local = local_rules(asking)

@@ -160,8 +160,10 @@ def check(requests: list[Request], limits: dict[str, Partition]) -> None:
                                f"have {part.gpus}")
 
 
-# The audit reads the cluster once and hands its limits to the dry run it starts, in a JSON file named here.
+# The audit reads the cluster once and hands its limits to the runs it starts, in a JSON file named here
+# (set by hand, it audits against another cluster's limits), and the executor the real run will use.
 LIMITS_ENV = "TOMOSNAKE_CLUSTER_LIMITS"
+EXECUTOR_ENV = "TOMOSNAKE_EXECUTOR"
 
 
 def save(limits: dict[str, Partition], path: str) -> None:
@@ -191,5 +193,28 @@ def limits_or_exit(cfg: TomoConfig) -> dict[str, Partition] | None:
     try:
         return checked_limits(cfg)
     except (ClusterError, OSError, subprocess.SubprocessError) as err:
+        print(f"tomosnake: {err}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+def machine_memory_mb() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 20)
+
+
+def check_local(cfg: TomoConfig) -> None:
+    """A run on this machine: a job budget above its memory cannot run (threads above its CPUs are capped
+    by Snakemake at ``--cores``)."""
+    total = machine_memory_mb()
+    for stage in ("preprocess", "recon", None):
+        if cfg.budget_mb(stage) > total:
+            raise ClusterError(f"config key '{cfg.budget_key(stage)}': {cfg.budget_mb(stage):g} MB per job > "
+                               f"{total:.0f} MB of memory on this machine")
+
+
+def local_or_exit(cfg: TomoConfig) -> None:
+    """`check_local`; on failure print its one line to stderr and exit with status 1."""
+    try:
+        check_local(cfg)
+    except ClusterError as err:
         print(f"tomosnake: {err}", file=sys.stderr, flush=True)
         sys.exit(1)
