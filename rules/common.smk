@@ -20,6 +20,7 @@ if workflow.is_main_process and os.environ.get("TOMOSNAKE_AUDIT_CONFIG"):  # `to
 # Jobs import the `tomosnake` package from this checkout, also inside per-rule conda envs
 # (which hold its dependencies only). Local and SLURM jobs inherit this environment.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+os.environ.update(resources.JOB_ENV)
 
 
 def conda_env(stage: str) -> str:
