@@ -29,6 +29,7 @@ import yaml
 
 from tomosnake import cluster
 from tomosnake.cli import snakemake_command
+from tomosnake.workflow import PROFILES, SNAKEFILE
 
 ENV = dict(os.environ)
 
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ENV.update({cluster.LIMITS_ENV: str(work / "maxiv-limits.json"), cluster.EXECUTOR_ENV: "slurm"})
     print(f"scan {n_proj} x {n_rows} x {n_cols} uint16 ({n_proj * n_rows * n_cols * 2 / 1e12:.2f} TB raw, "
           f"{scan.stat().st_size / 1e9:.2f} GB on disk), {args.memory_mb:g} MB per job, {args.threads} threads")
-    profile = ["--profile", str(Path(__file__).resolve().parents[1] / "profiles" / args.profile)]
+    profile = ["--profile", str(PROFILES / args.profile)]
     extra = [*profile, "--configfile", str(cfg_file), "--directory", str(work)]
     extra += ["--config", *args.config] if args.config else []
     # The plan first (a local checkpoint), as a real run's first step, so that -n sees every job.
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         return rc
     print(f"plan: {secs:.1f} s wall, {cpu:.1f} s CPU")
     secs, cpu, out, rc = timed([sys.executable, "-m", "snakemake", "--snakefile",
-                                str(Path(__file__).resolve().parents[1] / "Snakefile"), *extra, "-n",
+                                str(SNAKEFILE), *extra, "-n",
                                 "--quiet", "rules"], work)
     if rc != 0:
         print(out[-3000:])

@@ -38,11 +38,11 @@ import h5py
 import numpy as np
 import yaml
 
-from tomosnake import timings
+from tomosnake.report import timings
 from tomosnake.cli import snakemake_command
 from tomosnake.config import validate
 from tomosnake.phantom import PhantomSpec, _beam, sinogram_block
-from tomosnake.plan import make_plan
+from tomosnake.stages.plan import make_plan
 
 MB = 1 << 20
 PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -72,21 +72,21 @@ def test_output_width():
         output_width(640, ReconConfig(sino_360_to_180={"enabled": True}))
 
 
-@pytest.mark.parametrize("ring, stripe", [(False, False), (True, False), (True, True)])
-def test_memory_estimate_bounds_numpy_peak(ring, stripe):
-    """Estimate >= the traced numpy peak (finufft's own buffers are not traced) and < 2.5x it; with stripe
-    removal, its per-thread working copies (4 threads) count too."""
-    n, n_proj, k, threads = 256, 300, 6, 4
-    cfg = ReconConfig(ring_removal={"enabled": ring}, stripe={"enabled": stripe})
+@pytest.mark.parametrize("steps", [{}, {"ring_removal": {"enabled": True}}, {"stripe": {"enabled": True}},
+                                   {"stripe": {"enabled": True, "function": "sorting"}}],
+                         ids=["plain", "ring", "stripe", "stripe-sorting"])
+def test_memory_estimate_bounds_numpy_peak(steps):
+    """Estimate >= the traced numpy peak (finufft's own buffers are not traced) and < 2.5x it."""
+    n, n_proj, k = 256, 300, 6
+    cfg = ReconConfig(**steps)
     proj = np.random.default_rng(0).uniform(0.3, 0.9, (n_proj, k, n)).astype(np.float32)
-    import algotom.prep.removal  # noqa: F401 - imported before tracing: the interpreter's share, not the data's
     tracemalloc.start()
     try:
-        reconstruct_block(proj, np.linspace(0, 180, n_proj, endpoint=False), cfg, n / 2, False, threads)
+        reconstruct_block(proj, np.linspace(0, 180, n_proj, endpoint=False), cfg, n / 2, False, 2)
         peak = tracemalloc.get_traced_memory()[1] + proj.nbytes
     finally:
         tracemalloc.stop()
-    estimate = block_overhead_bytes(n_proj, n, cfg, threads) + k * slice_bytes(n_proj, n, cfg, threads)
+    estimate = block_overhead_bytes(n_proj, n, cfg) + k * slice_bytes(n_proj, n, cfg)
     assert peak <= estimate < 2.5 * peak
 
 

@@ -16,16 +16,18 @@ from pypdf import PdfReader
 
 from tests.conftest import read_only
 from tomosnake import config as tconfig
-from tomosnake import report, timings
-from tomosnake.combine import combine
+from tomosnake.report import pdf as report
+from tomosnake.report import timings
+from tomosnake.stages.combine import combine
 from tomosnake.phantom import PhantomSpec, write_scan
-from tomosnake.plan import make_plan, split
-from tomosnake.preprocess import process_chunk
-from tomosnake.previews import write_previews
-from tomosnake.reconstruct import recon_chunk, write_range
-from tomosnake.scan import RawScan
-from tomosnake.timings import Benchmark, JobRecord, summarize
-from tomosnake.vds import stack
+from tomosnake.stages.plan import make_plan, split
+from tomosnake.stages.preprocess_chunk import process_chunk
+from tomosnake.report.previews import write_previews
+from tomosnake.stages.conversion_range import write_range
+from tomosnake.stages.recon_chunk import recon_chunk
+from tomosnake.io.scan import RawScan
+from tomosnake.report.timings import Benchmark, JobRecord, summarize
+from tomosnake.io.vds import stack
 
 SPEC = PhantomSpec(n_proj=150, n_rows=10, n_cols=80, center_offset=1.5, seed=4)
 
@@ -166,7 +168,7 @@ def test_union_and_concurrency():
 @pytest.mark.parametrize("fail", [False, True])
 def test_a_job_records_its_hdf5_io(tmp_path, fail):
     log = tmp_path / "recon_3.log"
-    code = (f"import h5py, numpy as np\nfrom tomosnake import timings\n"
+    code = (f"import h5py, numpy as np\nfrom tomosnake.report import timings\n"
             f"timings.install({str(log)!r}, 3)\n"
             f"with h5py.File({str(tmp_path / 'x.h5')!r}, 'w') as f:\n"
             f"    f['d'] = np.zeros((200, 1000))\n    f['d'][:] = 1.0\n    f['d'][:, :10]\n"
@@ -176,3 +178,16 @@ def test_a_job_records_its_hdf5_io(tmp_path, fail):
     assert rec.job == "recon_3" and rec.threads == 3 and rec.start < rec.end
     assert 0 < rec.io_s < rec.wall and rec.max_rss_mb > 10
     assert rec.ok is (not fail)
+
+
+def test_resolution_is_plotted_with_its_crossing(made):
+    """The FRC of the half-data reconstructions (computed by conversion_range) is in the report."""
+    _, _, d, pdf = made
+    res = json.loads((d / "recon_range.json").read_text())["frc"]
+    assert len(res["freq"]) == len(res["frc"]) == len(res["threshold"]) == 41 and res["rows"] == [4, 5, 6]
+    text = page_text(pdf, 2)
+    assert "Resolution" in text and "1/2-bit threshold" in text
+    if res["crossing"] is None:  # this phantom's halves agree up to Nyquist
+        assert "resolution 2 px or better" in text
+    else:
+        assert f"{res['resolution_px']:.2f} px" in text

@@ -21,9 +21,9 @@ import yaml
 
 from tomosnake import resources
 from tomosnake.config import validate
-from tomosnake.plan import make_plan, split
+from tomosnake.workflow import PROFILES
+from tomosnake.stages.plan import make_plan, split
 
-REPO = Path(__file__).resolve().parents[1]
 BONE = (25134, 2584, 16606)
 CONFIG = {"memory_mb": 43000, "threads": 96, "recon": {"center": 8303.0}}
 
@@ -73,7 +73,7 @@ def test_audit_of_the_bone_scan_without_disk_check(bone, tmp_path):
     cfg = tmp_path / "bone.yaml"
     cfg.write_text(yaml.safe_dump(CONFIG | {"threads": 2, "input": [str(bone)], "outdir": str(tmp_path / "out"),
                                             "disk_check": False}))
-    proc = subprocess.run([sys.executable, "-m", "tomosnake.cli", "audit", "--profile", str(REPO / "profiles" / "local"),
+    proc = subprocess.run([sys.executable, "-m", "tomosnake.cli", "audit", "--profile", str(PROFILES / "local"),
                            "--configfile", str(cfg)], cwd=tmp_path, capture_output=True, text=True, timeout=600,
                           check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

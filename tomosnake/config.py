@@ -123,9 +123,12 @@ class Outlier(Strict):
 
 
 class StripeRemoval(Strict):
+    """Sinogram stripe removal (`tomosnake.recon.stripe`), run in the reconstruction stage on whole sinograms,
+    ``preprocess.stripe`` before ``recon.stripe``; the plan checks function and kwargs."""
+
     enabled: bool = False
-    function: str = "remove_all_stripe"
-    kwargs: dict[str, Any] = Field(default_factory=lambda: {"snr": 3.0, "la_size": 61, "sm_size": 21, "dim": 1})
+    function: str = Field("profile", description="profile, sorting, or an algotom stripe removal by name")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="profile/sorting: size (odd, columns)")
 
 
 class Background(Strict):
@@ -164,6 +167,7 @@ class PreprocessConfig(Strict):
 
 
 # --------------------------------------------------------------------------- recon
+LAMINO_BACKENDS = ("gridrec", "tomocupy")  # gridrec: tomosnake.recon.lamino's direct FBP on the CPU
 class Sino360(Strict):
     enabled: bool = False
     old_center: float | None = None
@@ -176,10 +180,22 @@ class Padding(Strict):
 
 
 class RingRemoval(Strict):
+    """consistent: rings found alike in the angular sectors (`steps.remove_rings_consistent`); tomopy:
+    TomoPy's remove_ring with thresh, theta_min, rwidth. Default: tomopy when any of these is set (a .tori
+    that sets them), else consistent (TomoPy's defaults harm: thresh 300 excludes nothing, rwidth 30
+    flattens the object's shells)."""
+
     enabled: bool = False
+    method: Literal["consistent", "tomopy"] | None = None
     thresh: float | None = None
     theta_min: float | None = None
     rwidth: int | None = None
+
+    @property
+    def resolved_method(self) -> str:
+        if self.method is not None:
+            return self.method
+        return "tomopy" if (self.thresh, self.theta_min, self.rwidth) != (None, None, None) else "consistent"
 
 
 class CircMask(Strict):
@@ -210,6 +226,29 @@ class CenterSearch(Strict):
     n_rows: int = Field(3, ge=1, description="sinograms averaged by the automatic search")
 
 
+class Lamino(Strict):
+    """Laminography: the rotation axis tilted by ``angle`` from the detector plane (TomocuPy's ``--lamino-angle``).
+
+    Geometry (as TomocuPy's linerec kernel): a point (x, y, z) of the sample, z along the rotation
+    axis, projects at angle theta to column u = c + x cos(theta) + y sin(theta) and row
+    v = v_c + z cos(angle) - (x sin(theta) - y cos(theta)) sin(angle), c the rotation axis (``recon.center``)
+    and v_c the detector's middle row. Positive angles tilt the axis's +z end towards u x v (the
+    detector's column axis cross its row axis, both increasing with the pixel index).
+    """
+
+    enabled: bool = False
+    angle: float = Field(20.0, description="degrees, strictly between 0 and 90 (0 is ordinary tomography)")
+    height: int | None = Field(None, ge=1, description="output slices, centred on the detector's middle row; "
+                               "default TomocuPy's: detector rows / cos(angle)")
+
+    @field_validator("angle")
+    @classmethod
+    def _open_interval(cls, v: float) -> float:
+        if not 0.0 < v < 90.0:
+            raise ValueError("must be strictly between 0 and 90 degrees")
+        return v
+
+
 class ReconConfig(Strict):
     minus_log: Literal["auto"] | bool = "auto"
     sino_360_to_180: Sino360 = Sino360()
@@ -225,6 +264,21 @@ class ReconConfig(Strict):
     ring_removal: RingRemoval = RingRemoval()
     circ_mask: CircMask = CircMask()
     convert: Convert = Convert()
+    lamino: Lamino = Lamino()
+
+    @model_validator(mode="after")
+    def _lamino(self) -> ReconConfig:
+        if self.lamino.enabled:
+            if self.sino_360_to_180.enabled:
+                raise ValueError("recon.sino_360_to_180: a laminography scan cannot be converted to 180 degrees "
+                                 "(recon.lamino.enabled)")
+            if self.backend not in LAMINO_BACKENDS:
+                raise ValueError(f"recon.backend: laminography needs one of {', '.join(LAMINO_BACKENDS)}, "
+                                 f"not {self.backend!r}")
+            if self.backend == "tomocupy" and self.algorithm not in ("gridrec", "fourierrec", "linerec"):
+                raise ValueError(f"recon.algorithm: TomocuPy's laminography has fourierrec and linerec, "
+                                 f"not {self.algorithm!r}")
+        return self
 
 
 # -------------------------------------------------------------------------- output
@@ -242,6 +296,15 @@ class OutputConfig(Strict):
         if any(f < 2 for f in v) or v != sorted(set(v)):
             raise ValueError("pyramid factors must be increasing integers >= 2")
         return v
+
+
+class LaminoTry(Strict):
+    """The ``try_lamino`` target: one slice per tilt angle, for picking the laminography angle by eye."""
+
+    angle: float | None = Field(None, description="middle of the series; default recon.lamino.angle")
+    width: float = Field(5.0, ge=0, description="degrees each side of the middle (TomocuPy's default)")
+    step: float = Field(0.25, gt=0, description="degrees")
+    slice: int | None = Field(None, ge=0, description="output slice; default the middle one")
 
 
 class CenterTry(Strict):
@@ -292,6 +355,7 @@ class TomoConfig(Strict):
     report: bool = True
     cleanup: bool = True
     center_try: CenterTry = CenterTry()
+    lamino_try: LaminoTry = LaminoTry()
     slurm: SlurmConfig = SlurmConfig()
     fault: FaultInjection = FaultInjection()
 
@@ -359,7 +423,7 @@ def load(raw: dict[str, Any]) -> TomoConfig:
     """Build the run's config from Snakemake's merged config dict, a .tori underneath."""
     tori_path = raw.get("tori")
     if tori_path:
-        from tomosnake import tori
+        from tomosnake.io import tori
 
         raw = deep_merge(tori.to_config(tori.read(tori_path)), raw)
     return validate(raw)
@@ -380,7 +444,8 @@ def stage_dict(cfg: TomoConfig, stage: str) -> dict[str, Any]:
                        "recon": {"backend": r.backend, "sino_360_to_180": r.sino_360_to_180.model_dump(mode="json"),
                                  "pad": r.pad.model_dump(mode="json"), "auto_center": r.center is None,
                                  "center_search": r.center_search.model_dump(mode="json"),
-                                 "dtype": r.convert.dtype if r.convert.enabled else "float32"}}
+                                 "dtype": r.convert.dtype if r.convert.enabled else "float32",
+                                 "lamino": r.lamino.model_dump(mode="json")}}
     if stage == "preprocess":
         return base | {"preprocess": cfg.preprocess.model_dump(mode="json")}
     if stage == "recon":

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from tomosnake import placement
 from tomosnake.cluster import Partition, Request
 
 if TYPE_CHECKING:
     from tomosnake.config import TomoConfig
-    from tomosnake.plan import Plan
+    from tomosnake.stages.plan import Plan
 
 # Resident memory of the Snakemake processes inside one SLURM job (job-step executor + the inner
 # snakemake, about 270 MB each), MB.
@@ -53,10 +54,10 @@ JOB_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
 Stage = Literal["preprocess", "recon", None]
 RULE_STAGE: dict[str, Stage] = {
     "preprocess_chunk": "preprocess", "conversion_range": "recon", "recon_chunk": "recon",
-    "try_center_scan": "recon", "combine": None, "input_checksum": None, "ome_zarr": None,
+    "try_center_scan": "recon", "try_lamino_scan": "recon", "combine": None, "input_checksum": None, "ome_zarr": None,
     "tiff_stack": None, "report_previews": None, "report": None,
 }
-THREADED = frozenset({"preprocess_chunk", "conversion_range", "recon_chunk", "try_center_scan"})
+THREADED = frozenset({"preprocess_chunk", "conversion_range", "recon_chunk", "try_center_scan", "try_lamino_scan"})
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,8 @@ def memory_key(cfg: TomoConfig, rule: str) -> str:
 
 
 def gpus(cfg: TomoConfig, rule: str) -> int:
-    """GPUs per job: one for the rules that reconstruct with a GPU backend."""
-    return int(RULE_STAGE.get(rule) == "recon" and cfg.recon.backend == "tomocupy")
+    """GPUs per job (`tomosnake.placement`)."""
+    return placement.gpus(cfg, rule)
 
 
 def partition(cfg: TomoConfig, rule: str) -> tuple[str, str]:
@@ -117,7 +118,7 @@ def _recon_slice_seconds(plan: Plan, cfg: TomoConfig) -> float:
 
 def _preprocess_seconds(plan: Plan, cfg: TomoConfig, n_proj: int) -> float:
     """Wall seconds of a preprocessing job of ``n_proj`` projections: read, every step, write."""
-    from tomosnake.preprocess import build_chain
+    from tomosnake.stages.preprocess_chunk import build_chain
 
     info = plan.info
     raw_px = n_proj * info["n_rows"] * info["n_cols"]
@@ -137,7 +138,7 @@ def expected_seconds(plan: Plan, cfg: TomoConfig) -> dict[str, float]:
     rows_per_job = max(b - a for a, b in plan.sino_chunks)
     width = plan.recon_width
     out_item = e["volume_bytes"] / max(1, rows * width * width)
-    from tomosnake.reconstruct import RANGE_SAMPLE_SLICES
+    from tomosnake.stages.conversion_range import RANGE_SAMPLE_SLICES
 
     sample = min(RANGE_SAMPLE_SLICES, rows)
     n_centres = 2 * math.floor(cfg.center_try.width / cfg.center_try.step) + 1
@@ -148,6 +149,7 @@ def expected_seconds(plan: Plan, cfg: TomoConfig) -> dict[str, float]:
                                        + (sino_row_bytes + width * width * out_item) / IO_BYTES_PER_S),
         "conversion_range": sample * (slice_s / cfg.threads + sino_row_bytes / IO_BYTES_PER_S),
         "try_center_scan": n_centres * slice_s / cfg.threads + sino_row_bytes / IO_BYTES_PER_S,
+        "try_lamino_scan": n_centres * slice_s / cfg.threads + sino_row_bytes / IO_BYTES_PER_S,
         "combine": volume_io * (1 + sum(1 / f**3 for f in cfg.output.pyramid)),
         "input_checksum": e["raw_bytes"] / IO_BYTES_PER_S,
         "ome_zarr": volume_io,

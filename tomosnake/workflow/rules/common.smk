@@ -1,0 +1,129 @@
+# Config loading and validation, paths, and the input functions that read the plan checkpoint.
+import os
+from pathlib import Path
+
+from tomosnake import cluster, resources
+from tomosnake import config as tconfig
+from tomosnake import outdir, placement, preflight
+from tomosnake.config import stage_dict
+from tomosnake.stages.plan import Plan
+
+# Bad input stops here, before any job is queued: one line naming the file, dataset or key, exit 1.
+# Only the main process checks; jobs re-parsing this file (cluster, subprocess) skip it.
+# Then the run moves into its output directory (lock, resolved config, safe input names): see
+# tomosnake/outdir.py. Jobs read the config the main process resolved, never from their command line.
+if workflow.is_main_process:
+    preflight.check_or_exit(config)
+    outdir.enter(workflow, config)
+else:
+    outdir.job_config(workflow, config)
+CFG = tconfig.load(config)
+OUT = CFG.outdir
+if workflow.is_main_process and os.environ.get("TOMOSNAKE_AUDIT_CONFIG"):  # `tomosnake audit` reads it
+    Path(os.environ["TOMOSNAKE_AUDIT_CONFIG"]).write_text(CFG.model_dump_json())
+
+# Local and SLURM jobs inherit this environment (see resources.JOB_ENV).
+os.environ.update(resources.JOB_ENV)
+
+
+def conda_env(stage: str) -> str:
+    """The per-rule conda env (used with --sdm conda): the backend's env for reconstruction.
+
+    The env holds the dependencies; jobs import the installed `tomosnake` (`pip install .`): Snakemake's
+    script preamble appends the submitting interpreter's sys.path, its site-packages included."""
+    if stage == "recon" and CFG.recon.backend in ("tomopy", "tomocupy"):
+        return f"../envs/{CFG.recon.backend}.yaml"
+    return "../envs/core.yaml"
+
+
+SCANS = preflight.scans(CFG)
+SCAN_DIR = OUT + "/{scan}"
+
+
+wildcard_constraints:
+    scan="[A-Za-z0-9._-]+",
+    k=r"\d+",
+    j=r"\d+",
+
+
+def raw_input(w) -> str:
+    """The scan's raw file under its safe name (a symlink in the outdir; jobs open the real file)."""
+    return f"{OUT}/{outdir.input_alias(w.scan)}"
+
+
+def stitch_inputs(w) -> list[str]:
+    """Every file a stitched scan is joined from (none otherwise), so that a change to any reruns its jobs."""
+    return [f"{OUT}/{outdir.input_alias(w.scan, i)}" for i in range(len(CFG.stitch.inputs))] if CFG.stitch.enabled else []
+
+
+def plan_path(scan: str) -> str:
+    return f"{OUT}/{scan}/plan.json"
+
+
+def plan_of(w) -> Plan:
+    """The scan's plan; using it makes the rule wait for the checkpoint."""
+    return Plan.cached(checkpoints.plan.get(scan=w.scan).output.plan)
+
+
+def preproc_chunks(w) -> list[str]:
+    return [f"{OUT}/{w.scan}/preproc/chunk_{k}.h5" for k in range(plan_of(w).k)]
+
+
+def recon_chunks(w) -> list[str]:
+    return [f"{OUT}/{w.scan}/recon/recon_{j}.h5" for j in range(plan_of(w).j)]
+
+
+def cluster_limits():
+    """The SLURM partitions' limits when this run submits to SLURM (else None), the config checked
+    against them once: a request the cluster cannot serve stops the run with one line, nothing queued.
+    A local run checks the budgets against this machine's memory instead."""
+    if "limits" not in _CLUSTER:
+        plugin = workflow.executor_plugin
+        executor = os.environ.get(cluster.EXECUTOR_ENV) or (plugin.cli_prefix if plugin is not None else None)
+        executor = executor if workflow.is_main_process else None
+        if executor == "local":
+            cluster.local_or_exit(CFG)
+        _CLUSTER["limits"] = cluster.limits_or_exit(CFG) if executor == "slurm" else None
+    return _CLUSTER["limits"]
+
+
+_CLUSTER: dict = {}
+
+
+def _model(path: str) -> dict:
+    """`resources.model` of the scan's plan (before the plan: without one), once per version of the plan file."""
+    p = Path(path)
+    key = (path, p.stat().st_mtime_ns) if p.exists() else (path, None)
+    if key not in _MODELS:
+        _MODELS[key] = resources.model(Plan.cached(p) if p.exists() else None, CFG)
+    return _MODELS[key]
+
+
+_MODELS: dict = {}
+
+
+def job_resources(rule: str) -> dict:
+    """A rule's mem_mb and runtime from the package's model (`tomosnake.resources`), per job and attempt,
+    clipped to the cluster's limits; partition, GPU, account and QoS from `tomosnake.placement`."""
+
+    def request(w, attempt) -> resources.Resources:
+        first = _model(plan_path(w.scan))[rule]
+        limits = cluster_limits()
+        return resources.for_attempt(first, attempt, limits.get(first.partition) if limits else None)
+
+    return dict(mem_mb=lambda w, attempt: request(w, attempt).mem_mb,
+                runtime=lambda w, attempt: request(w, attempt).runtime,
+                **placement.slurm_resources(CFG, rule))
+
+
+def final_targets(w=None) -> list[str]:
+    cluster_limits()
+    targets = []
+    for scan in SCANS:
+        if CFG.cleanup:
+            targets.append(f"{OUT}/{scan}/cleanup.done")
+        else:
+            targets.append(f"{OUT}/{scan}/{scan}_recon.h5")
+            if CFG.report:
+                targets.append(f"{OUT}/{scan}/{scan}_report.pdf")
+    return targets
