@@ -9,6 +9,7 @@ must plan and list it with the output filesystem far too small when ``disk_check
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tomosnake import resources
+from tomosnake import cluster, resources
 from tomosnake.config import validate
 from tomosnake.workflow import PROFILES
 from tomosnake.stages.plan import make_plan, split
@@ -73,9 +74,12 @@ def test_audit_of_the_bone_scan_without_disk_check(bone, tmp_path):
     cfg = tmp_path / "bone.yaml"
     cfg.write_text(yaml.safe_dump(CONFIG | {"threads": 2, "input": [str(bone)], "outdir": str(tmp_path / "out"),
                                             "disk_check": False}))
-    proc = subprocess.run([sys.executable, "-m", "tomosnake.cli", "audit", "--profile", str(PROFILES / "local"),
+    # audited for MAX IV's nodes (500 GiB, 96 CPUs): this machine and its test cluster would refuse the budget
+    limits = tmp_path / "maxiv.json"
+    cluster.save({"cpu": cluster.Partition("cpu", 7 * 1440, 96, 500 * 1024, 0)}, str(limits))
+    proc = subprocess.run([sys.executable, "-m", "tomosnake.cli", "audit", "--profile", str(PROFILES / "maxiv"),
                            "--configfile", str(cfg)], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                          check=False)
+                          check=False, env=os.environ | {cluster.LIMITS_ENV: str(limits)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "disk: not checked (config key 'disk_check' is false)" in proc.stdout
     k, j = (int(x) for x in re.search(r"k = (\d+) preprocessing chunks, j = (\d+)", proc.stdout).groups())
