@@ -1,13 +1,11 @@
 """Snakemake script: reconstruct one block of sinogram rows."""
-import json
-
 from tomosnake import jobs
 from tomosnake.plan import Plan
-from tomosnake.reconstruct import recon_chunk
+from tomosnake.reconstruct import read_range, recon_chunk
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 cfg = jobs.start(smk)
 j = int(smk.wildcards.j)
-conv_range = json.loads(open(smk.input.range).read())
+conv_range = read_range(cfg, getattr(smk.input, "range", None))  # named input only when a job samples it
 recon_chunk(smk.input.vds, Plan.read(smk.input.plan), j, cfg, conv_range, smk.output.recon,
             after_load=jobs.fault(cfg, "recon", j))

@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 # Large enough that a budget splits it into k >= 2 and j >= 2 with the current memory models.
 SPEC = PhantomSpec(n_proj=360, n_rows=32, n_cols=128, center_offset=2.0, seed=3)
 UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
-LOCAL_RULES = {"plan", "vds_merge", "cleanup"}  # the workflow's localrules
-STAGES = {"conversion_range", "combine", "report"}  # submitted once per scan, among others
+LOCAL_RULES = {"plan", "cleanup"}  # the workflow's localrules
+STAGES = {"vds_merge", "combine", "report"}  # submitted once per scan, among others
 THREADED = {"preprocess_chunk", "conversion_range", "recon_chunk"}  # the rules with `threads: CFG.threads`
 
 

@@ -11,23 +11,19 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from tomosnake import timings
 from tomosnake.atomic import write_text
 from tomosnake.config import TomoConfig
-from tomosnake.preprocess import (
-    FIXED_BYTES,
-    FULL,
-    build_chain,
-    output_window,
-    subchunk_shape,
-)
-from tomosnake.recon.backends import require_backend
-from tomosnake.recon.chain import block_overhead_bytes, output_width, slice_bytes
-from tomosnake.scan import ScanInfo
-from tomosnake.stitched_scan import Scan, StitchedScan, open_scan
+
+if TYPE_CHECKING:
+    from tomosnake.stitched_scan import Scan
+
+# Every job reads the plan (`Plan.read`); making one imports the pre-processing and reconstruction
+# modules (SciPy, algotom, numba: seconds), so `make_plan` imports them itself.
 
 MB = 1 << 20
 # The default backend reconstructs slices in pairs (one complex signal). Loads and sinogram
@@ -151,16 +147,22 @@ def _auto_center(cfg: TomoConfig, scan: Scan, crop: tuple[int, int, int, int]) -
 
 def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
     """Plan one scan from its metadata, the enabled steps and the memory budget."""
+    from tomosnake.preprocess import FIXED_BYTES, FULL, build_chain, output_window, subchunk_shape
+    from tomosnake.recon.backends import require_backend
+    from tomosnake.recon.chain import block_overhead_bytes, output_width, slice_bytes
+    from tomosnake.stitched_scan import StitchedScan, open_scan
+
     require_backend(cfg.recon.backend, cfg.recon.algorithm, cfg.recon.filter_name)
     with open_scan(cfg, input_path) as scan:
-        info: ScanInfo = scan.info
+        info = scan.info
         stitch_offsets = scan.offsets if isinstance(scan, StitchedScan) else None
         scan.check_flats()
         chain = build_chain(cfg.preprocess, has_i0=info.has_i0, n_frames=max(info.n_flat, info.n_dark))
         crop = output_window(info.n_rows, info.n_cols, cfg.preprocess)
         center, center_method = None, "config"
         if cfg.recon.center is None:
-            center, center_method = _auto_center(cfg, scan, crop)
+            with timings.phase("center"):
+                center, center_method = _auto_center(cfg, scan, crop)
         else:
             check_center(cfg.recon.center, crop[3] - crop[2])
     tile = subchunk_shape(chain, _budget_bytes(cfg, "preprocess"), info.n_proj, info.n_rows, info.n_cols, threads=cfg.threads)

@@ -1,8 +1,9 @@
 """Drivers of the reconstruction stage: the conversion range and one sinogram-block job.
 
-The arithmetic lives in `tomosnake.recon`; this module only reads blocks of
-sinogram rows through the merged VDS, one memory load at a time, and writes
-outputs atomically.
+The arithmetic lives in `tomosnake.recon` (imported where used: combine reads the
+conversion range through this module without loading SciPy and FINUFFT); this module
+only reads blocks of sinogram rows through the merged VDS, one memory load at a time,
+and writes outputs atomically.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import numpy as np
 from tomosnake.atomic import atomic_path, write_text
 from tomosnake.config import TomoConfig
 from tomosnake.plan import Plan, resolve_center
-from tomosnake.recon.chain import conversion_range, convert, reconstruct_block
 
 log = logging.getLogger(__name__)
 RANGE_SAMPLE_SLICES = 8  # slices reconstructed to fix the conversion range of the whole volume
@@ -36,23 +36,38 @@ def sample_rows(plan: Plan) -> list[int]:
 
 def write_range(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_path: str | Path) -> dict:
     """Fix the bit-depth conversion range once for the whole volume and write it as JSON."""
-    conv = cfg.recon.convert
-    center, _ = resolve_center(plan, cfg)
-    result: dict = {"enabled": conv.enabled, "dtype": conv.dtype if conv.enabled else "float32", "mode": conv.mode}
-    if conv.enabled:
-        if conv.mode == "manual":
-            vmin, vmax = float(conv.min), float(conv.max)  # type: ignore[arg-type]
-        else:
-            rows = sample_rows(plan)
-            with h5py.File(vds_path, "r") as f:
-                data = f["exchange/data"]
-                slices = [reconstruct_block(_read_rows(data, r, r + 1), plan.theta_deg, cfg.recon, center,
-                                            plan.log_applied, cfg.threads) for r in rows]
-            vmin, vmax = conversion_range(np.concatenate(slices), conv)
-            result["sample_rows"] = rows
-        result.update(min=vmin, max=vmax)
+    result = conv_range(cfg, vds_path, plan)
     write_text(out_path, json.dumps(result, indent=1))
     return result
+
+
+def conv_range(cfg: TomoConfig, vds_path: str | Path, plan: Plan) -> dict:
+    """The conversion range record: `Convert.fixed_range`, else from `sample_rows` reconstructed."""
+    conv = cfg.recon.convert
+    fixed = conv.fixed_range()
+    if fixed is not None:
+        return fixed
+    from tomosnake.recon.chain import conversion_range, reconstruct_block  # SciPy, FINUFFT: only where used
+
+    center, _ = resolve_center(plan, cfg)
+    rows = sample_rows(plan)
+    with h5py.File(vds_path, "r") as f:
+        data = f["exchange/data"]
+        slices = [reconstruct_block(_read_rows(data, r, r + 1), plan.theta_deg, cfg.recon, center,
+                                    plan.log_applied, cfg.threads) for r in rows]
+    vmin, vmax = conversion_range(np.concatenate(slices), conv)
+    return {"enabled": True, "dtype": conv.dtype, "mode": conv.mode, "sample_rows": rows, "min": vmin, "max": vmax}
+
+
+def read_range(cfg: TomoConfig, path: str | Path | None) -> dict:
+    """The conversion range a recon or combine job uses: the conversion_range job's file, when the
+    config needs one (``path``), else `Convert.fixed_range`."""
+    if path is not None:
+        return json.loads(Path(path).read_text())
+    fixed = cfg.recon.convert.fixed_range()
+    if fixed is None:
+        raise ValueError("recon.convert samples the volume: the conversion_range job's file is needed")
+    return fixed
 
 
 def recon_chunk(vds_path: str | Path, plan: Plan, j: int, cfg: TomoConfig, conv_range: dict,
@@ -61,6 +76,8 @@ def recon_chunk(vds_path: str | Path, plan: Plan, j: int, cfg: TomoConfig, conv_
 
     ``after_load`` is called after each load is written (fault injection in tests).
     """
+    from tomosnake.recon.chain import convert, reconstruct_block
+
     r0, r1 = plan.sino_chunks[j]
     center, _ = resolve_center(plan, cfg)
     width = plan.recon_width
@@ -90,6 +107,7 @@ def try_center(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_dir: str |
     Preprocessing does not depend on the centre, so the series reuses the run's preprocessed data.
     """
     from tomosnake.center import centers_around, try_centers
+    from tomosnake.recon.chain import reconstruct_block
 
     t = cfg.center_try
     row = plan.shape[1] // 2 if t.row is None else t.row

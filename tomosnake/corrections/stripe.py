@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from algotom.prep import removal
 
 from tomosnake.config import PreprocessConfig
 from tomosnake.corrections.base import FULL, Context, Facts, Needs, Step, register
@@ -26,6 +25,8 @@ SINOGRAM_COPIES = 24  # float32 sinogram sizes algotom allocates per call (trace
 
 def stripe_function(name: str) -> Callable[..., np.ndarray]:
     """The algotom stripe-removal function called ``name`` (``all_stripe`` -> ``remove_all_stripe``)."""
+    from algotom.prep import removal  # here, not above: it imports numba and SciPy's signal (seconds)
+
     full = name if name.startswith("remove_") else f"remove_{name}"
     func = getattr(removal, full, None)
     available = sorted(n for n in dir(removal) if n.startswith("remove_") and "stripe" in n)
