@@ -15,8 +15,10 @@ automatic centre, filtered backprojection and write an HDF5 volume:
   default configuration, which gets ``rotation_axis_position = sliding-window`` and
   ``enable_halftomo = 0``; FBP runs on the CPU through OpenCL (Debian's pocl).
 
-Figures per pipeline: wall time, raw Mpx/s in total and per core, peak RSS (the whole process
-tree, sampled every 50 ms) and the relative RMSE against the ground truth. Accuracy, the same
+Figures per pipeline: wall time, raw Mpx/s in total and per core, CPU seconds (user + system of
+the whole process tree: the figure to compare on a shared machine, where wall times depend on the
+others' load), peak RSS (the whole process tree, sampled every 50 ms) and the relative RMSE
+against the ground truth. Accuracy, the same
 method for both volumes: each slice is registered to the truth (the one of the eight flips and
 rotations that correlates best, then a sub-pixel shift by phase correlation, applied as a Fourier
 shift), fitted by least squares (gain and offset) inside 0.98 of the field of view, and its RMSE
@@ -37,6 +39,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -71,6 +74,7 @@ EVAL_SLICES = {False: 64, True: 16}  # evenly spaced slices compared with the tr
 @dataclass
 class Run:
     wall: float
+    cpu: float  # user + system seconds of the whole process tree
     peak_rss_mb: float
     returncode: int
     output: str
@@ -78,6 +82,7 @@ class Run:
 
 def run_sampled(cmd: list[str], cwd: Path, env: dict | None = None, interval: float = 0.05) -> Run:
     """Run ``cmd``; sample the summed RSS of its whole process tree every ``interval`` seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = [0]
@@ -104,7 +109,9 @@ def run_sampled(cmd: list[str], cwd: Path, env: dict | None = None, interval: fl
     wall = time.perf_counter() - t0
     done.set()
     sampler.join()
-    return Run(wall, peak[0] / 2**20, proc.returncode, out)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # every descendant that was waited for
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return Run(wall, cpu, peak[0] / 2**20, proc.returncode, out)
 
 
 def ensure_scan(work: Path, spec: PhantomSpec) -> Path:
@@ -314,10 +321,10 @@ def print_table(results: list[Result], spec: PhantomSpec, threads: int) -> None:
     raw_mpx = spec.n_proj * spec.n_rows * spec.n_cols / 1e6
     print(f"\nscan {spec.n_proj} x {spec.n_rows} x {spec.n_cols} uint16 ({raw_mpx:.1f} Mpx raw), "
           f"{threads} cores, {os.cpu_count()} on the machine")
-    print(f"{'':28s} {'wall s':>7s} {'Mpx/s':>7s} {'/core':>7s} {'peak RSS MB':>11s} {'rel. RMSE':>9s}")
+    print(f"{'':40s} {'wall s':>7s} {'Mpx/s':>7s} {'/core':>7s} {'CPU s':>7s} {'peak RSS MB':>11s} {'rel. RMSE':>9s}")
     for r in results:
-        print(f"{r.name:28s} {r.run.wall:7.1f} {raw_mpx / r.run.wall:7.2f} {raw_mpx / r.run.wall / threads:7.2f} "
-              f"{r.run.peak_rss_mb:11.0f} {r.rmse:9.4f}")
+        print(f"{r.name:40s} {r.run.wall:7.1f} {raw_mpx / r.run.wall:7.2f} {raw_mpx / r.run.wall / threads:7.2f} "
+              f"{r.run.cpu:7.1f} {r.run.peak_rss_mb:11.0f} {r.rmse:9.4f}")
     nabu = next((r for r in results if r.name == "nabu"), None)
     for r in results:
         print(f"\n{r.name}: registration {r.registration}")
@@ -329,7 +336,8 @@ def print_table(results: list[Result], spec: PhantomSpec, threads: int) -> None:
                                                          for k, v in r.split.items()))
             print(f"  overhead (all but compute and IO): {overhead:.1f} s = {overhead / r.run.wall:.0%} of the wall time")
         if nabu is not None and r is not nabu:
-            print(f"  speed-up over nabu: {nabu.run.wall / r.run.wall:.2f}x; RMSE ratio {r.rmse / nabu.rmse:.3f}")
+            print(f"  speed-up over nabu: {nabu.run.wall / r.run.wall:.2f}x in wall time, "
+                  f"{nabu.run.cpu / r.run.cpu:.2f}x in CPU time; RMSE ratio {r.rmse / nabu.rmse:.3f}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -130,3 +130,20 @@ def test_conversion_identical_across_chunks(scan):
     # per-chunk ranges (the mistake the issue warns about) would not match
     own = np.concatenate([convert(c, cfg.convert, *conversion_range(c, cfg.convert)) for c in chunks])
     assert np.abs(own.astype(np.int64) - whole).max() > 100
+
+
+def test_conversion_range_needs_a_job_only_when_sampled(tmp_path):
+    from tomosnake.config import TomoConfig
+    from tomosnake.reconstruct import read_range
+
+    assert Convert().fixed_range() == {"enabled": False, "dtype": "float32", "mode": "std"}
+    manual = Convert(enabled=True, dtype="uint8", mode="manual", min=-1, max=2)
+    assert manual.fixed_range() == {"enabled": True, "dtype": "uint8", "mode": "manual", "min": -1.0, "max": 2.0}
+    assert Convert(enabled=True, dtype="uint8").fixed_range() is None  # std: sampled from slices
+    cfg = TomoConfig()
+    assert read_range(cfg, None) == Convert().fixed_range()
+    cfg.recon.convert = Convert(enabled=True, dtype="uint8")
+    with pytest.raises(ValueError, match="conversion_range"):
+        read_range(cfg, None)
+    (tmp_path / "r.json").write_text('{"enabled": true, "dtype": "uint8", "min": 0, "max": 1}')
+    assert read_range(cfg, tmp_path / "r.json")["max"] == 1
