@@ -176,3 +176,15 @@ def test_a_job_records_its_hdf5_io(tmp_path, fail):
     assert rec.job == "recon_3" and rec.threads == 3 and rec.start < rec.end
     assert 0 < rec.io_s < rec.wall and rec.max_rss_mb > 10
     assert rec.ok is (not fail)
+
+
+def test_a_job_records_its_start_up_and_named_phases(tmp_path):
+    log = tmp_path / "plan.log"
+    code = (f"import time\nfrom tomosnake import timings\ntimings.install({str(log)!r})\n"
+            f"with timings.phase('center'):\n    time.sleep(0.2)\n"
+            f"with timings.phase('center'):\n    time.sleep(0.1)\n")
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
+    rec = JobRecord(**json.loads(timings.record_path(log).read_text()))
+    assert set(rec.phases) == {"startup", "center"}
+    assert 0.3 <= rec.phases["center"] < rec.wall  # both blocks, added
+    assert 0 < rec.phases["startup"] < rec.wall - rec.phases["center"]  # interpreter and imports, before install
