@@ -25,7 +25,7 @@ import numpy as np
 
 from tomosnake import config as tconfig
 from tomosnake.phantom import PhantomSpec, write_scan
-from tomosnake.plan import Plan, split
+from tomosnake.stages.plan import Plan, split
 
 MB = 1 << 20
 
@@ -58,7 +58,7 @@ def make_chunks(d: Path, shape: tuple[int, int, int], j: int) -> tuple[list[Path
     raw = write_scan(d / "raw.h5", PhantomSpec(n_proj=20, n_rows=4, n_cols=32))
     from dataclasses import asdict
 
-    from tomosnake.scan import RawScan
+    from tomosnake.io.scan import RawScan
 
     with RawScan(raw) as scan:
         info = asdict(scan.info)
@@ -91,9 +91,9 @@ def main() -> None:
     try:
         paths, plan = make_chunks(d, shape, 8)
         print(f"volume {shape} float32, {vol_mb:.0f} MB in {len(paths)} recon chunks; budget {args.memory_mb:g} MB")
-        from tomosnake.combine import combine
-        from tomosnake.export import write_ome_zarr, write_tiff_stack
-        from tomosnake.fingerprint import fingerprint, sha256_file
+        from tomosnake.stages.combine import combine
+        from tomosnake.stages.export import write_ome_zarr, write_tiff_stack
+        from tomosnake.io.fingerprint import fingerprint, sha256_file
 
         rng_conv = {"enabled": False, "dtype": "float32"}
         runs = [("combine physical, no pyramid", {}), ("combine physical, pyramid 2,4,8", {"pyramid": [2, 4, 8]}),

@@ -57,7 +57,7 @@ from tomosnake.cli import snakemake_command
 from tomosnake.config import scan_name
 from tomosnake.phantom import PhantomSpec, ground_truth, read_spec, write_scan
 from tomosnake.recon.quality import fov_mask
-from tomosnake.timings import read_benchmarks, read_jobs
+from tomosnake.report.timings import read_benchmarks, read_jobs
 
 HERE = Path(__file__).resolve().parent
 NABU_VENV = HERE / ".nabu-venv"

@@ -53,8 +53,8 @@ def _record():
 atexit.register(_record)
 '''
 # What every job process imports before it touches data (the drivers' modules and Snakemake's script preamble).
-IMPORTS = ("import snakemake.script, tomosnake.jobs, tomosnake.plan, tomosnake.preprocess, "
-           "tomosnake.reconstruct, tomosnake.combine, tomosnake.report, tomosnake.cleanup, tomosnake.vds")
+IMPORTS = ("import snakemake.script, tomosnake.jobs, tomosnake.stages.plan, tomosnake.stages.preprocess_chunk, "
+           "tomosnake.stages.recon_chunk, tomosnake.stages.combine, tomosnake.report.pdf, tomosnake.stages.cleanup, tomosnake.io.vds")
 
 
 def interpreter_mb() -> float:

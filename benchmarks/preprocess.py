@@ -63,8 +63,8 @@ def config(stripe: bool):
 
 def job(path: str, out: str, p0: int, p1: int, budget: int, stripe: bool, threads: int, queue: mp.Queue) -> None:
     """One chunk job: plan the tile for the budget, process, report time and peak RSS."""
-    from tomosnake.preprocess import build_chain, process_chunk, subchunk_shape
-    from tomosnake.scan import RawScan
+    from tomosnake.stages.preprocess_chunk import build_chain, process_chunk, subchunk_shape
+    from tomosnake.io.scan import RawScan
 
     cfg = config(stripe)
     try:
@@ -88,8 +88,8 @@ def step_times(path: str, stripe: bool, threads: int, n: int) -> dict[str, float
     """Seconds per step for the whole stack, timed on ``n`` projections x all rows (all projections x ``n``
     rows when stripes need every projection) and scaled by the pixel count."""
     from tomosnake.corrections import FULL, Context
-    from tomosnake.preprocess import build_chain
-    from tomosnake.scan import RawScan
+    from tomosnake.stages.preprocess_chunk import build_chain
+    from tomosnake.io.scan import RawScan
 
     with RawScan(path) as scan:
         info = scan.info

@@ -10,9 +10,7 @@ import pytest
 from tomosnake.phantom import PhantomSpec, write_scan
 
 REPO = Path(__file__).resolve().parents[1]
-# The project's shared data sit beside the checkout; TOMOSNAKE_SHARED points elsewhere.
-SHARED = Path(os.environ.get("TOMOSNAKE_SHARED", REPO.parent / "shared"))
-TOOTH = SHARED / "data" / "tooth.h5"
+TOOTH = REPO / "tests" / "data" / "tooth.h5"  # TomoPy's sample scan; origin and licence in tests/data/README.md
 
 
 def read_only(path: Path) -> Path:

@@ -16,9 +16,9 @@ from tests.conftest import read_only
 from tomosnake.audit import Job
 from tomosnake.config import deep_merge, validate
 from tomosnake.phantom import PhantomSpec, write_scan
-from tomosnake.plan import make_plan
+from tomosnake.stages.plan import make_plan
+from tomosnake.workflow import PROFILES
 
-REPO = Path(__file__).resolve().parents[1]
 # Large enough that a budget splits it into k >= 2 and j >= 2 with the current memory models.
 SPEC = PhantomSpec(n_proj=360, n_rows=32, n_cols=128, center_offset=2.0, seed=3)
 UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
@@ -95,7 +95,7 @@ def budget(scan) -> int:
 def audited(tmp_path_factory, scan, budget) -> tuple[subprocess.CompletedProcess, Path]:
     work = tmp_path_factory.mktemp("audit")
     cfg = config_file(work, BASE | {"input": [str(scan)], "outdir": str(work / "out"), "memory_mb": budget})
-    return audit(work, "--profile", str(REPO / "profiles" / "maxiv"), "--configfile", str(cfg)), work
+    return audit(work, "--profile", str(PROFILES / "maxiv"), "--configfile", str(cfg)), work
 
 
 def test_audit_passes_and_submits_nothing(audited):
@@ -149,7 +149,7 @@ def test_storage_numbers_are_the_plans_estimates(audited):
 
 def test_plan_failure_fails_the_audit(tmp_path, scan):
     cfg = config_file(tmp_path, BASE | {"input": [str(scan)], "outdir": str(tmp_path / "out"), "memory_mb": 1})
-    proc = audit(tmp_path, "--profile", str(REPO / "profiles" / "maxiv"), "--configfile", str(cfg))
+    proc = audit(tmp_path, "--profile", str(PROFILES / "maxiv"), "--configfile", str(cfg))
     assert proc.returncode == 1
     # Caught by the workflow's preflight (the planner run at parse time) or by the plan job itself.
     assert "the run cannot start" in proc.stdout
@@ -172,7 +172,7 @@ def small_filesystem(tmp_path) -> Path:
 def test_too_small_filesystem_fails_the_audit(tmp_path, scan, budget, small_filesystem):
     outdir = small_filesystem / "out"
     cfg = BASE | {"input": [str(scan)], "outdir": str(outdir), "memory_mb": budget}
-    profile = ("--profile", str(REPO / "profiles" / "maxiv"))
+    profile = ("--profile", str(PROFILES / "maxiv"))
     # The workflow's own preflight check stops Snakemake at once; the audit passes its verdict on.
     proc = audit(tmp_path / "a", *profile, "--configfile", str(config_file(tmp_path / "a", cfg)))
     assert proc.returncode == 1, proc.stdout + proc.stderr

@@ -8,7 +8,7 @@ import tifffile
 from algotom.rec.reconstruction import dfi_reconstruction
 from pypdf import PdfReader
 
-from tomosnake.center import (
+from tomosnake.recon.center import (
     centers_around,
     estimate_center,
     find_center,

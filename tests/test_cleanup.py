@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import read_only
 from tests.workflow import nothing_to_do, run
 from tomosnake import config as tconfig
-from tomosnake.cleanup import (
+from tomosnake.stages.cleanup import (
     clean,
     intermediates,
     leftover_temporaries,
@@ -22,8 +22,8 @@ from tomosnake.cleanup import (
     successful_slurm_logs,
 )
 from tomosnake.phantom import PhantomSpec, write_scan
-from tomosnake.plan import Plan, make_plan
-from tomosnake.timings import read_jobs
+from tomosnake.stages.plan import Plan, make_plan
+from tomosnake.report.timings import read_jobs
 
 SLURM_OK = "Building DAG of jobs...\nrule recon_chunk:\n    jobid: 0\nFinished jobid: 0 (Rule: recon_chunk)\n" \
            "1 of 1 steps (100%) done\n"

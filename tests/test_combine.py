@@ -17,18 +17,18 @@ import yaml
 
 from tomosnake import config as tconfig
 from tomosnake import provenance
-from tomosnake.combine import (
+from tomosnake.stages.combine import (
     chunk_shape,
     combine,
     pyramid_levels,
     read_histogram,
     slab_depth,
 )
-from tomosnake.export import write_ome_zarr, write_tiff_stack
-from tomosnake.fingerprint import SAMPLE_BYTES, fingerprint, sha256_file
-from tomosnake.plan import Plan, split
-from tomosnake.pyramid import Pyramid, level_shape
-from tomosnake.scan import RawScan
+from tomosnake.stages.export import write_ome_zarr, write_tiff_stack
+from tomosnake.io.fingerprint import SAMPLE_BYTES, fingerprint, sha256_file
+from tomosnake.stages.plan import Plan, split
+from tomosnake.io.pyramid import Pyramid, level_shape
+from tomosnake.io.scan import RawScan
 
 
 def block_means(vol: np.ndarray, f: int) -> np.ndarray:
@@ -299,8 +299,8 @@ def test_ome_zarr_written_in_shard_rows_equals_the_volume(tmp_path, small_scan, 
     """Several shards per slice (small shards here): every shard row lands where it belongs."""
     import zarr
 
-    from tomosnake import combine as combine_module
-    from tomosnake import export
+    from tomosnake.stages import combine as combine_module
+    from tomosnake.stages import export
 
     monkeypatch.setattr(combine_module, "CHUNK_BYTES", 4096)  # 64-px chunks (the smallest side)
     monkeypatch.setattr(export, "SHARD_SIDE", 64)

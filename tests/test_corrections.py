@@ -34,8 +34,8 @@ from tomosnake.corrections.outlier import median3x3, remove_outlier
 from tomosnake.corrections.stripe import checked_kwargs, remove_stripes, stripe_function
 from tomosnake.corrections.unity import to_unity
 from tomosnake.phantom import PhantomSpec, sinogram_block, write_scan
-from tomosnake.preprocess import build_chain, process_whole
-from tomosnake.scan import RawScan
+from tomosnake.stages.preprocess_chunk import build_chain, process_whole
+from tomosnake.io.scan import RawScan
 
 RNG = np.random.default_rng(7)
 

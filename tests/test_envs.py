@@ -17,8 +17,9 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from tomosnake.workflow import ENVS
+
 ROOT = Path(__file__).resolve().parent.parent
-ENVS = ROOT / "envs"
 ENV_FILES = sorted(ENVS.glob("*.yaml"))
 PIN = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)=(?P<version>\d[\w.+!]*)$")
 # an explicit-format line: https://conda.anaconda.org/conda-forge/<subdir>/<name>-<version>-<build>.<ext>[#hash]

@@ -21,7 +21,7 @@ from tests.workflow import run
 from tomosnake import preflight
 from tomosnake.config import validate
 from tomosnake.phantom import PhantomSpec, write_scan
-from tomosnake.plan import make_plan
+from tomosnake.stages.plan import make_plan
 from tomosnake.preflight import PreflightError
 
 SPEC = PhantomSpec(n_proj=40, n_rows=6, n_cols=48, center_offset=1.5, seed=2)

@@ -10,14 +10,14 @@ import h5py
 import numpy as np
 import pytest
 
-import tomosnake.preprocess as pre
+import tomosnake.stages.preprocess_chunk as pre
 from tests.conftest import TOOTH
 from tomosnake.config import InputConfig, PreprocessConfig
 from tomosnake.corrections import FULL, REGISTRY, Needs, Step, flatdark, register
 from tomosnake.corrections.phase import coefficient, reach
 from tomosnake.phantom import PhantomSpec, write_scan
-from tomosnake.plan import split
-from tomosnake.preprocess import (
+from tomosnake.stages.plan import split
+from tomosnake.stages.preprocess_chunk import (
     MemoryBudgetError,
     build_chain,
     output_window,
@@ -25,7 +25,7 @@ from tomosnake.preprocess import (
     process_whole,
     subchunk_shape,
 )
-from tomosnake.scan import RawScan
+from tomosnake.io.scan import RawScan
 
 SPEC = PhantomSpec(n_proj=30, n_rows=36, n_cols=64, i0_drift=0.2, seed=2)
 TOL = 1e-5  # max |chunked - whole| / max |whole|
@@ -122,7 +122,7 @@ def test_real_tooth_scan_chunked_equals_whole(tmp_path):
 def test_output_file_attributes_shape_and_progress_log(scan_path, tmp_path, caplog):
     cfg = config(LOCAL, "generalised")
     out = tmp_path / "c.h5"
-    with RawScan(scan_path) as scan, caplog.at_level(logging.INFO, logger="tomosnake.preprocess"):
+    with RawScan(scan_path) as scan, caplog.at_level(logging.INFO, logger="tomosnake.stages.preprocess_chunk"):
         process_chunk(scan, cfg, 7, 20, (5, 11), out, threads=1)
     with h5py.File(out, "r") as f:
         d = f["exchange/data"]

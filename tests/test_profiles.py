@@ -10,12 +10,21 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+import yte
 
-from tomosnake.profiles import REPO_PROFILES, install_profiles
+from tomosnake.profiles import install_profiles
+from tomosnake.workflow import PROFILES as REPO_PROFILES
 
 ROOT = Path(__file__).resolve().parent.parent
-PROFILES = {p.name: yaml.safe_load((p / "profile.yaml").read_text()) for p in REPO_PROFILES.iterdir()}
+
+
+def _load(profile_dir: Path) -> dict:
+    """A profile as Snakemake reads it: YTE expressions evaluated where the profile asks for them."""
+    with open(profile_dir / "profile.yaml") as f:
+        return yte.process_yaml(f, require_use_yte=True)
+
+
+PROFILES = {p.name: _load(p) for p in REPO_PROFILES.iterdir()}
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 TOY = """\

@@ -134,7 +134,7 @@ def test_conversion_identical_across_chunks(scan):
 
 def test_conversion_range_needs_a_job_only_when_sampled(tmp_path):
     from tomosnake.config import TomoConfig
-    from tomosnake.reconstruct import read_range
+    from tomosnake.stages.conversion_range import read_range
 
     assert Convert().fixed_range() == {"enabled": False, "dtype": "float32", "mode": "std"}
     manual = Convert(enabled=True, dtype="uint8", mode="manual", min=-1, max=2)

@@ -24,7 +24,7 @@ from tests.workflow import run, volume
 from tomosnake import preflight
 from tomosnake.config import scan_name, validate
 from tomosnake.phantom import PhantomSpec, write_scan
-from tomosnake.plan import Plan
+from tomosnake.stages.plan import Plan
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +128,7 @@ def test_killed_chunks_leave_nothing_mistakable_and_rerun_is_identical(reference
 
 WRITER = """
 import sys, time, h5py, numpy as np
-from tomosnake.atomic import atomic_path
+from tomosnake.io.atomic import atomic_path
 with atomic_path(sys.argv[1]) as tmp, h5py.File(tmp, "w") as f:
     for i in range(20):
         f[f"block_{i}"] = np.full((16, 128, 128), i, dtype=np.float32)

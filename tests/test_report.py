@@ -16,16 +16,18 @@ from pypdf import PdfReader
 
 from tests.conftest import read_only
 from tomosnake import config as tconfig
-from tomosnake import report, timings
-from tomosnake.combine import combine
+from tomosnake.report import pdf as report
+from tomosnake.report import timings
+from tomosnake.stages.combine import combine
 from tomosnake.phantom import PhantomSpec, write_scan
-from tomosnake.plan import make_plan, split
-from tomosnake.preprocess import process_chunk
-from tomosnake.previews import write_previews
-from tomosnake.reconstruct import recon_chunk, write_range
-from tomosnake.scan import RawScan
-from tomosnake.timings import Benchmark, JobRecord, summarize
-from tomosnake.vds import stack
+from tomosnake.stages.plan import make_plan, split
+from tomosnake.stages.preprocess_chunk import process_chunk
+from tomosnake.report.previews import write_previews
+from tomosnake.stages.conversion_range import write_range
+from tomosnake.stages.recon_chunk import recon_chunk
+from tomosnake.io.scan import RawScan
+from tomosnake.report.timings import Benchmark, JobRecord, summarize
+from tomosnake.io.vds import stack
 
 SPEC = PhantomSpec(n_proj=150, n_rows=10, n_cols=80, center_offset=1.5, seed=4)
 
@@ -166,7 +168,7 @@ def test_union_and_concurrency():
 @pytest.mark.parametrize("fail", [False, True])
 def test_a_job_records_its_hdf5_io(tmp_path, fail):
     log = tmp_path / "recon_3.log"
-    code = (f"import h5py, numpy as np\nfrom tomosnake import timings\n"
+    code = (f"import h5py, numpy as np\nfrom tomosnake.report import timings\n"
             f"timings.install({str(log)!r}, 3)\n"
             f"with h5py.File({str(tmp_path / 'x.h5')!r}, 'w') as f:\n"
             f"    f['d'] = np.zeros((200, 1000))\n    f['d'][:] = 1.0\n    f['d'][:, :10]\n"
@@ -180,7 +182,7 @@ def test_a_job_records_its_hdf5_io(tmp_path, fail):
 
 def test_a_job_records_its_start_up_and_named_phases(tmp_path):
     log = tmp_path / "plan.log"
-    code = (f"import time\nfrom tomosnake import timings\ntimings.install({str(log)!r})\n"
+    code = (f"import time\nfrom tomosnake.report import timings\ntimings.install({str(log)!r})\n"
             f"with timings.phase('center'):\n    time.sleep(0.2)\n"
             f"with timings.phase('center'):\n    time.sleep(0.1)\n")
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)

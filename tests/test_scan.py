@@ -6,7 +6,7 @@ import pytest
 
 from tomosnake.config import InputConfig
 from tomosnake.phantom import PhantomSpec, write_scan
-from tomosnake.scan import RawScan, ScanError
+from tomosnake.io.scan import RawScan, ScanError
 
 
 @pytest.fixture()

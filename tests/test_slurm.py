@@ -37,8 +37,9 @@ from tests.test_audit import (
 )
 from tests.workflow import fit_error, volume
 from tomosnake.audit import parse_jobs
-from tomosnake.cli import REPO, snakemake_command
+from tomosnake.cli import snakemake_command
 from tomosnake.phantom import ground_truth, write_scan
+from tomosnake.workflow import PROFILES
 
 RUN_LIMIT_S = 600  # per snakemake call; a run here takes about 2 minutes
 SCAN = "phantom"
@@ -195,7 +196,7 @@ def full_run(tmp_path_factory, scan, budget) -> FullRun:
     cfg = config(scan, work, budget, cleanup=False)
     cfg_file = work / "audit.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
-    audited = audit(work, "--profile", str(REPO / "profiles" / "slurm-test"), "--configfile", str(cfg_file))
+    audited = audit(work, "--profile", str(PROFILES / "slurm-test"), "--configfile", str(cfg_file))
     run = snakemake_slurm(work, cfg)
     vol_file = work / "out" / SCAN / f"{SCAN}_recon.h5"
     fit = fit_error(volume(vol_file), ground_truth(SPEC)) if vol_file.is_file() else (float("nan"),) * 2

@@ -7,7 +7,7 @@ import pytest
 from algotom.rec.reconstruction import dfi_reconstruction
 
 from tomosnake.phantom import PhantomSpec, ground_truth, sinogram_block
-from tomosnake.stitch import (
+from tomosnake.corrections.stitch import (
     edge_weights,
     motor_offsets,
     refine_offsets,

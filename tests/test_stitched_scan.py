@@ -16,10 +16,10 @@ from tomosnake.config import ConfigError, PreprocessConfig, StitchConfig, valida
 from tomosnake.corrections.flatdark import FLOOR
 from tomosnake.phantom import PhantomSpec, ground_truth, write_scan
 from tomosnake.preflight import scans
-from tomosnake.preprocess import process_whole
-from tomosnake.scan import RawScan, ScanError
-from tomosnake.stitch import stitch_block
-from tomosnake.stitched_scan import StitchedScan, find_offsets, open_scan
+from tomosnake.stages.preprocess_chunk import process_whole
+from tomosnake.io.scan import RawScan, ScanError
+from tomosnake.corrections.stitch import stitch_block
+from tomosnake.io.stitched_scan import StitchedScan, find_offsets, open_scan
 
 SPEC = PhantomSpec(n_proj=180, n_rows=8, n_cols=160, center_offset=2.0, seed=5)
 TRUE_OFFSETS = [0, 48, 96]  # three files of 64 columns, 16 columns of overlap each

@@ -11,7 +11,8 @@ from typing import Any
 import h5py
 import pytest
 
-from tomosnake import config, tori
+from tomosnake import config
+from tomosnake.io import tori
 from tomosnake.config import ReconConfig
 
 DATA = Path(__file__).parent / "data"

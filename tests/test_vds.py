@@ -3,7 +3,7 @@
 import h5py
 import numpy as np
 
-from tomosnake.vds import stack
+from tomosnake.io.vds import stack
 
 
 def test_vds_reads_like_its_sources_and_is_small(tmp_path):

@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEFILE = REPO / "Snakefile"
+from tomosnake.workflow import SNAKEFILE
 
 # A job block of Snakemake's job listing: "rule NAME:" / "localcheckpoint NAME:" then "    key: value" lines.
 _HEADER = re.compile(r"^(local)?(?:rule|checkpoint) (\w+):$")

@@ -1,5 +1,6 @@
 """Command line: ``tomosnake demo`` runs the whole workflow on a generated scan; ``tomosnake generate`` writes one;
-``tomosnake audit [snakemake arguments]`` prints what a run would submit and store, submitting nothing."""
+``tomosnake run [snakemake arguments]`` runs the package's workflow; ``tomosnake audit [snakemake arguments]``
+prints what a run would submit and store, submitting nothing."""
 
 from __future__ import annotations
 
@@ -11,18 +12,32 @@ from pathlib import Path
 
 from tomosnake.config import scan_name
 from tomosnake.phantom import PhantomSpec, write_scan
+from tomosnake.workflow import PROFILES, SNAKEFILE
 
-REPO = Path(__file__).resolve().parents[1]
 DEMO_SPEC = PhantomSpec(n_proj=360, n_rows=32, n_cols=256, center_offset=3.5)
 
 
 def snakemake_command(profile: str, config: dict[str, object], *extra: str) -> list[str]:
-    """A ``snakemake`` call of this repository's workflow with ``--config`` overrides."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-           "--profile", str(REPO / "profiles" / profile)]
+    """A ``snakemake`` call of the package's workflow with ``--config`` overrides."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
+           "--profile", str(PROFILES / profile)]
     if config:
         cmd += ["--config", *(f"{k}={v}" for k, v in config.items())]
     return cmd + list(extra)
+
+
+def run_command(args: list[str]) -> list[str]:
+    """``snakemake`` with the package's Snakefile and ``args`` passed on; ``--profile NAME`` also finds the
+    package's profiles by name where Snakemake would not (none of that name in the working or user directory)."""
+    from tomosnake.profiles import user_profile_dir
+
+    args = list(args)
+    for i, arg in enumerate(args[:-1]):
+        name = args[i + 1]
+        if arg == "--profile" and (PROFILES / name).is_dir() and not Path(name).exists() \
+                and not (user_profile_dir() / name).exists():
+            args[i + 1] = str(PROFILES / name)
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), *args]
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -59,12 +74,16 @@ def main(argv: list[str] | None = None) -> int:
         from tomosnake import audit
 
         return audit.main(argv[1:])
+    if argv[:1] == ["run"]:
+        return subprocess.call(run_command(argv[1:]))
     parser = argparse.ArgumentParser(prog="tomosnake", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="generate a phantom scan and reconstruct it end to end, locally")
     demo.add_argument("--workdir", default="demo")
     demo.add_argument("--memory-mb", type=float, default=330.0, dest="memory_mb")
     demo.set_defaults(func=_demo)
+    sub.add_parser("run", help="run the workflow: snakemake with the package's Snakefile, taking snakemake's "
+                   "arguments (e.g. --profile local --config input=scan.h5 outdir=out)")
     sub.add_parser("audit", help="plan the scans and print jobs, partitions, core/GPU-hours and disk needed; "
                    "exit 1 if a scan cannot run (takes the run's snakemake arguments, e.g. --profile maxiv)")
     gen = sub.add_parser("generate", help="write a synthetic DXchange scan of a 3D Shepp-Logan phantom")

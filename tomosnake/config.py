@@ -384,7 +384,7 @@ def load(raw: dict[str, Any]) -> TomoConfig:
     """Build the run's config from Snakemake's merged config dict, a .tori underneath."""
     tori_path = raw.get("tori")
     if tori_path:
-        from tomosnake import tori
+        from tomosnake.io import tori
 
         raw = deep_merge(tori.to_config(tori.read(tori_path)), raw)
     return validate(raw)

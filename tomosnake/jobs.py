@@ -10,7 +10,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from tomosnake import config as tconfig
-from tomosnake import timings
+from tomosnake.report import timings
 from tomosnake.config import TomoConfig
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tomosnake.atomic import atomic_path
+from tomosnake.io.atomic import atomic_path
 
 # Modified Shepp-Logan as ellipsoids: (density, a, b, c, x0, y0, z0, phi_deg), in units of the half width.
 SHEPP_LOGAN_3D: tuple[tuple[float, ...], ...] = (

@@ -21,10 +21,10 @@ from typing import Any
 
 from tomosnake import config as tconfig
 from tomosnake.config import TomoConfig, scan_name
-from tomosnake.plan import Plan, make_plan
-from tomosnake.preprocess import MemoryBudgetError
+from tomosnake.stages.plan import Plan, make_plan
+from tomosnake.stages.preprocess_chunk import MemoryBudgetError
 from tomosnake.recon.backends import BackendUnavailable
-from tomosnake.stitched_scan import stitched_input
+from tomosnake.io.stitched_scan import stitched_input
 
 MB = 1 << 20
 DISK_MARGIN_BYTES = 256 * MB  # logs, plan, VDS, report, .snakemake metadata

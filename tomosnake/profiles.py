@@ -1,8 +1,8 @@
-"""Make the repository's Snakemake profiles findable by name.
+"""Make the workflow's Snakemake profiles (`tomosnake/workflow/profiles/`) findable by name.
 
 ``snakemake --profile NAME`` looks for ``NAME`` only in the current directory, the user's
 Snakemake config directory (``~/.config/snakemake``) and the site one, never in the
-repository's ``profiles/``. `install_profiles` links every ``profiles/<name>/`` into the
+package's ``profiles/``. `install_profiles` links every ``profiles/<name>/`` into the
 user directory so that ``snakemake --profile maxiv`` works as users type it. Run it with
 ``python -m tomosnake.profiles``.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-REPO_PROFILES = Path(__file__).resolve().parent.parent / "profiles"
+from tomosnake.workflow import PROFILES
 
 
 def user_profile_dir() -> Path:
@@ -22,7 +22,7 @@ def user_profile_dir() -> Path:
     return Path(get_appdirs().user_config_dir)
 
 
-def install_profiles(target: Path | None = None, source: Path = REPO_PROFILES) -> list[Path]:
+def install_profiles(target: Path | None = None, source: Path = PROFILES) -> list[Path]:
     """Symlink each ``source/<name>/`` holding a ``profile.yaml`` to ``target/<name>``.
 
     ``target`` defaults to `user_profile_dir`. A link that already points elsewhere (an old
@@ -30,7 +30,7 @@ def install_profiles(target: Path | None = None, source: Path = REPO_PROFILES) -
     reported with `FileExistsError`. Returns the links, sorted by name.
     """
     if not source.is_dir():
-        raise FileNotFoundError(f"no profiles directory at {source} (needs a repository checkout)")
+        raise FileNotFoundError(f"no profiles directory at {source}")
     target = user_profile_dir() if target is None else target
     target.mkdir(parents=True, exist_ok=True)
     links = []

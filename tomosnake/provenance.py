@@ -20,13 +20,13 @@ import numpy as np
 import yaml
 
 from tomosnake import __version__
-from tomosnake.atomic import write_text
+from tomosnake.io.atomic import write_text
 from tomosnake.config import TomoConfig
-from tomosnake.fingerprint import fingerprint, input_files
-from tomosnake.plan import Plan, resolve_center
+from tomosnake.io.fingerprint import fingerprint, input_files
+from tomosnake.stages.plan import Plan, resolve_center
+from tomosnake.workflow import SNAKEFILE
 
 GROUP = "process/tomosnake"
-SNAKEFILE = Path(__file__).resolve().parents[1] / "Snakefile"
 UNITS_UM = {"m": 1e6, "mm": 1e3, "cm": 1e4, "um": 1.0, "µm": 1.0, "micron": 1.0, "microns": 1.0,
             "micrometer": 1.0, "micrometre": 1.0, "nm": 1e-3}
 PIXEL_SIZE_PATH = "measurement/instrument/detector/pixel_size"
@@ -115,7 +115,7 @@ def write(f: h5py.File, cfg: TomoConfig, plan: Plan, conv_range: dict, config_pa
     if um is not None:
         data.attrs["pixel_size_um"] = um
     if cfg.tori:
-        from tomosnake import tori
+        from tomosnake.io import tori
 
         # As the GUI writes it: every key, its defaults filled in (unknown keys were reported and dropped).
         for key, val in tori.provenance(tori.complete(tori.read(cfg.tori), cfg.tori)).items():

@@ -2,6 +2,8 @@
 
 Every module of this package is imported here, so a new correction is a new
 module with one ``@register``-ed factory and nothing else.
+`stitch` (joining scans taken at several positions, used by `tomosnake.io.stitched_scan`)
+registers nothing.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ class Needs:
 
 
 class Source(Protocol):
-    """Where flats, darks and the beam monitor come from (`tomosnake.scan.RawScan` is one)."""
+    """Where flats, darks and the beam monitor come from (`tomosnake.io.scan.RawScan` is one)."""
 
     def flats(self, r0: int, r1: int) -> np.ndarray: ...
     def darks(self, r0: int, r1: int) -> np.ndarray: ...

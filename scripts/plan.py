@@ -1,5 +1,0 @@
-"""Snakemake script: plan one scan (checkpoint)."""
-from tomosnake import jobs, plan
-
-cfg = jobs.start(snakemake)  # noqa: F821 - injected by Snakemake
-plan.write_plan(cfg, snakemake.input.raw, snakemake.wildcards.scan, snakemake.output.plan)  # noqa: F821
