@@ -23,7 +23,7 @@ from tomosnake.workflow import PROFILES
 SPEC = PhantomSpec(n_proj=360, n_rows=32, n_cols=128, center_offset=2.0, seed=3)
 UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
 LOCAL_RULES = {"plan", "cleanup"}  # the workflow's localrules
-STAGES = {"vds_merge", "combine", "report"}  # submitted once per scan, among others
+STAGES = {"vds_merge", "conversion_range", "combine", "report"}  # submitted once per scan, among others
 THREADED = {"preprocess_chunk", "conversion_range", "recon_chunk", "combine"}  # the rules with `threads: CFG.threads`
 
 

@@ -153,5 +153,5 @@ def test_after_cleanup_a_change_reruns_from_the_stage_it_affects(virtual_run):
     # but the plan (and its centre search on the raw data) is kept.
     plan = Plan.read(work / "out" / "scan" / "plan.json")
     assert scheduled(work, cfg | {"recon": {"filter_name": "shepp"}}) == {
-        "preprocess_chunk": plan.k, "vds_merge": 1, "recon_chunk": plan.j, "combine": 1,
+        "preprocess_chunk": plan.k, "vds_merge": 1, "conversion_range": 1, "recon_chunk": plan.j, "combine": 1,
         "report": 1, "ome_zarr": 1, "cleanup": 1}

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from algotom.prep import removal
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import integrate, special
 from scipy.ndimage import median_filter
@@ -31,7 +30,6 @@ from tomosnake.corrections.flatten import flatten
 from tomosnake.corrections.i0 import divide_by_air
 from tomosnake.corrections.minuslog import minus_log
 from tomosnake.corrections.outlier import median3x3, remove_outlier
-from tomosnake.corrections.stripe import checked_kwargs, remove_stripes, stripe_function
 from tomosnake.corrections.unity import to_unity
 from tomosnake.phantom import PhantomSpec, sinogram_block, write_scan
 from tomosnake.stages.preprocess_chunk import build_chain, process_whole
@@ -79,7 +77,7 @@ def test_chain_follows_the_gui_order_and_overlaps_add_up():
                 minus_log_after_phase=True)
     chain = build_chain(every, has_i0=True)
     assert chain.names == ["flat_dark", "i0_monitor", "normalize_to_unity", "flatten", "crop", "outlier",
-                           "stripe:remove_all_stripe", "background", "minus_log_before_phase", "phase:tomopy",
+                           "background", "minus_log_before_phase", "phase:tomopy",
                            "minus_log_after_phase"]
     assert chain.log_applied
     # flatten 4 rows then outlier 2 rows: 6 rows of raw data around each output row
@@ -224,35 +222,6 @@ def test_outlier_removal_leaves_dark_spots():
     block = np.ones((1, 9, 9), np.float32)
     block[0, 4, 4] = -5.0
     assert np.array_equal(remove_outlier(block.copy(), 0.4, 3), block)
-
-
-# ----------------------------------------------------------------------------- stripes
-def test_stripe_step_is_algotom_on_every_sinogram_and_removes_stripes():
-    n_proj, n_rows, n_cols = 90, 3, 80
-    theta = np.linspace(0, np.pi, n_proj, endpoint=False)[:, None, None]
-    x = np.arange(n_cols)[None, None, :]
-    # a smooth, noisy sinogram (algotom refuses noise-free data) with four column-offset stripes
-    smooth = 0.6 + 0.25 * np.cos(2 * np.pi * (x - 40) / 160 + theta) * np.exp(-((x - 40 - 15 * np.cos(theta)) / 25) ** 2)
-    smooth = smooth * (1 + RNG.normal(0, 0.003, (n_proj, n_rows, n_cols)))
-    offsets = np.zeros(n_cols)
-    offsets[[17, 33, 50, 61]] = [0.04, -0.05, 0.06, 0.03]
-    block = (smooth * (1 + offsets)).astype(np.float32)
-    kwargs = {"snr": 3.0, "la_size": 11, "sm_size": 5, "ncore": 4}
-    func = stripe_function("all_stripe")
-    assert func is removal.remove_all_stripe
-    got = remove_stripes(block.copy(), func, checked_kwargs(func, kwargs), threads=2)
-    for r in range(n_rows):
-        ref = removal.remove_all_stripe(block[:, r].copy(), snr=3.0, la_size=11, sm_size=5)
-        assert np.allclose(got[:, r], ref, atol=1e-6)
-    before = np.abs((block / smooth - 1).mean(axis=0)).max()
-    after = np.abs((got / smooth - 1).mean(axis=0)).max()
-    assert before > 0.05 and after < before / 4
-    assert stripe_function("remove_stripe_based_sorting") is removal.remove_stripe_based_sorting
-    with pytest.raises(ValueError, match="not one of algotom"):
-        stripe_function("remove_stripe_ti")
-    with pytest.raises(ValueError, match="takes no"):
-        checked_kwargs(removal.remove_stripe_based_fft, {"snr": 3})
-    assert build_chain(cfg(stripe={"enabled": True})).needs == Needs(proj=FULL, rows=0)
 
 
 # ----------------------------------------------------------------------------- background

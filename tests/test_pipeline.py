@@ -57,8 +57,7 @@ def test_every_rule_ran_and_split_the_scan(run_a):
     plan = json.loads((d / "plan.json").read_text())
     assert plan["k"] > 1 and plan["j"] > 1, (plan["k"], plan["j"])
     logs = {p.name for p in (d / "logs").iterdir()}
-    assert {"plan.log", "vds_merge.log", "combine.log", "report.log"} <= logs
-    assert "conversion_range.log" not in logs  # no conversion by default: nothing to sample
+    assert {"plan.log", "vds_merge.log", "combine.log", "report.log", "conversion_range.log"} <= logs
     assert {f"preprocess_{k}.log" for k in range(plan["k"])} <= logs
     assert {f"recon_{j}.log" for j in range(plan["j"])} <= logs
 
@@ -105,7 +104,7 @@ def test_finished_run_has_nothing_to_do(run_a):
 def test_recon_parameter_change_reruns_only_reconstruction(run_a):
     work, cfg = run_a
     changed = cfg | {"recon": {"filter_name": "hann"}}
-    assert scheduled_rules(work, changed) == {"recon_chunk", "combine", "report"}
+    assert scheduled_rules(work, changed) == {"conversion_range", "recon_chunk", "combine", "report"}
 
 
 def test_other_budget_gives_other_chunks_same_volume(run_a, phantom_scan, tmp_path):

@@ -72,11 +72,13 @@ def test_output_width():
         output_width(640, ReconConfig(sino_360_to_180={"enabled": True}))
 
 
-@pytest.mark.parametrize("ring", [False, True])
-def test_memory_estimate_bounds_numpy_peak(ring):
+@pytest.mark.parametrize("steps", [{}, {"ring_removal": {"enabled": True}}, {"stripe": {"enabled": True}},
+                                   {"stripe": {"enabled": True, "function": "sorting"}}],
+                         ids=["plain", "ring", "stripe", "stripe-sorting"])
+def test_memory_estimate_bounds_numpy_peak(steps):
     """Estimate >= the traced numpy peak (finufft's own buffers are not traced) and < 2.5x it."""
     n, n_proj, k = 256, 300, 6
-    cfg = ReconConfig(ring_removal={"enabled": ring})
+    cfg = ReconConfig(**steps)
     proj = np.random.default_rng(0).uniform(0.3, 0.9, (n_proj, k, n)).astype(np.float32)
     tracemalloc.start()
     try:
@@ -131,19 +133,3 @@ def test_conversion_identical_across_chunks(scan):
     own = np.concatenate([convert(c, cfg.convert, *conversion_range(c, cfg.convert)) for c in chunks])
     assert np.abs(own.astype(np.int64) - whole).max() > 100
 
-
-def test_conversion_range_needs_a_job_only_when_sampled(tmp_path):
-    from tomosnake.config import TomoConfig
-    from tomosnake.stages.conversion_range import read_range
-
-    assert Convert().fixed_range() == {"enabled": False, "dtype": "float32", "mode": "std"}
-    manual = Convert(enabled=True, dtype="uint8", mode="manual", min=-1, max=2)
-    assert manual.fixed_range() == {"enabled": True, "dtype": "uint8", "mode": "manual", "min": -1.0, "max": 2.0}
-    assert Convert(enabled=True, dtype="uint8").fixed_range() is None  # std: sampled from slices
-    cfg = TomoConfig()
-    assert read_range(cfg, None) == Convert().fixed_range()
-    cfg.recon.convert = Convert(enabled=True, dtype="uint8")
-    with pytest.raises(ValueError, match="conversion_range"):
-        read_range(cfg, None)
-    (tmp_path / "r.json").write_text('{"enabled": true, "dtype": "uint8", "min": 0, "max": 1}')
-    assert read_range(cfg, tmp_path / "r.json")["max"] == 1

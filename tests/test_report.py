@@ -190,3 +190,16 @@ def test_a_job_records_its_start_up_and_named_phases(tmp_path):
     assert set(rec.phases) == {"startup", "center"}
     assert 0.3 <= rec.phases["center"] < rec.wall  # both blocks, added
     assert 0 < rec.phases["startup"] < rec.wall - rec.phases["center"]  # interpreter and imports, before install
+
+
+def test_resolution_is_plotted_with_its_crossing(made):
+    """The FRC of the half-data reconstructions (computed by conversion_range) is in the report."""
+    _, _, d, pdf = made
+    res = json.loads((d / "recon_range.json").read_text())["frc"]
+    assert len(res["freq"]) == len(res["frc"]) == len(res["threshold"]) == 41 and res["rows"] == [4, 5, 6]
+    text = page_text(pdf, 2)
+    assert "Resolution" in text and "1/2-bit threshold" in text
+    if res["crossing"] is None:  # this phantom's halves agree up to Nyquist
+        assert "resolution 2 px or better" in text
+    else:
+        assert f"{res['resolution_px']:.2f} px" in text

@@ -160,7 +160,7 @@ def plan_of(work: Path) -> dict:
 
 def check_jobs(jobs: list[SlurmJob], plan: dict) -> None:
     """SLURM saw k preprocessing and j reconstruction chunk jobs, each once, and every other
-    non-local rule of the scan once (vds_merge, combine and report among them)."""
+    non-local rule of the scan once (vds_merge, conversion_range, combine and report among them)."""
     chunks = Counter((j.rule, j.wildcards) for j in jobs if j.rule in ("preprocess_chunk", "recon_chunk"))
     assert chunks == Counter([("preprocess_chunk", f"{SCAN}_{k}") for k in range(plan["k"])]
                              + [("recon_chunk", f"{SCAN}_{j}") for j in range(plan["j"])])
@@ -297,7 +297,7 @@ def test_other_chunks_completed_despite_the_failure(fault_runs):
     assert {p for p, there in existed.items() if not there} == {f"recon/recon_{FAILING}.h5"}
     states = {(j.rule, j.wildcards): j.state for j in slurm_jobs(fault_runs.failed)}
     assert states.pop(("recon_chunk", f"{SCAN}_{FAILING}")) == "FAILED"
-    assert set(states.values()) == {"COMPLETED"} and {r for r, _ in states} == {"recon_chunk"}
+    assert set(states.values()) == {"COMPLETED"} and {r for r, _ in states} == {"conversion_range", "recon_chunk"}
     # the other chunks exist as made again by this run, per Snakemake's records
     before, after, d = fault_runs.records_before, fault_runs.records_after_failure, fault_runs.work / "out" / SCAN
     remade = {Path(p).relative_to(d).as_posix() for p in after

@@ -130,8 +130,8 @@ def test_minimal_tori_takes_gui_defaults() -> None:
     assert cfg.recon.minus_log is False                           # model: auto
     assert cfg.preprocess.i0.source == "monitor"                  # model: auto
     # ... and the GUI's defaults elsewhere.
-    assert cfg.preprocess.stripe.function == "remove_all_stripe"  # GUI default string 'all_stripe'
-    assert cfg.preprocess.stripe.kwargs == {"snr": 3, "la_size": 61, "sm_size": 21, "dim": 1}
+    # GUI default string 'all_stripe' (remove_all_stripe): the pipeline's profile method, kwargs dropped
+    assert cfg.preprocess.stripe.function == "profile" and cfg.preprocess.stripe.kwargs == {}
     assert not cfg.preprocess.i0.enabled and not cfg.preprocess.phase.enabled
     assert (cfg.preprocess.phase.pixel_size, cfg.preprocess.phase.dist) == (0.00055, 28.0)
     assert cfg.recon.pad.enabled and cfg.recon.pad.npad == "auto"
@@ -308,3 +308,17 @@ def test_to_config_does_not_mutate_input() -> None:
     before = copy.deepcopy(parsed)
     tori.to_config(parsed)
     assert parsed == before
+
+
+@pytest.mark.parametrize("name", ["all_stripe", "remove_all_stripe"])
+def test_remove_all_stripe_maps_to_the_profile_method(name: str) -> None:
+    """The GUI's default stripe function harms and is slow: it maps to 'profile', its kwargs dropped;
+    other names keep algotom's function and the file's kwargs."""
+    ca = {"stripe_removal": True, "stripe_function": name, "stripe_removal_kwargs": {"snr": 3, "la_size": 61}}
+    cfg = config.load(tori.to_config({"correction_arguments": ca}))
+    assert cfg.preprocess.stripe.enabled and cfg.preprocess.stripe.function == "profile"
+    assert cfg.preprocess.stripe.kwargs == {}
+    ca |= {"stripe_function": "remove_stripe_based_sorting", "stripe_removal_kwargs": {"size": 11}}
+    other = config.load(tori.to_config({"correction_arguments": ca}))
+    assert (other.preprocess.stripe.function, other.preprocess.stripe.kwargs) == ("remove_stripe_based_sorting",
+                                                                                   {"size": 11})

@@ -123,9 +123,12 @@ class Outlier(Strict):
 
 
 class StripeRemoval(Strict):
+    """Sinogram stripe removal (`tomosnake.recon.stripe`), run in the reconstruction stage on whole sinograms,
+    ``preprocess.stripe`` before ``recon.stripe``; the plan checks function and kwargs."""
+
     enabled: bool = False
-    function: str = "remove_all_stripe"
-    kwargs: dict[str, Any] = Field(default_factory=lambda: {"snr": 3.0, "la_size": 61, "sm_size": 21, "dim": 1})
+    function: str = Field("profile", description="profile, sorting, or an algotom stripe removal by name")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="profile/sorting: size (odd, columns)")
 
 
 class Background(Strict):
@@ -176,10 +179,22 @@ class Padding(Strict):
 
 
 class RingRemoval(Strict):
+    """consistent: rings found alike in the angular sectors (`steps.remove_rings_consistent`); tomopy:
+    TomoPy's remove_ring with thresh, theta_min, rwidth. Default: tomopy when any of these is set (a .tori
+    that sets them), else consistent (TomoPy's defaults harm: thresh 300 excludes nothing, rwidth 30
+    flattens the object's shells)."""
+
     enabled: bool = False
+    method: Literal["consistent", "tomopy"] | None = None
     thresh: float | None = None
     theta_min: float | None = None
     rwidth: int | None = None
+
+    @property
+    def resolved_method(self) -> str:
+        if self.method is not None:
+            return self.method
+        return "tomopy" if (self.thresh, self.theta_min, self.rwidth) != (None, None, None) else "consistent"
 
 
 class CircMask(Strict):
@@ -203,16 +218,6 @@ class Convert(Strict):
         if self.min is not None and self.max is not None and self.max <= self.min:
             raise ValueError("convert.max must be greater than convert.min")
         return self
-
-    def fixed_range(self) -> dict | None:
-        """The conversion range record when no data decide it (no conversion, or a manual range);
-        None when it must be sampled from reconstructed slices (the conversion_range job)."""
-        if not self.enabled:
-            return {"enabled": False, "dtype": "float32", "mode": self.mode}
-        if self.mode == "manual":
-            return {"enabled": True, "dtype": self.dtype, "mode": self.mode, "min": float(self.min),  # type: ignore[arg-type]
-                    "max": float(self.max)}  # type: ignore[arg-type]
-        return None
 
 
 class CenterSearch(Strict):

@@ -1,8 +1,9 @@
 """The reconstruction chain of one block of sinogram rows (rule recon_chunk_{j}).
 
 Order, each step switchable in `ReconConfig`: -log, 360->180 stitching, excluded
-projections, padding, sinogram stripe removal, reconstruction, ring removal, circular
-mask.  Conversion to a smaller dtype is separate (`convert`), with a range computed once
+projections, padding, sinogram stripe removal (``preprocess.stripe``, then
+``recon.stripe``: both run here on whole sinograms, see `tomosnake.recon.stripe`),
+reconstruction, ring removal, circular mask.  Conversion to a smaller dtype is separate (`convert`), with a range computed once
 for the whole volume (`conversion_range`) so that every chunk is scaled alike.
 """
 
@@ -10,9 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from tomosnake.config import Convert, ReconConfig
+from tomosnake.config import Convert, ReconConfig, StripeRemoval
 from tomosnake.recon import gridrec, steps
 from tomosnake.recon.backends import get_backend
+from tomosnake.recon.stripe import remove_stripes
+
+
+def stripe_passes(cfg: ReconConfig, pre_stripe: StripeRemoval | None = None) -> list[StripeRemoval]:
+    """The enabled stripe removals, in order: ``preprocess.stripe`` (moved here), then ``recon.stripe``."""
+    return [s for s in (pre_stripe, cfg.stripe) if s is not None and s.enabled]
 
 
 def _old_center(cfg: ReconConfig) -> float:
@@ -35,7 +42,7 @@ def _padded_width(n_cols: int, cfg: ReconConfig) -> tuple[int, int]:
     return width, width + 2 * npad
 
 
-def slice_bytes(n_proj: int, n_cols: int, cfg: ReconConfig) -> int:
+def slice_bytes(n_proj: int, n_cols: int, cfg: ReconConfig, pre_stripe: StripeRemoval | None = None) -> int:
     """Working memory that grows with each sinogram row of a block (bytes), for the planner.
 
     A block of k rows peaks at about ``block_overhead_bytes + k * slice_bytes``.  Per row:
@@ -44,7 +51,11 @@ def slice_bytes(n_proj: int, n_cols: int, cfg: ReconConfig) -> int:
     """
     width, padded = _padded_width(n_cols, cfg)
     n_half = n_proj // 2 if cfg.sino_360_to_180.enabled else n_proj
-    copies = 2 + int(cfg.stripe.enabled) + int(cfg.sino_360_to_180.enabled)
+    # profile works in place (one copy where the input is not copied before); sorting keeps int64 indices
+    # and two sorted copies; algotom's functions run per row (a few sinograms per thread: in the fixed part)
+    stripe = max([0] + [1 if p.function == "profile" else 5 if p.function == "sorting" else 1
+                        for p in stripe_passes(cfg, pre_stripe)])
+    copies = 2 + stripe + int(cfg.sino_360_to_180.enabled)
     return int(4 * n_proj * n_cols * 2 + 4 * n_half * padded * copies + 4 * width**2 * 2)
 
 
@@ -63,18 +74,20 @@ def block_overhead_bytes(n_proj: int, n_cols: int, cfg: ReconConfig) -> int:
 
 
 def reconstruct_block(proj: np.ndarray, theta_deg: np.ndarray, cfg: ReconConfig, center: float,
-                      log_applied: bool, threads: int) -> np.ndarray:
+                      log_applied: bool, threads: int, pre_stripe: StripeRemoval | None = None) -> np.ndarray:
     """Reconstruct a block read from /exchange/data[:, r0:r1, :] to (n_slices, N, N) float32.
 
     ``proj`` is (n_proj, n_slices, n_cols) flat/dark-normalised transmission, or already
     -log when ``log_applied``; it is not modified.  ``center`` is the rotation axis in
-    columns of the data after 360->180 stitching, before padding.
+    columns of the data after 360->180 stitching, before padding.  ``pre_stripe`` is
+    ``preprocess.stripe``, which runs here on whole sinograms.
     """
     data = np.asarray(proj, dtype=np.float32)
     theta = np.asarray(theta_deg, dtype=np.float64)
     if data.ndim != 3 or data.shape[0] != theta.shape[0]:
         raise ValueError(f"proj must be (n_proj, n_slices, n_cols) with n_proj = len(theta); got {data.shape}")
-    if cfg.minus_log is True or (cfg.minus_log == "auto" and not log_applied):
+    logged = cfg.minus_log is True or (cfg.minus_log == "auto" and not log_applied)
+    if logged:
         data = steps.minus_log(data)
     if cfg.sino_360_to_180.enabled:
         data, theta = steps.sino_360_to_180(data, theta, _old_center(cfg))
@@ -82,14 +95,19 @@ def reconstruct_block(proj: np.ndarray, theta_deg: np.ndarray, cfg: ReconConfig,
     width = data.shape[2]
     npad = steps.pad_amount(width, cfg.pad.npad) if cfg.pad.enabled else 0
     data = steps.pad_columns(data, npad, cfg.pad.mode)
-    if cfg.stripe.enabled:
-        data = steps.remove_stripes(data, cfg.stripe.function, cfg.stripe.kwargs, threads)
+    for stripe in stripe_passes(cfg, pre_stripe):
+        if data is proj:
+            data = data.copy()
+        data = remove_stripes(data, stripe.function, stripe.kwargs, logged=logged or log_applied, threads=threads)
     run = get_backend(cfg.backend)
     rec = run(data, np.deg2rad(theta), center + npad, width, cfg.algorithm, cfg.filter_name, threads)
     rec = np.asarray(rec, dtype=np.float32)
     if cfg.ring_removal.enabled:
         rr = cfg.ring_removal
-        rec = steps.remove_ring(rec, thresh=rr.thresh, theta_min=rr.theta_min, rwidth=rr.rwidth)
+        if rr.resolved_method == "consistent":
+            rec = steps.remove_rings_consistent(rec)
+        else:
+            rec = steps.remove_ring(rec, thresh=rr.thresh, theta_min=rr.theta_min, rwidth=rr.rwidth)
     if cfg.circ_mask.enabled:
         rec = steps.circ_mask(rec, cfg.circ_mask.ratio, cfg.circ_mask.val)
     return rec

@@ -7,24 +7,9 @@ slices are (n_slices, N, N).  Geometry and centres follow `tomosnake.phantom`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 from scipy import ndimage
-
-# TomoPy stripe-function names whose method algotom implements under the same name and
-# keywords (N. T. Vo's methods, in both libraries); "all_stripe" is the GUI's short default.
-STRIPE_FUNCTIONS = {
-    "all_stripe": "remove_all_stripe",
-    "remove_all_stripe": "remove_all_stripe",
-    "remove_large_stripe": "remove_large_stripe",
-    "remove_stripe_based_sorting": "remove_stripe_based_sorting",
-    "remove_stripe_based_filtering": "remove_stripe_based_filtering",
-    "remove_stripe_based_fitting": "remove_stripe_based_fitting",
-    "remove_stripe_based_interpolation": "remove_stripe_based_interpolation",
-}
-
 
 def minus_log(proj: np.ndarray) -> np.ndarray:
     """-log of transmission; non-finite results (from values <= 0) become 0, as in the GUI."""
@@ -128,25 +113,6 @@ def pad_columns(proj: np.ndarray, npad: int, mode: str) -> np.ndarray:
     return np.pad(proj, ((0, 0), (0, 0), (npad, npad)), mode=mode)
 
 
-# --------------------------------------------------------------- stripe removal
-def remove_stripes(proj: np.ndarray, function: str, kwargs: dict[str, Any], threads: int) -> np.ndarray:
-    """Sinogram stripe removal by TomoPy function name, computed with algotom's implementations."""
-    from algotom.prep import removal
-
-    if function not in STRIPE_FUNCTIONS:
-        raise ValueError(f"stripe function {function!r} is not available; choose one of {sorted(STRIPE_FUNCTIONS)}")
-    func = getattr(removal, STRIPE_FUNCTIONS[function])
-    kw = {k: v for k, v in kwargs.items() if k not in ("ncore", "nchunk")}
-    out = np.empty_like(proj)
-
-    def one(i: int) -> None:
-        out[:, i, :] = func(np.ascontiguousarray(proj[:, i, :]), **kw)
-
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        list(pool.map(one, range(proj.shape[1])))
-    return out
-
-
 # ----------------------------------------------------------------- ring removal
 def _median_along_rows(a: np.ndarray, rad: int) -> np.ndarray:
     """Median over 2*rad+1 neighbours along axis 1, reflecting at the ends of each row.
@@ -211,6 +177,39 @@ def remove_ring(rec: np.ndarray, thresh: float | None = None, theta_min: float |
             ring[:, a:b] = ndimage.uniform_filter1d(diff, 2 * ((k + 1) * m_azi // 3) + 1, axis=0, mode="wrap")
         back = ndimage.map_coordinates(ring, [aa, rr], order=1, mode="grid-wrap")
         out[s][inside] -= back.astype(np.float32)
+    return out
+
+
+RING_AGREE = 0.5  # a column stripe of a 180-degree scan makes a half ring: half the sectors see it
+
+
+def remove_rings_consistent(rec: np.ndarray, size: int = 5) -> np.ndarray:
+    """Ring removal with `tomosnake.recon.stripe.stripe_profile` on each slice in polar coordinates.
+
+    In the polar image (angle x radius, one sample per pixel of radius and of circumference) a
+    ring is a stripe: the same offset at one radius over every angle.  The offsets found
+    alike in at least half of 8 angular sectors (a defective detector column of a 180-degree
+    scan makes a half ring) are subtracted, interpolated linearly in radius; radii where the
+    sectors disagree (the object's own edges) are left exactly unchanged.
+    """
+    from tomosnake.recon.stripe import stripe_profile
+
+    n_slices, ny, nx = rec.shape
+    cy, cx = (ny - 1) / 2, (nx - 1) / 2
+    n_r = int(min(cx, cy)) + 1
+    n_ang = int(round(2 * np.pi * n_r))
+    ang = (np.arange(n_ang) + 0.5) * 2 * np.pi / n_ang
+    r = np.arange(n_r, dtype=np.float64)
+    py = cy + r[None, :] * np.sin(ang)[:, None]
+    px = cx + r[None, :] * np.cos(ang)[:, None]
+    yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float64)
+    rr = np.hypot(yy - cy, xx - cx)
+    inside = rr <= n_r - 1
+    out = rec.astype(np.float32, copy=True)
+    for s in range(n_slices):
+        polar = ndimage.map_coordinates(rec[s].astype(np.float64), [py, px], order=1, mode="nearest")
+        ring = stripe_profile(polar[:, None, :], size, agree=RING_AGREE)[0]
+        out[s][inside] -= np.interp(rr[inside], r, ring).astype(np.float32)
     return out
 
 

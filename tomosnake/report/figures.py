@@ -259,6 +259,70 @@ class Histogram(Flowable):
         c.setDash()
 
 
+class FRCPlot(Flowable):
+    """Fourier ring correlation against spatial frequency, the 1/2-bit threshold, and the crossing marked."""
+
+    def __init__(self, freq: Sequence[float], frc: Sequence[float], threshold: Sequence[float],
+                 crossing: float | None, width: float, height: float, pixel_um: float | None = None):
+        super().__init__()
+        self.freq, self.frc, self.threshold = (np.asarray(v, dtype=np.float64) for v in (freq, frc, threshold))
+        self.crossing, self.width, self.height, self.pixel_um = crossing, width, height, pixel_um
+
+    def wrap(self, avail_w: float, avail_h: float) -> tuple[float, float]:
+        return self.width, self.height
+
+    def draw(self) -> None:
+        c: Canvas = self.canv
+        x0, y0 = 14 * mm, 10 * mm
+        w, h = self.width - x0 - 3 * mm, self.height - y0 - 3 * mm
+
+        def xpos(f: float) -> float:
+            return x0 + f / 0.5 * w
+
+        def ypos(v: float) -> float:
+            return y0 + (min(max(v, -0.2), 1.0) + 0.2) / 1.2 * h
+
+        c.setLineWidth(0.4)
+        c.line(x0, y0, x0 + w, y0)
+        c.line(x0, y0, x0, y0 + h)
+        c.setFont(FONT, 6)
+        for v in (-0.2, 0, 0.2, 0.4, 0.6, 0.8, 1.0):
+            c.line(x0 - 1 * mm, ypos(v), x0, ypos(v))
+            c.drawRightString(x0 - 1.3 * mm, ypos(v) - 2, f"{v:g}")
+        for f in (0, 0.1, 0.2, 0.3, 0.4, 0.5):
+            c.line(xpos(f), y0, xpos(f), y0 - 1 * mm)
+            c.drawCentredString(xpos(f), y0 - 3.5 * mm, f"{f:g}")
+        c.drawCentredString(x0 + w / 2, y0 - 7.5 * mm, "spatial frequency (cycles per pixel; 0.5 = Nyquist)")
+        c.saveState()
+        c.translate(x0 - 9 * mm, y0 + h / 2)
+        c.rotate(90)
+        c.drawCentredString(0, 0, "FRC")
+        c.restoreState()
+        for values, colour, dash in ((self.threshold, colors.Color(0.8, 0.1, 0.1), (2, 1.5)),
+                                     (self.frc, colors.Color(0.25, 0.4, 0.65), ())):
+            c.setStrokeColor(colour)
+            c.setDash(*dash) if dash else c.setDash()
+            c.setLineWidth(0.8)
+            path = c.beginPath()
+            path.moveTo(xpos(self.freq[0]), ypos(values[0]))
+            for f, v in zip(self.freq[1:], values[1:], strict=True):
+                path.lineTo(xpos(f), ypos(v))
+            c.drawPath(path, stroke=1, fill=0)
+        c.setDash()
+        c.setFillColor(colors.Color(0.8, 0.1, 0.1))
+        c.drawRightString(x0 + w, ypos(float(self.threshold[-1])) + 3, "1/2-bit threshold")
+        if self.crossing:
+            x = xpos(self.crossing)
+            c.setStrokeColor(colors.black)
+            c.setLineWidth(0.4)
+            c.line(x, y0, x, y0 + h)
+            label = f"{1 / self.crossing:.2f} px" + (f" = {self.pixel_um / self.crossing:.3g} µm" if self.pixel_um else "")
+            c.setFillColor(colors.black)
+            c.drawString(x + 1 * mm, y0 + h - 6, f"crossing {self.crossing:.3f}: {label}")
+        c.setFillColor(colors.black)
+        c.setStrokeColor(colors.black)
+
+
 # Colours of the pipeline's stages in the timeline, in pipeline order.
 STAGE_COLOURS = {
     "plan": colors.Color(0.55, 0.55, 0.55), "input_checksum": colors.Color(0.7, 0.6, 0.4),

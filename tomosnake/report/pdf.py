@@ -44,7 +44,7 @@ from tomosnake import provenance
 from tomosnake.io.atomic import atomic_path
 from tomosnake.stages.combine import pyramid_levels, read_histogram
 from tomosnake.config import TomoConfig
-from tomosnake.report.figures import Histogram, ImagePanel, PanelSpec, Timeline, fmt
+from tomosnake.report.figures import FRCPlot, Histogram, ImagePanel, PanelSpec, Timeline, fmt
 from tomosnake.stages.plan import Plan
 from tomosnake.report.previews import Previews
 from tomosnake.report.timings import Summary, read_benchmarks, read_jobs, summarize
@@ -276,10 +276,10 @@ def _reconstruction(plan: Plan, cfg: TomoConfig, prov: dict) -> list:
             ["360 to 180", f"{onoff[r.sino_360_to_180.enabled]}"
              + (f", old centre {r.sino_360_to_180.old_center}" if r.sino_360_to_180.enabled else "")],
             ["Excluded projections", json.dumps(r.excluded_proj) if r.excluded_proj else "none"],
-            ["Stripe removal (sinograms)", f"{r.stripe.function} {_params(r.stripe.kwargs)}" if r.stripe.enabled
-             else "off"],
-            ["Ring removal", _params(r.ring_removal.model_dump(exclude={"enabled"})) if r.ring_removal.enabled
-             else "off"],
+            ["Stripe removal (sinograms)", "; ".join(f"{key}: {st.function} {_params(st.kwargs)}" for key, st in
+             (("preprocess.stripe", cfg.preprocess.stripe), ("recon.stripe", r.stripe)) if st.enabled) or "off"],
+            ["Ring removal", _params(r.ring_removal.model_dump(exclude={"enabled"}, exclude_none=True)
+                                     | {"method": r.ring_removal.resolved_method}) if r.ring_removal.enabled else "off"],
             ["Circular mask", f"ratio {r.circ_mask.ratio}, value {r.circ_mask.val}" if r.circ_mask.enabled
              else "off"],
             ["Chunking", (f"k = {plan.k} pre-processing jobs, j = {plan.j} reconstruction jobs, "
@@ -287,6 +287,27 @@ def _reconstruction(plan: Plan, cfg: TomoConfig, prov: dict) -> list:
              f"budgets {cfg.budget_mb('preprocess'):g} MB (pre-processing), {cfg.budget_mb('recon'):g} MB "
              f"(reconstruction), {cfg.memory_mb:g} MB (other jobs)")]]
     return [Paragraph("Reconstruction", H2), _table(rows, [45 * mm, TEXT_W - 45 * mm])]
+
+
+def _resolution(prov: dict, pixel_um: float | None) -> list:
+    """The FRC of two half-data reconstructions (`tomosnake.recon.frc`), as computed by conversion_range."""
+    res = prov["conversion_range"].get("frc")
+    if not res:
+        return []
+    if "skipped" in res:
+        return [Paragraph("Resolution", H2), Paragraph(f"Not estimated: {escape(res['skipped'])}.", BODY)]
+    px = res.get("resolution_px")
+    if px:
+        value = f"<b>{px:.2f} px</b>" + (f" (<b>{px * pixel_um:.3g} µm</b>)" if pixel_um else " (pixel size unknown)")
+        text = f"Resolution {value}: the period where the FRC first falls below the 1/2-bit threshold"
+    else:
+        text = "The FRC stays above the 1/2-bit threshold up to the Nyquist frequency: resolution 2 px or better"
+    text += (f". Fourier ring correlation of slices {res['rows']} reconstructed once from the even and once from "
+             "the odd projections (each half has half the dose and angles, so the full data resolve somewhat finer).")
+    plot = FRCPlot(res["freq"], res["frc"], res["threshold"], res.get("crossing"), 0.6 * TEXT_W, 36 * mm, pixel_um)
+    side = Table([[Paragraph(text, BODY), plot]], colWidths=[0.4 * TEXT_W, 0.6 * TEXT_W],
+                 style=[("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)])
+    return [KeepTogether([Paragraph("Resolution", H2), side])]
 
 
 def _conversion(f: h5py.File, prov: dict, dtype: np.dtype) -> list:
@@ -476,7 +497,8 @@ def write_report(plan: Plan, cfg: TomoConfig, previews_path: str | Path, volume_
         dtype, pixel_um = data.dtype, data.attrs.get("pixel_size_um")
         story = _page_one(plan, cfg, previews, read_slices(f), prov, volume_path, summary, pixel_um, dtype)
         story += [PageBreak(), Paragraph("Processing", H1), *_corrections(cfg, previews.steps),
-                  *_reconstruction(plan, cfg, prov), *_conversion(f, prov, dtype), *_outputs(cfg, f, volume_path)]
+                  *_reconstruction(plan, cfg, prov), *_resolution(prov, pixel_um), *_conversion(f, prov, dtype),
+                  *_outputs(cfg, f, volume_path)]
     story += [PageBreak(), *_timing(summary), PageBreak(),
               *_provenance(prov, volume_path.with_suffix(".yaml"))]
     with atomic_path(out_path) as tmp:

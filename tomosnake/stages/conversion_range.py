@@ -1,5 +1,5 @@
-"""Rule conversion_range: one bit-depth conversion range for the whole volume, from a fixed sample of slices.
-The job runs only when the range is sampled; otherwise the config fixes it (`read_range`).
+"""Rule conversion_range: one bit-depth conversion range for the whole volume, from a fixed sample of slices,
+and the resolution estimate (FRC of half-data reconstructions of a few middle slices).
 
 The slices are the same whatever k and j, so the range (and the converted volume) does not depend on the chunking.
 """
@@ -14,9 +14,14 @@ import numpy as np
 
 from tomosnake.config import TomoConfig
 from tomosnake.io.atomic import write_text
+from tomosnake.recon.chain import conversion_range, reconstruct_block
+from tomosnake.recon.frc import even_odd, frc
+from tomosnake.recon.steps import exclude_projections
 from tomosnake.stages.plan import Plan, resolve_center
+from tomosnake.stages.recon_chunk import read_rows
 
 RANGE_SAMPLE_SLICES = 8  # slices reconstructed to fix the conversion range of the whole volume
+FRC_SLICES = 3  # middle slices reconstructed from each half of the projections for the resolution estimate
 
 
 def sample_rows(plan: Plan) -> list[int]:
@@ -25,39 +30,52 @@ def sample_rows(plan: Plan) -> list[int]:
     return sorted({int(r) for r in np.linspace(0, n - 1, min(RANGE_SAMPLE_SLICES, n)).round()})
 
 
+def frc_rows(plan: Plan) -> list[int]:
+    """The middle `FRC_SLICES` preprocessed rows, no more than one load of the budget holds."""
+    n, count = plan.shape[1], max(1, min(FRC_SLICES, plan.slices_per_load))
+    first = max(0, n // 2 - count // 2)
+    return list(range(first, min(n, first + count)))
+
+
+def resolution(vds_path: str | Path, plan: Plan, cfg: TomoConfig) -> dict:
+    """FRC of `frc_rows` reconstructed from the even and from the odd projections (`tomosnake.recon.frc`).
+
+    The chain is the run's, without the circular mask; excluded projections are dropped before
+    the split. Costs about one reconstruction of `FRC_SLICES` slices.
+    """
+    recon = cfg.recon.model_copy(update={"circ_mask": cfg.recon.circ_mask.model_copy(update={"enabled": False}),
+                                         "excluded_proj": []})
+    n = plan.shape[0]
+    if cfg.recon.sino_360_to_180.enabled and n % 4:
+        return {"skipped": f"{n} projections: halves of a 360-degree scan need a multiple of 4"}
+    center, _ = resolve_center(plan, cfg)
+    rows = frc_rows(plan)
+    with h5py.File(vds_path, "r") as f:
+        data = read_rows(f["exchange/data"], rows[0], rows[-1] + 1)
+    data, theta = exclude_projections(data, plan.theta_deg, cfg.recon.excluded_proj)
+    (pa, ta), (pb, tb) = even_odd(data, theta)
+    halves = [reconstruct_block(p, t, recon, center, plan.log_applied, cfg.threads, cfg.preprocess.stripe)
+              for p, t in ((pa, ta), (pb, tb))]
+    return frc(*halves).to_dict() | {"rows": rows}
+
+
 def write_range(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_path: str | Path) -> dict:
-    """Fix the bit-depth conversion range once for the whole volume and write it as JSON."""
-    result = conv_range(cfg, vds_path, plan)
+    """Fix the bit-depth conversion range once for the whole volume, estimate the resolution (FRC), write JSON."""
+    conv = cfg.recon.convert
+    center, _ = resolve_center(plan, cfg)
+    result: dict = {"enabled": conv.enabled, "dtype": conv.dtype if conv.enabled else "float32", "mode": conv.mode}
+    if conv.enabled:
+        if conv.mode == "manual":
+            vmin, vmax = float(conv.min), float(conv.max)  # type: ignore[arg-type]
+        else:
+            rows = sample_rows(plan)
+            with h5py.File(vds_path, "r") as f:
+                data = f["exchange/data"]
+                slices = [reconstruct_block(read_rows(data, r, r + 1), plan.theta_deg, cfg.recon, center,
+                                            plan.log_applied, cfg.threads, cfg.preprocess.stripe) for r in rows]
+            vmin, vmax = conversion_range(np.concatenate(slices), conv)
+            result["sample_rows"] = rows
+        result.update(min=vmin, max=vmax)
+    result["frc"] = resolution(vds_path, plan, cfg)
     write_text(out_path, json.dumps(result, indent=1))
     return result
-
-
-def conv_range(cfg: TomoConfig, vds_path: str | Path, plan: Plan) -> dict:
-    """The conversion range record: `Convert.fixed_range`, else from `sample_rows` reconstructed."""
-    conv = cfg.recon.convert
-    fixed = conv.fixed_range()
-    if fixed is not None:
-        return fixed
-    # Here, not above: combine reads the range through this module without SciPy and FINUFFT.
-    from tomosnake.recon.chain import conversion_range, reconstruct_block
-    from tomosnake.stages.recon_chunk import read_rows
-
-    center, _ = resolve_center(plan, cfg)
-    rows = sample_rows(plan)
-    with h5py.File(vds_path, "r") as f:
-        data = f["exchange/data"]
-        slices = [reconstruct_block(read_rows(data, r, r + 1), plan.theta_deg, cfg.recon, center,
-                                    plan.log_applied, cfg.threads) for r in rows]
-    vmin, vmax = conversion_range(np.concatenate(slices), conv)
-    return {"enabled": True, "dtype": conv.dtype, "mode": conv.mode, "sample_rows": rows, "min": vmin, "max": vmax}
-
-
-def read_range(cfg: TomoConfig, path: str | Path | None) -> dict:
-    """The conversion range a recon or combine job uses: the conversion_range job's file, when the
-    config needs one (``path``), else `Convert.fixed_range` (and no conversion_range job runs)."""
-    if path is not None:
-        return json.loads(Path(path).read_text())
-    fixed = cfg.recon.convert.fixed_range()
-    if fixed is None:
-        raise ValueError("recon.convert samples the volume: the conversion_range job's file is needed")
-    return fixed

@@ -110,6 +110,18 @@ def check_center(center: float, n_cols: int) -> None:
                         f"(0 to {n_cols - 1} pixels after cropping)")
 
 
+def check_stripes(cfg: TomoConfig) -> None:
+    """Reject an unknown stripe function or keyword of an enabled stripe removal."""
+    from tomosnake.recon.stripe import checked
+
+    for key, stripe in (("preprocess.stripe", cfg.preprocess.stripe), ("recon.stripe", cfg.recon.stripe)):
+        if stripe.enabled:
+            try:
+                checked(stripe.function, stripe.kwargs)
+            except ValueError as err:
+                raise PlanError(f"config key '{key}': {err}") from None
+
+
 def resolve_center(plan: Plan, cfg: TomoConfig) -> tuple[float, str]:
     """The centre a reconstruction uses: the configured one, else the plan's automatic one.
 
@@ -153,6 +165,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
     from tomosnake.stages.preprocess_chunk import FIXED_BYTES, FULL, build_chain, output_window, subchunk_shape
 
     require_backend(cfg.recon.backend, cfg.recon.algorithm, cfg.recon.filter_name)
+    check_stripes(cfg)
     with open_scan(cfg, input_path) as scan:
         info = scan.info
         stitch_offsets = scan.offsets if isinstance(scan, StitchedScan) else None
@@ -168,13 +181,14 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
     tile = subchunk_shape(chain, _budget_bytes(cfg, "preprocess"), info.n_proj, info.n_rows, info.n_cols, threads=cfg.threads)
     out_rows, out_cols = crop[1] - crop[0], crop[3] - crop[2]
 
-    # A preprocessing job handles about `subchunks_per_job` tiles. A step that needs every
-    # projection (stripe removal) makes each job read the whole scan: then one job does it all.
+    # A preprocessing job handles about `subchunks_per_job` tiles. No correction needs every
+    # projection (stripe removal runs in the reconstruction stage), so k grows with the scan.
+    assert chain.needs.proj is not FULL, "a preprocessing step needs every projection"
     tiles_per_proj_block = math.ceil(out_rows / tile[1])
     proj_per_job = tile[0] * max(1, math.ceil(cfg.subchunks_per_job / tiles_per_proj_block))
-    k = 1 if chain.needs.proj is FULL else math.ceil(info.n_proj / proj_per_job)
+    k = math.ceil(info.n_proj / proj_per_job)
 
-    per_slice = slice_bytes(info.n_proj, out_cols, cfg.recon)
+    per_slice = slice_bytes(info.n_proj, out_cols, cfg.recon, cfg.preprocess.stripe)
     # The same allowance for HDF5 caches and allocator slack as in preprocessing.
     fixed = block_overhead_bytes(info.n_proj, out_cols, cfg.recon) + FIXED_BYTES
     budget = _budget_bytes(cfg, "recon")

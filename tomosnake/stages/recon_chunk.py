@@ -44,7 +44,7 @@ def recon_chunk(vds_path: str | Path, plan: Plan, j: int, cfg: TomoConfig, conv_
                                  chunks=(1, width, width))
         for n, (a, b) in enumerate(loads, 1):
             vol = reconstruct_block(read_rows(data, r0 + a, r0 + b), plan.theta_deg, cfg.recon, center,
-                                    plan.log_applied, cfg.threads)
+                                    plan.log_applied, cfg.threads, cfg.preprocess.stripe)
             if conv_range["enabled"]:
                 vol = convert(vol, cfg.recon.convert, conv_range["min"], conv_range["max"])
             out[a:b] = vol
@@ -71,7 +71,8 @@ def try_center(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_dir: str |
         sino = read_rows(f["exchange/data"], row, row + 1)[:, 0, :]
 
     def one_slice(s: np.ndarray, theta_deg: np.ndarray, center: float) -> np.ndarray:
-        return reconstruct_block(s[:, None, :], theta_deg, cfg.recon, center, plan.log_applied, cfg.threads)[0]
+        return reconstruct_block(s[:, None, :], theta_deg, cfg.recon, center, plan.log_applied, cfg.threads,
+                                 cfg.preprocess.stripe)[0]
 
     return try_centers(sino, plan.theta_deg, centers_around(middle, t.width, t.step), one_slice, out_dir,
                        title=f"{plan.scan}, row {row}")

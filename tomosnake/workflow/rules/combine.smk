@@ -38,10 +38,10 @@ rule input_checksum:
 rule combine:
     input:
         unpack(lambda w: {"sha": f"{OUT}/{w.scan}/input.sha256"} if INPUT_SHA256 else {}),
-        unpack(range_input),
         raw=raw_input,
         recon=recon_chunks,
         plan=SCAN_DIR + "/plan.json",
+        range=SCAN_DIR + "/recon_range.json",
     output:
         volume=SCAN_DIR + "/{scan}_recon.h5",
         config=SCAN_DIR + "/{scan}_recon.yaml",

@@ -61,14 +61,6 @@ def recon_chunks(w) -> list[str]:
     return [f"{OUT}/{w.scan}/recon/recon_{j}.h5" for j in range(plan_of(w).j)]
 
 
-def range_input(w) -> dict[str, str]:
-    """The conversion_range job's file, for jobs that convert with a range sampled from the data;
-    nothing (and no job) when the config fixes the range (`Convert.fixed_range`)."""
-    if CFG.recon.convert.fixed_range() is not None:
-        return {}
-    return {"range": f"{OUT}/{w.scan}/recon_range.json"}
-
-
 def runtime_min(stage: str):
     """SLURM time limit from the scan's size: generous per-GB rates, never below 10 minutes."""
 

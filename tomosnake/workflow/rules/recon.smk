@@ -1,5 +1,4 @@
-# conversion_range: one bit-depth range for the whole volume, from a fixed sample of slices; only
-# when the config converts with a range sampled from the data (`range_input`), else no job.
+# conversion_range: one bit-depth range for the whole volume, from a fixed sample of slices.
 # recon_chunk: one block of sinogram rows, read through the VDS. The chunk files are declared
 # as inputs too: the VDS only references them.
 
@@ -27,10 +26,10 @@ rule conversion_range:
 
 rule recon_chunk:
     input:
-        unpack(range_input),
         vds=SCAN_DIR + "/preproc.vds.h5",
         chunks=preproc_chunks,
         plan=SCAN_DIR + "/plan.json",
+        range=SCAN_DIR + "/recon_range.json",
     output:
         recon=SCAN_DIR + "/recon/recon_{j}.h5",
     params:
