@@ -104,7 +104,7 @@ def test_audit_passes_and_submits_nothing(audited):
     scan_dir = work / "out" / "phantom"
     assert (scan_dir / "plan.json").is_file()
     assert not (scan_dir / "preproc").exists() and not (scan_dir / "recon").exists()
-    assert not (work / "logs" / "slurm").exists()  # the executor plugin's log directory: nothing was submitted
+    assert not (work / "out" / "logs" / "slurm").exists()  # the executor plugin's log directory: nothing submitted
 
 
 def test_audit_shows_k_j_and_jobs_per_rule_from_the_plan(audited, budget):

@@ -155,3 +155,14 @@ def test_after_cleanup_a_change_reruns_from_the_stage_it_affects(virtual_run):
     assert scheduled(work, cfg | {"recon": {"filter_name": "shepp"}}) == {
         "preprocess_chunk": plan.k, "vds_merge": 1, "conversion_range": 1, "recon_chunk": plan.j, "combine": 1,
         "report": 1, "ome_zarr": 1, "cleanup": 1}
+
+
+def test_slurm_logs_of_a_scan_are_told_from_a_scan_named_like_its_chunk(tmp_path):
+    """Scans 's' and 's_1' in one output directory: 's' chunk 1 and 's_1' share the folder name 's_1';
+    the rule tells them apart, so cleaning 's' removes no log of 's_1'."""
+    s_chunk = touch(tmp_path / "logs/slurm/rule_recon_chunk/s_1/1.log", SLURM_OK)
+    s_combine = touch(tmp_path / "logs/slurm/rule_combine/s/2.log", SLURM_OK)
+    s1_combine = touch(tmp_path / "logs/slurm/rule_combine/s_1/3.log", SLURM_OK)
+    s1_chunk = touch(tmp_path / "logs/slurm/rule_recon_chunk/s_1_0/4.log", SLURM_OK)
+    assert successful_slurm_logs(tmp_path, "s") == [s_combine, s_chunk]
+    assert successful_slurm_logs(tmp_path, "s_1") == [s1_combine, s1_chunk]

@@ -2,6 +2,7 @@
 
 import pytest
 
+from tomosnake.outdir import OutdirError, check_carriable
 from tomosnake.config import (
     ConfigError,
     TomoConfig,
@@ -65,3 +66,14 @@ def test_recon_parameters_do_not_change_the_plan_params():
     b.recon.center = None
     assert stage_dict(a, "plan") == stage_dict(b, "plan")
     assert stage_dict(a, "recon") != stage_dict(b, "recon")
+
+
+@pytest.mark.parametrize("name", ["o $(x)", "o `x`", "it's", 'a "q"', "back\\slash", "{scan}", "new\nline", "tab\t"])
+def test_outdir_no_executor_can_carry_is_refused(name):
+    with pytest.raises(OutdirError, match="config key 'outdir'"):
+        check_carriable(f"/data/{name}/out")
+
+
+@pytest.mark.parametrize("name", ["a b", "x; y", "-lead", "ü", "a,b", "a&b|c"])
+def test_outdir_with_other_characters_is_accepted(name):
+    check_carriable(f"/data/{name}/out")

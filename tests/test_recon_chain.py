@@ -86,7 +86,7 @@ def test_memory_estimate_bounds_numpy_peak(steps):
         peak = tracemalloc.get_traced_memory()[1] + proj.nbytes
     finally:
         tracemalloc.stop()
-    estimate = block_overhead_bytes(n_proj, n, cfg) + k * slice_bytes(n_proj, n, cfg)
+    estimate = block_overhead_bytes(n_proj, n, cfg, 2) + k * slice_bytes(n_proj, n, cfg)
     assert peak <= estimate < 2.5 * peak
 
 

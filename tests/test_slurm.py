@@ -131,9 +131,9 @@ def slurm_jobs(run: SlurmRun) -> list[SlurmJob]:
 
 
 def job_records(work: Path) -> dict[str, tuple]:
-    """Snakemake's record of the job that last made each output (``.snakemake/metadata``):
-    output path -> (rule, start time, end time, incomplete)."""
-    root = work / ".snakemake" / "metadata"
+    """Snakemake's record of the job that last made each output (``.snakemake/metadata`` in the output
+    directory, Snakemake's working directory): output path -> (rule, start time, end time, incomplete)."""
+    root = work / "out" / ".snakemake" / "metadata"
     records = {}
     for f in root.rglob("*"):
         if f.is_file():

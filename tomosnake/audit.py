@@ -250,6 +250,23 @@ def size(nbytes: float) -> str:
     return f"{nbytes:.3g} {unit}" if nbytes < 100 else f"{nbytes:.0f} {unit}"
 
 
+def lamino_rows(plan: dict, out: TextIO) -> None:
+    """Per recon job of a laminography plan: its slab, the detector rows it reads; the read amplification."""
+    lam = plan.get("lamino")
+    if not lam:
+        return
+    n_rows = plan["crop"][1] - plan["crop"][0]
+    print(f"  laminography: tilt {lam['angle']:g} deg, {lam['height']} slices, lateral radius {lam['radius']:.1f} px, "
+          f"{plan['slices_per_load']} slices per load", file=out)
+    print(f"  {'recon job':>11}  {'slices':<13}{'detector rows':<15}{'rows read':>9}", file=out)
+    for j, ((i0, i1), (r0, r1), n) in enumerate(zip(plan["sino_chunks"], lam["row_windows"], lam["rows_read"],
+                                                    strict=True)):
+        print(f"  {j:>11}  {f'{i0}-{i1}':<13}{f'{r0}-{r1}':<15}{n:>9}", file=out)
+    print(f"  read amplification (rows read / {n_rows} detector rows): {lam['read_amplification']:.2f} with "
+          f"geometric windows, {lam['uniform_amplification']:g} for a uniform split (every load reads every row)",
+          file=out)
+
+
 def report(audits: list[ScanAudit], out: TextIO) -> bool:
     """Print the audit; return whether every scan fits its output filesystem."""
     need_by_fs: dict[int, int] = defaultdict(int)
@@ -271,6 +288,7 @@ def report(audits: list[ScanAudit], out: TextIO) -> bool:
             print(f"  {rule:<18}{n:>5}  {where:<8}{partition:<12}{threads:>7}{mem:>8}{runtime:>12}{gpu:>4}  {extras}",
                   file=out)
         print(f"  jobs per rule: {dict(counts)}", file=out)
+        lamino_rows(plan, out)
         print(f"  core-hours <= {a.core_hours():.2f}, GPU-hours <= {a.gpu_hours():.2f} "
               "(upper bounds: time limit x cores of each submitted job; first attempt, a retry doubles it)",
               file=out)

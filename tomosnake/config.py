@@ -139,13 +139,22 @@ class Background(Strict):
 
 
 class PhaseRetrieval(Strict):
-    """Paganin phase retrieval, TomoPy ``retrieve_phase`` units (cm, keV)."""
+    """Paganin phase retrieval. Lengths in cm, energy in keV (TomoPy's units).
+
+    Give the sample as ``delta_beta`` (delta/beta of its refractive index n = 1 - delta + i beta): the
+    textbook filter 1 / (1 + pi lambda dist (delta/beta) |f|^2). ``alpha`` is TomoPy's regularisation,
+    as .tori files hold it: 1 / (1 + lambda dist |f|^2 / (4 pi alpha)), so alpha = beta / (4 pi^2 delta)
+    gives the same filter (alpha = beta/delta is 39x too weak). ``delta_beta``, when set, wins.
+    """
 
     enabled: bool = False
-    pixel_size: float = Field(0.00055, gt=0)
-    dist: float = Field(28.0, gt=0)
-    energy: float = Field(20.0, gt=0)
-    alpha: float = Field(0.002, gt=0)
+    pixel_size: float = Field(0.00055, gt=0, description="detector pixel size at the sample, cm")
+    dist: float = Field(28.0, gt=0, description="sample-detector distance, cm")
+    energy: float = Field(20.0, gt=0, description="photon energy, keV")
+    delta_beta: float | None = Field(None, gt=0, description="delta/beta of the sample (e.g. ~1000 for soft "
+                                     "tissue or polymers at 20-30 keV); when set, alpha is not used")
+    alpha: float = Field(0.002, gt=0, description="TomoPy's alpha (.tori files): beta / (4 pi^2 delta) for the "
+                         "textbook filter; used when delta_beta is null")
     pad: bool = True
     filter: Literal["tomopy", "generalised"] = Field(
         "tomopy", description="tomopy: whole projections per tile (as the GUI); generalised (Paganin et al. "
@@ -167,15 +176,27 @@ class PreprocessConfig(Strict):
 
 
 # --------------------------------------------------------------------------- recon
+LAMINO_BACKENDS = ("gridrec", "tomocupy")  # gridrec: tomosnake.recon.lamino's direct FBP on the CPU
 class Sino360(Strict):
+    """Half acquisition: a 360-degree scan with the axis near one edge, stitched into a 180-degree sinogram."""
+
     enabled: bool = False
-    old_center: float | None = None
+    old_center: float | Literal["auto"] | None = Field(
+        None, description="the axis of the 360-degree projections in detector columns (after cropping); "
+        "null or 'auto': found by the plan. recon.center, when given, is in columns of the stitched sinogram")
 
 
 class Padding(Strict):
     enabled: bool = True
     npad: Literal["auto"] | int = "auto"
     mode: Literal["edge", "constant", "reflect"] = "edge"
+
+    @field_validator("npad")
+    @classmethod
+    def _not_negative(cls, v: str | int) -> str | int:
+        if v != "auto" and int(v) < 0:
+            raise ValueError(f"{v} columns: padding cannot be negative (use 0, or 'auto')")
+        return v
 
 
 class RingRemoval(Strict):
@@ -221,8 +242,34 @@ class Convert(Strict):
 
 
 class CenterSearch(Strict):
-    method: Literal["vo"] = "vo"
-    n_rows: int = Field(3, ge=1, description="sinograms averaged by the automatic search")
+    """The plan's automatic centre (`tomosnake.recon.center.center_from_scan`)."""
+
+    method: Literal["opposite"] = "opposite"
+    pairs: int = Field(4, ge=1, le=64, description="pairs of opposite projections compared (360-degree scans; "
+                       "a 180-degree scan has one or two); each reads two frames")
+
+
+class Lamino(Strict):
+    """Laminography: the rotation axis tilted by ``angle`` from the detector plane (TomocuPy's ``--lamino-angle``).
+
+    Geometry (as TomocuPy's linerec kernel): a point (x, y, z) of the sample, z along the rotation
+    axis, projects at angle theta to column u = c + x cos(theta) + y sin(theta) and row
+    v = v_c + z cos(angle) - (x sin(theta) - y cos(theta)) sin(angle), c the rotation axis (``recon.center``)
+    and v_c the detector's middle row. Positive angles tilt the axis's +z end towards u x v (the
+    detector's column axis cross its row axis, both increasing with the pixel index).
+    """
+
+    enabled: bool = False
+    angle: float = Field(20.0, description="degrees, strictly between 0 and 90 (0 is ordinary tomography)")
+    height: int | None = Field(None, ge=1, description="output slices, centred on the detector's middle row; "
+                               "default TomocuPy's: detector rows / cos(angle)")
+
+    @field_validator("angle")
+    @classmethod
+    def _open_interval(cls, v: float) -> float:
+        if not 0.0 < v < 90.0:
+            raise ValueError("must be strictly between 0 and 90 degrees")
+        return v
 
 
 # The filter when the config names none: the window with the least error against the truth over
@@ -246,11 +293,35 @@ class ReconConfig(Strict):
     filter_name: str = Field(None, validate_default=False,  # type: ignore[assignment]
                              description="default: the backend's DEFAULT_FILTER")
     filter_par: list[float] | None = Field(None, description="TomoPy recon filter_par (e.g. butterworth cutoff, order)")
-    center: float | None = None
+    center: float | None = Field(None, description="rotation axis in columns of the sinogram reconstructed "
+                                 "(after cropping and 360-to-180, before padding); null: automatic")
     center_search: CenterSearch = CenterSearch()
     ring_removal: RingRemoval = RingRemoval()
     circ_mask: CircMask = CircMask()
     convert: Convert = Convert()
+    lamino: Lamino = Lamino()
+
+    @model_validator(mode="after")
+    def _lamino(self) -> ReconConfig:
+        if self.lamino.enabled:
+            if self.sino_360_to_180.enabled:
+                raise ValueError("recon.sino_360_to_180: a laminography scan cannot be converted to 180 degrees "
+                                 "(recon.lamino.enabled)")
+            if self.backend not in LAMINO_BACKENDS:
+                raise ValueError(f"recon.backend: laminography needs one of {', '.join(LAMINO_BACKENDS)}, "
+                                 f"not {self.backend!r}")
+            if self.backend == "tomocupy" and self.algorithm not in ("gridrec", "fourierrec", "linerec"):
+                raise ValueError(f"recon.algorithm: TomocuPy's laminography has fourierrec and linerec, "
+                                 f"not {self.algorithm!r}")
+        return self
+
+    @field_validator("excluded_proj")
+    @classmethod
+    def _ranges(cls, v: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        for a, b in v:
+            if not 0 <= a < b:
+                raise ValueError(f"range [{a}, {b}] is empty or reversed (half-open [from, to), 0 <= from < to)")
+        return v
 
     @model_validator(mode="after")
     def _default_filter(self) -> ReconConfig:
@@ -274,6 +345,15 @@ class OutputConfig(Strict):
         if any(f < 2 for f in v) or v != sorted(set(v)):
             raise ValueError("pyramid factors must be increasing integers >= 2")
         return v
+
+
+class LaminoTry(Strict):
+    """The ``try_lamino`` target: one slice per tilt angle, for picking the laminography angle by eye."""
+
+    angle: float | None = Field(None, description="middle of the series; default recon.lamino.angle")
+    width: float = Field(5.0, ge=0, description="degrees each side of the middle (TomocuPy's default)")
+    step: float = Field(0.25, gt=0, description="degrees")
+    slice: int | None = Field(None, ge=0, description="output slice; default the middle one")
 
 
 class CenterTry(Strict):
@@ -322,6 +402,7 @@ class TomoConfig(Strict):
     report: bool = True
     cleanup: bool = True
     center_try: CenterTry = CenterTry()
+    lamino_try: LaminoTry = LaminoTry()
     slurm: SlurmConfig = SlurmConfig()
     fault: FaultInjection = FaultInjection()
 
@@ -370,7 +451,7 @@ def _error_text(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         lines.append(f"config key '{key}': {msg}")
@@ -409,7 +490,8 @@ def stage_dict(cfg: TomoConfig, stage: str) -> dict[str, Any]:
                        "recon": {"backend": r.backend, "sino_360_to_180": r.sino_360_to_180.model_dump(mode="json"),
                                  "pad": r.pad.model_dump(mode="json"), "auto_center": r.center is None,
                                  "center_search": r.center_search.model_dump(mode="json"),
-                                 "dtype": r.convert.dtype if r.convert.enabled else "float32"}}
+                                 "dtype": r.convert.dtype if r.convert.enabled else "float32",
+                                 "lamino": r.lamino.model_dump(mode="json")}}
     if stage == "preprocess":
         return base | {"preprocess": cfg.preprocess.model_dump(mode="json")}
     if stage == "recon":

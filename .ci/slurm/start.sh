@@ -12,6 +12,13 @@ source "$here/common.sh"
 require_root
 command -v slurmctld >/dev/null || die "not installed: run $here/install.sh first"
 
+# The daemons must not inherit the caller's file descriptors: one holding a lock (as
+# `flock /tmp/tomosnake-slurm.lock .ci/slurm/start.sh` does) would stay locked while they run.
+for fd in /proc/$$/fd/*; do
+    fd=${fd##*/}
+    ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null || true
+done
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 render_config "$tmp"
@@ -24,6 +31,7 @@ up() {
 
 if [[ ${1:-} != --restart ]] && up &&
     cmp -s "$tmp/slurm.conf" "$SLURM_ETC/slurm.conf" && cmp -s "$tmp/gres.conf" "$SLURM_ETC/gres.conf" &&
+    cmp -s "$tmp/cgroup.conf" "$SLURM_ETC/cgroup.conf" &&
     cmp -s "$tmp/slurmdbd.conf" "$SLURM_ETC/slurmdbd.conf"; then
     echo "SLURM already running (node $NODE: $(node_state))"
     exit 0
@@ -33,7 +41,7 @@ fi
 t0=$(date +%s.%N)
 
 mkdir -p "$SLURM_ETC" "$SLURM_LOGS"
-install -m 644 "$tmp/slurm.conf" "$tmp/gres.conf" "$SLURM_ETC/"
+install -m 644 "$tmp/slurm.conf" "$tmp/gres.conf" "$tmp/cgroup.conf" "$SLURM_ETC/"
 install -m 600 "$tmp/slurmdbd.conf" "$SLURM_ETC/"  # slurmdbd refuses a config others can read
 rm -rf "$SLURM_STATE" "$SLURM_SPOOL"
 mkdir -p "$SLURM_STATE" "$SLURM_SPOOL"

@@ -1,6 +1,6 @@
-"""Reconstruction of sinogram blocks: the chain (`chain`), its steps (`steps`), backends."""
+"""Reconstruction of sinogram blocks: the chain (`chain`), its steps (`steps`), backends; laminography slabs (`lamino`)."""
 
-from tomosnake.recon.backends import BackendUnavailable, require_backend
+from tomosnake.recon.backends import BackendUnavailable, check_backend, require_backend
 from tomosnake.recon.chain import (
     block_overhead_bytes,
     conversion_range,
@@ -13,6 +13,7 @@ from tomosnake.recon.chain import (
 __all__ = [
     "BackendUnavailable",
     "block_overhead_bytes",
+    "check_backend",
     "conversion_range",
     "convert",
     "output_width",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,20 +126,15 @@ BACKENDS: dict[str, Backend] = {
 }
 
 
-def require_backend(name: str, algorithm: str | None = None, filter_name: str | None = None) -> None:
-    """Fail at plan time, naming the environment, if backend ``name`` cannot run here.
+def check_backend(name: str, algorithm: str | None = None, filter_name: str | None = None) -> None:
+    """Fail at plan time if backend ``name`` does not exist or lacks ``algorithm``/``filter_name``.
 
-    With ``algorithm``/``filter_name`` also check that the backend offers them.
+    Whether it is installed is not checked: the plan runs on the submit host, which need not have a
+    GPU backend; the jobs that reconstruct check that (`require_backend`).
     """
     if name not in BACKENDS:
         raise BackendUnavailable(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     b = BACKENDS[name]
-    if importlib.util.find_spec(b.module) is None:
-        raise BackendUnavailable(f"backend {name!r} needs the Python package {b.module!r}, which is not installed "
-                                 f"in this environment; it comes from {b.provider}")
-    if b.command is not None and shutil.which(b.command) is None:
-        raise BackendUnavailable(f"backend {name!r} needs the {b.command!r} command, which is not on PATH; "
-                                 f"it comes from {b.provider}")
     if algorithm is not None and algorithm not in b.algorithms:
         raise BackendUnavailable(f"backend {name!r} has no algorithm {algorithm!r}; choose one of "
                                  f"{', '.join(b.algorithms)}")
@@ -147,7 +143,68 @@ def require_backend(name: str, algorithm: str | None = None, filter_name: str | 
                                  f"{', '.join(str(f) for f in b.filters)}")
 
 
+def require_backend(name: str, algorithm: str | None = None, filter_name: str | None = None) -> None:
+    """`check_backend`, then fail, naming the environment that provides it, unless it is installed here."""
+    check_backend(name, algorithm, filter_name)
+    b = BACKENDS[name]
+    if importlib.util.find_spec(b.module) is None:
+        raise BackendUnavailable(f"backend {name!r} needs the Python package {b.module!r}, which is not installed "
+                                 f"in this job's environment ({sys.executable}); it comes from {b.provider}")
+    if b.command is not None and shutil.which(b.command) is None:
+        raise BackendUnavailable(f"backend {name!r} needs the {b.command!r} command, which is not on this job's "
+                                 f"PATH; it comes from {b.provider}")
+
+
 def get_backend(name: str) -> Reconstructor:
     """The reconstruct function of an installed backend (see `require_backend`)."""
     require_backend(name)
     return BACKENDS[name].run
+
+
+def tomocupy_lamino_command(file_name: str, out_dir: str, cfg_algorithm: str, filter_name: str, angle: float,
+                            center: float, start: int, end: int, chunk: int) -> list[str]:
+    """TomocuPy's command line for laminography slices [start, end) of a -log DXchange file (flags as in
+    TomocuPy's config.py: ``recon_steps`` holds the lamino section; slice s sits at height s - rows / 2)."""
+    algorithm = "fourierrec" if cfg_algorithm == "gridrec" else cfg_algorithm
+    return ["tomocupy", "recon_steps", "--file-name", file_name, "--out-path-name", out_dir,
+            "--reconstruction-type", "full", "--reconstruction-algorithm", algorithm,
+            "--lamino-angle", repr(float(angle)), "--lamino-start-row", str(start), "--lamino-end-row", str(end),
+            "--rotation-axis", repr(float(center)), "--fbp-filter", filter_name, "--pre-processing", "False",
+            "--minus-log", "False", "--save-format", "tiff", "--dtype", "float32",
+            "--nsino-per-chunk", str(chunk)]
+
+
+def run_tomocupy_lamino(filtered_input: np.ndarray, row0: int, theta_deg: np.ndarray, angle: float, center: float,
+                        v_center: float, z: np.ndarray, n_out: int, algorithm: str, filter_name: str) -> np.ndarray:
+    """Laminography slices at heights ``z`` (consecutive) with TomocuPy, from -log rows [row0, row0 + rows).
+
+    TomocuPy puts the origin on its file's row rows/2, so the rows are zero-padded (zero: no attenuation)
+    to be symmetric about ``v_center`` (within half a row); its slices lie on its own integer grid, so
+    they match ``z`` within half a slice.
+    """
+    import h5py
+    import tifffile
+
+    require_backend("tomocupy", algorithm, filter_name)
+    n_proj, rows, width = filtered_input.shape
+    top = int(np.ceil(v_center))
+    half = max(top - row0, row0 + rows - top, 1)
+    padded = np.zeros((n_proj, 2 * half, width), dtype=np.float32)
+    a = top - half  # our row of the file's row 0
+    padded[:, row0 - a:row0 - a + rows] = filtered_input
+    cos_a = np.cos(np.deg2rad(angle))
+    start = int(np.rint(z[0] - (top - v_center) / cos_a + half))
+    with tempfile.TemporaryDirectory(prefix="tomosnake-tomocupy-") as tmp:
+        src = Path(tmp) / "slab.h5"
+        with h5py.File(src, "w") as f:
+            f["exchange/data"] = padded
+            f["exchange/data_white"] = np.ones((1, 2 * half, width), dtype=np.float32)
+            f["exchange/data_dark"] = np.zeros((1, 2 * half, width), dtype=np.float32)
+            f["exchange/theta"] = np.asarray(theta_deg, dtype=np.float64)
+        out = Path(tmp) / "rec"
+        cmd = tomocupy_lamino_command(str(src), str(out), algorithm, filter_name, angle, center, start,
+                                      start + len(z), min(8, len(z)))
+        cmd[0] = shutil.which("tomocupy") or cmd[0]
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        rec = np.stack([tifffile.imread(out / f"recon_{s:05d}.tiff") for s in range(start, start + len(z))])
+    return _centre_crop(rec, n_out).astype(np.float32, copy=False)

@@ -41,13 +41,20 @@ from reportlab.platypus import (
 )
 
 from tomosnake import provenance
-from tomosnake.io.atomic import atomic_path
-from tomosnake.stages.combine import pyramid_levels, read_histogram
 from tomosnake.config import TomoConfig
-from tomosnake.report.figures import FRCPlot, Histogram, ImagePanel, PanelSpec, Timeline, fmt
-from tomosnake.stages.plan import Plan
+from tomosnake.io.atomic import atomic_path
+from tomosnake.report.figures import (
+    FRCPlot,
+    Histogram,
+    ImagePanel,
+    PanelSpec,
+    Timeline,
+    fmt,
+)
 from tomosnake.report.previews import Previews
 from tomosnake.report.timings import Summary, read_benchmarks, read_jobs, summarize
+from tomosnake.stages.combine import pyramid_levels, read_histogram
+from tomosnake.stages.plan import Plan
 
 ORTHO_READ_BYTES = 256 << 20
 CLIP_WARN = 0.01  # share of voxels in an end bin of an integer volume worth a warning
@@ -165,6 +172,13 @@ def _angle_ticks(theta: np.ndarray, rows: int, step: int = 1) -> list[tuple[floa
     return out
 
 
+def _old_center(plan: Plan, cfg: TomoConfig) -> str:
+    """The half-acquisition axis as configured, or as the plan found it."""
+    if plan.old_center is not None:
+        return f"{plan.old_center:.2f} (automatic)"
+    return f"{cfg.recon.sino_360_to_180.old_center}"
+
+
 def _page_one(plan: Plan, cfg: TomoConfig, v: Previews, sl: Slices, prov: dict, volume_path: Path,
               summary: Summary, pixel_um: float | None, dtype: np.dtype) -> list:
     center, method = prov["center"], prov["center_method"]
@@ -194,6 +208,8 @@ def _page_one(plan: Plan, cfg: TomoConfig, v: Previews, sl: Slices, prov: dict, 
         ["Run", f"{plan.k} pre-processing jobs at {cfg.budget_mb('preprocess'):g} MB, {plan.j} reconstruction "
                 f"jobs at {cfg.budget_mb('recon'):g} MB; " + time_line],
     ]
+    if plan.warnings:  # usable but odd input (`RawScan.check_data`): first, where nobody misses it
+        rows.insert(0, ["Warnings", "<br/>".join(f'<font color="#b00000">{escape(w)}</font>' for w in plan.warnings)])
     out: list = [Paragraph(f"Reconstruction report: {escape(plan.scan)}", H1),
                  _table(rows, [26 * mm, TEXT_W - 26 * mm], header=False, zebra=True), Spacer(1, 3 * mm)]
     half, third = TEXT_W / 2 - 2 * mm, TEXT_W / 3 - 2 * mm
@@ -274,7 +290,8 @@ def _reconstruction(plan: Plan, cfg: TomoConfig, prov: dict) -> list:
             ["-log", log_where],
             ["Padding", f"{onoff[r.pad.enabled]}, npad {r.pad.npad}, mode {r.pad.mode}"],
             ["360 to 180", f"{onoff[r.sino_360_to_180.enabled]}"
-             + (f", old centre {r.sino_360_to_180.old_center}" if r.sino_360_to_180.enabled else "")],
+             + (f", old centre {_old_center(plan, cfg)} (detector columns after cropping)"
+                if r.sino_360_to_180.enabled else "")],
             ["Excluded projections", json.dumps(r.excluded_proj) if r.excluded_proj else "none"],
             ["Stripe removal (sinograms)", "; ".join(f"{key}: {st.function} {_params(st.kwargs)}" for key, st in
              (("preprocess.stripe", cfg.preprocess.stripe), ("recon.stripe", r.stripe)) if st.enabled) or "off"],
@@ -282,11 +299,23 @@ def _reconstruction(plan: Plan, cfg: TomoConfig, prov: dict) -> list:
                                      | {"method": r.ring_removal.resolved_method}) if r.ring_removal.enabled else "off"],
             ["Circular mask", f"ratio {r.circ_mask.ratio}, value {r.circ_mask.val}" if r.circ_mask.enabled
              else "off"],
+            ["Laminography", _lamino_text(plan)],
             ["Chunking", (f"k = {plan.k} pre-processing jobs, j = {plan.j} reconstruction jobs, "
              f"{plan.slices_per_load} slices per load, tile {tuple(plan.tile)} (projections, rows), "
              f"budgets {cfg.budget_mb('preprocess'):g} MB (pre-processing), {cfg.budget_mb('recon'):g} MB "
              f"(reconstruction), {cfg.memory_mb:g} MB (other jobs)")]]
     return [Paragraph("Reconstruction", H2), _table(rows, [45 * mm, TEXT_W - 45 * mm])]
+
+
+def _lamino_text(plan: Plan) -> str:
+    """The laminography geometry and the detector rows the reconstruction jobs read."""
+    lam = plan.lamino
+    if not lam:
+        return "off"
+    return (f"<b>tilt {lam['angle']:g}°</b> (TomocuPy's convention), {lam['height']} slices centred on the "
+            f"detector's middle row, lateral radius {lam['radius']:.1f} px; jobs read {sum(lam['rows_read'])} "
+            f"detector rows of {plan.shape[1]} (read amplification {lam['read_amplification']:.2f}, "
+            f"{lam['uniform_amplification']:g} if every load read the whole detector)")
 
 
 def _resolution(prov: dict, pixel_um: float | None) -> list:

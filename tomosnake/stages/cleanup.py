@@ -44,9 +44,17 @@ def leftover_temporaries(files: Iterable[Path]) -> list[Path]:
     return out
 
 
-def _is_scan_job(wildcards_dir: str, scan: str) -> bool:
-    """Whether a SLURM log folder (the job's wildcard values joined by '_') is one of ``scan``'s jobs."""
-    return wildcards_dir == scan or re.fullmatch(re.escape(scan) + r"_\d+", wildcards_dir) is not None
+# Rules with a chunk wildcard after the scan: their SLURM log folder is "<scan>_<chunk>", every other
+# rule's is "<scan>". Knowing the rule tells scan "s" chunk 1 ("s_1") from scan "s_1" ("s_1" or "s_1_0").
+CHUNK_RULES = ("preprocess_chunk", "recon_chunk")
+
+
+def _is_scan_job(rule_dir: str, wildcards_dir: str, scan: str) -> bool:
+    """Whether a SLURM log folder (``rule_<rule>/<wildcard values joined by '_'>``) holds ``scan``'s jobs."""
+    if rule_dir.removeprefix("rule_") in CHUNK_RULES:
+        name, _, chunk = wildcards_dir.rpartition("_")
+        return name == scan and chunk.isdigit()
+    return wildcards_dir == scan
 
 
 def successful_slurm_logs(workdir: str | Path, scan: str) -> list[Path]:
@@ -56,7 +64,7 @@ def successful_slurm_logs(workdir: str | Path, scan: str) -> list[Path]:
     for rel in SLURM_LOG_DIRS:
         root = Path(workdir) / rel
         for p in sorted(root.glob("rule_*/*/*.log")) if root.is_dir() else []:
-            if _is_scan_job(p.parent.name, scan):
+            if _is_scan_job(p.parent.parent.name, p.parent.name, scan):
                 text = p.read_text(errors="replace")
                 if SLURM_SUCCESS in text and "Error" not in text:
                     out.append(p)

@@ -203,7 +203,7 @@ def combine(recon_paths: Sequence[str | Path], plan: Plan, cfg: TomoConfig, conv
     with h5py.File(recon_paths[0], "r") as f:
         dtype = f["exchange/data"].dtype
         width = f["exchange/data"].shape[1:]
-    shape = (plan.shape[1], *width)
+    shape = (plan.n_slices, *width)
     factors = cfg.output.pyramid
     budget = int(max(0.0, cfg.memory_mb - cfg.overhead_mb) * 2**20)  # this job's resources: memory_mb
     depth = slab_depth(shape, dtype, factors, budget, cfg.threads)

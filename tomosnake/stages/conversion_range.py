@@ -14,11 +14,18 @@ import numpy as np
 
 from tomosnake.config import TomoConfig
 from tomosnake.io.atomic import write_text
+from tomosnake.recon import lamino
+from tomosnake.recon.backends import require_backend
 from tomosnake.recon.chain import conversion_range, reconstruct_block
 from tomosnake.recon.frc import even_odd, frc
 from tomosnake.recon.steps import exclude_projections
-from tomosnake.stages.plan import Plan, resolve_center
-from tomosnake.stages.recon_chunk import read_rows
+from tomosnake.stages.plan import Plan, resolve_center, resolve_recon
+from tomosnake.stages.recon_chunk import (
+    lamino_from_window,
+    lamino_geometry,
+    read_rows,
+    reconstruct_slices,
+)
 
 RANGE_SAMPLE_SLICES = 8  # slices reconstructed to fix the conversion range of the whole volume
 FRC_SLICES = 3  # middle slices reconstructed from each half of the projections for the resolution estimate
@@ -26,13 +33,13 @@ FRC_SLICES = 3  # middle slices reconstructed from each half of the projections 
 
 def sample_rows(plan: Plan) -> list[int]:
     """Evenly spaced slices, independent of k and j, used to fix the conversion range."""
-    n = plan.shape[1]
+    n = plan.n_slices
     return sorted({int(r) for r in np.linspace(0, n - 1, min(RANGE_SAMPLE_SLICES, n)).round()})
 
 
 def frc_rows(plan: Plan) -> list[int]:
-    """The middle `FRC_SLICES` preprocessed rows, no more than one load of the budget holds."""
-    n, count = plan.shape[1], max(1, min(FRC_SLICES, plan.slices_per_load))
+    """The middle `FRC_SLICES` output slices (preprocessed rows), no more than one load of the budget holds."""
+    n, count = plan.n_slices, max(1, min(FRC_SLICES, plan.slices_per_load))
     first = max(0, n // 2 - count // 2)
     return list(range(first, min(n, first + count)))
 
@@ -43,19 +50,28 @@ def resolution(vds_path: str | Path, plan: Plan, cfg: TomoConfig) -> dict:
     The chain is the run's, without the circular mask; excluded projections are dropped before
     the split. Costs about one reconstruction of `FRC_SLICES` slices.
     """
-    recon = cfg.recon.model_copy(update={"circ_mask": cfg.recon.circ_mask.model_copy(update={"enabled": False}),
-                                         "excluded_proj": []})
+    run = resolve_recon(plan, cfg)
+    recon = run.model_copy(update={"circ_mask": run.circ_mask.model_copy(update={"enabled": False}),
+                                   "excluded_proj": []})
     n = plan.shape[0]
     if cfg.recon.sino_360_to_180.enabled and n % 4:
         return {"skipped": f"{n} projections: halves of a 360-degree scan need a multiple of 4"}
     center, _ = resolve_center(plan, cfg)
     rows = frc_rows(plan)
+    r0, r1 = rows[0], rows[-1] + 1
+    if plan.lamino:  # slab rows[0]..rows[-1] from the detector rows its geometry needs
+        geom = lamino_geometry(plan, cfg, center)
+        r0, r1 = lamino.row_window(geom, plan.theta_deg, rows[0], rows[-1] + 1)
     with h5py.File(vds_path, "r") as f:
-        data = read_rows(f["exchange/data"], rows[0], rows[-1] + 1)
+        data = read_rows(f["exchange/data"], r0, r1)
     data, theta = exclude_projections(data, plan.theta_deg, cfg.recon.excluded_proj)
     (pa, ta), (pb, tb) = even_odd(data, theta)
-    halves = [reconstruct_block(p, t, recon, center, plan.log_applied, cfg.threads, cfg.preprocess.stripe)
-              for p, t in ((pa, ta), (pb, tb))]
+    if plan.lamino:
+        halves = [lamino_from_window(p, r0, t, plan, cfg, geom, rows[0], rows[-1] + 1, recon) for p, t in
+                  ((pa, ta), (pb, tb))]
+    else:
+        halves = [reconstruct_block(p, t, recon, center, plan.log_applied, cfg.threads, cfg.preprocess.stripe)
+                  for p, t in ((pa, ta), (pb, tb))]
     return frc(*halves).to_dict() | {"rows": rows}
 
 
@@ -68,11 +84,11 @@ def write_range(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_path: str
         if conv.mode == "manual":
             vmin, vmax = float(conv.min), float(conv.max)  # type: ignore[arg-type]
         else:
+            require_backend(cfg.recon.backend)  # here, where the job runs: the submit host need not have it
             rows = sample_rows(plan)
             with h5py.File(vds_path, "r") as f:
                 data = f["exchange/data"]
-                slices = [reconstruct_block(read_rows(data, r, r + 1), plan.theta_deg, cfg.recon, center,
-                                            plan.log_applied, cfg.threads, cfg.preprocess.stripe) for r in rows]
+                slices = [reconstruct_slices(data, plan, cfg, center, r, r + 1) for r in rows]
             vmin, vmax = conversion_range(np.concatenate(slices), conv)
             result["sample_rows"] = rows
         result.update(min=vmin, max=vmax)

@@ -18,7 +18,7 @@ rule try_center_scan:
         center_try=CFG.center_try.model_dump(mode="json"),
     threads: CFG.threads
     resources:
-        **BASE_RESOURCES,
+        **(BASE_RESOURCES | placed("try_center_scan")),
         runtime=30,
     log:
         SCAN_DIR + "/logs/try_center.log",
@@ -26,3 +26,33 @@ rule try_center_scan:
         conda_env("recon")
     script:
         "../scripts/try_center.py"
+
+
+# try_lamino: one laminography slice per tilt angle around recon.lamino.angle, TIFFs plus a contact sheet.
+# `snakemake try_lamino --config lamino_try='{width: 2, step: 0.5}'`; reuses the preprocessed data.
+
+
+rule try_lamino:
+    input:
+        [f"{OUT}/{scan}/try_lamino/contact_sheet.pdf" for scan in SCANS],
+
+
+rule try_lamino_scan:
+    input:
+        vds=SCAN_DIR + "/preproc.vds.h5",
+        chunks=preproc_chunks,
+        plan=SCAN_DIR + "/plan.json",
+    output:
+        sheet=SCAN_DIR + "/try_lamino/contact_sheet.pdf",
+    params:
+        lamino_try=CFG.lamino_try.model_dump(mode="json"),
+    threads: CFG.threads
+    resources:
+        **(BASE_RESOURCES | placed("try_lamino_scan")),
+        runtime=30,
+    log:
+        SCAN_DIR + "/logs/try_lamino.log",
+    conda:
+        conda_env("recon")
+    script:
+        "../scripts/try_lamino.py"

@@ -3,14 +3,19 @@ import math
 from pathlib import Path
 
 from tomosnake import config as tconfig
-from tomosnake import preflight
+from tomosnake import outdir, placement, preflight
 from tomosnake.config import stage_dict
 from tomosnake.stages.plan import Plan
 
 # Bad input stops here, before any job is queued: one line naming the file, dataset or key, exit 1.
 # Only the main process checks; jobs re-parsing this file (cluster, subprocess) skip it.
+# Then the run moves into its output directory (lock, resolved config, safe input names): see
+# tomosnake/outdir.py. Jobs read the config the main process resolved, never from their command line.
 if workflow.is_main_process:
     preflight.check_or_exit(config)
+    outdir.enter(workflow, config)
+else:
+    outdir.job_config(workflow, config)
 CFG = tconfig.load(config)
 OUT = CFG.outdir
 
@@ -36,12 +41,13 @@ wildcard_constraints:
 
 
 def raw_input(w) -> str:
-    return SCANS[w.scan]
+    """The scan's raw file under its safe name (a symlink in the outdir; jobs open the real file)."""
+    return f"{OUT}/{outdir.input_alias(w.scan)}"
 
 
 def stitch_inputs(w) -> list[str]:
     """Every file a stitched scan is joined from (none otherwise), so that a change to any reruns its jobs."""
-    return CFG.stitch.inputs if CFG.stitch.enabled else []
+    return [f"{OUT}/{outdir.input_alias(w.scan, i)}" for i in range(len(CFG.stitch.inputs))] if CFG.stitch.enabled else []
 
 
 def plan_path(scan: str) -> str:
@@ -76,20 +82,15 @@ def runtime_min(stage: str):
     return runtime
 
 
-def partition(stage: str) -> str:
-    if stage == "recon" and CFG.recon.backend == "tomocupy":
-        return CFG.slurm.gpu_partition
-    return CFG.slurm.cpu_partition
+def placed(rule: str | None = None) -> dict:
+    """The rule's partition, GPU, account and QoS (`tomosnake.placement`); None: a rule that does not reconstruct."""
+    return placement.slurm_resources(CFG, rule)
 
 
 # Resources every rule shares; mem_mb is the per-job budget the plan was made for.
-BASE_RESOURCES = dict(mem_mb=math.ceil(CFG.memory_mb), slurm_partition=partition("cpu"))
+BASE_RESOURCES = dict(mem_mb=math.ceil(CFG.memory_mb), **placed())
 PREPROCESS_MEM = math.ceil(CFG.budget_mb("preprocess"))
 RECON_MEM = math.ceil(CFG.budget_mb("recon"))
-if CFG.slurm.account:
-    BASE_RESOURCES["slurm_account"] = CFG.slurm.account
-if CFG.slurm.qos:
-    BASE_RESOURCES["qos"] = CFG.slurm.qos
 
 
 def final_targets(w=None) -> list[str]:

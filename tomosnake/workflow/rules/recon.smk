@@ -14,7 +14,7 @@ rule conversion_range:
         stage=stage_dict(CFG, "recon"),
     threads: CFG.threads
     resources:
-        **(BASE_RESOURCES | {"mem_mb": RECON_MEM}),
+        **(BASE_RESOURCES | placed("conversion_range") | {"mem_mb": RECON_MEM}),
         runtime=10,
     log:
         SCAN_DIR + "/logs/conversion_range.log",
@@ -36,8 +36,7 @@ rule recon_chunk:
         stage=stage_dict(CFG, "recon"),
     threads: CFG.threads
     resources:
-        **(BASE_RESOURCES | {"slurm_partition": partition("recon"), "mem_mb": RECON_MEM}),
-        **({"gpu": 1} if CFG.recon.backend == "tomocupy" else {}),
+        **(BASE_RESOURCES | placed("recon_chunk") | {"mem_mb": RECON_MEM}),
         runtime=runtime_min("recon"),
     log:
         SCAN_DIR + "/logs/recon_{j}.log",
