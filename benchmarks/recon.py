@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/recon.py            # 1024 px / 1201 angles and 2048 px / 1801 angles
     .venv/bin/python benchmarks/recon.py --quick    # 256 px / 300 angles smoke run
+    .venv/bin/python benchmarks/recon.py --only gridrec   # the default backend alone
 
 Data: noise-free analytic Shepp-Logan sinograms (-log), centre off the middle by 3.3 px, run
 through `reconstruct_block` with the default chain settings (edge padding width//4 each side)
@@ -37,7 +38,8 @@ CANDIDATES = [
 SIZES = {False: [(1024, 1201), (2048, 1801)], True: [(256, 300)]}
 
 
-def run(width: int, n_proj: int, threads: int, quick: bool, skip_slow_above: int, repeats: int) -> list[dict]:
+def run(width: int, n_proj: int, threads: int, quick: bool, skip_slow_above: int, repeats: int,
+        only: str | None = None) -> list[dict]:
     spec = PhantomSpec(n_cols=width, n_rows=16, n_proj=n_proj, center_offset=3.3)
     theta = spec.theta()
     rows = np.arange(4, 12)  # through the small ellipsoids
@@ -45,6 +47,8 @@ def run(width: int, n_proj: int, threads: int, quick: bool, skip_slow_above: int
     truth = ground_truth(spec, rows)
     results = []
     for backend, algorithm, filt, n_slices in CANDIDATES:
+        if only and backend != only:
+            continue
         try:
             require_backend(backend, algorithm, filt)
         except BackendUnavailable as err:
@@ -78,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one small size, for a smoke run")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", help="time this backend alone (e.g. gridrec)")
     parser.add_argument("--repeats", type=int, default=3, help="timings are the best of this many runs")
     parser.add_argument("--skip-slow-above", type=int, default=1024,
                         help="run algotom's FBP only up to this width")
@@ -85,7 +90,7 @@ def main() -> None:
     print(f"cpu cores visible: {os.cpu_count()}, threads used: {args.threads}, best of {args.repeats} runs")
     for width, n_proj in SIZES[args.quick]:
         print(f"{width} px, {n_proj} angles:")
-        run(width, n_proj, args.threads, args.quick, args.skip_slow_above, args.repeats)
+        run(width, n_proj, args.threads, args.quick, args.skip_slow_above, args.repeats, args.only)
 
 
 if __name__ == "__main__":

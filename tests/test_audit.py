@@ -23,9 +23,9 @@ from tomosnake.workflow import PROFILES
 # Large enough that a budget splits it into k >= 2 and j >= 2 with the current memory models.
 SPEC = PhantomSpec(n_proj=360, n_rows=32, n_cols=128, center_offset=2.0, seed=3)
 UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
-LOCAL_RULES = {"plan", "vds_merge", "cleanup"}  # the workflow's localrules
-STAGES = {"conversion_range", "combine", "report"}  # submitted once per scan, among others
-THREADED = {"preprocess_chunk", "conversion_range", "recon_chunk"}  # the rules with `threads: CFG.threads`
+LOCAL_RULES = {"plan", "cleanup"}  # the workflow's localrules
+STAGES = {"vds_merge", "conversion_range", "combine", "report"}  # submitted once per scan, among others
+THREADED = {"preprocess_chunk", "conversion_range", "recon_chunk", "combine"}  # the rules with `threads: CFG.threads`
 
 
 def splitting_budget(scan: Path, config: dict, center: float, max_mb: int = 1024) -> int:

@@ -15,7 +15,10 @@ from tomosnake.recon.center import (
     image_name,
     try_centers,
 )
-from tomosnake.phantom import SHEPP_LOGAN_3D, PhantomSpec, ground_truth, sinogram_block
+from tomosnake.config import TomoConfig
+from tomosnake.phantom import SHEPP_LOGAN_3D, PhantomSpec, ground_truth, sinogram_block, write_scan
+from tomosnake.stages.plan import make_plan
+from tomosnake.io.scan import RawScan
 
 TOLERANCE_PX = 0.5  # issue 8: automatic error <= 0.5 px
 
@@ -57,7 +60,7 @@ def test_360_full_field_within_half_pixel(n_cols: int, offset: float) -> None:
     sino, theta = noisy_sino(spec, [3], seed=2)
     est = estimate_center(sino[:, 0], theta)
     assert abs(est.center - spec.center) <= TOLERANCE_PX, (est.center, spec.center)
-    assert "find_center_360" in est.method
+    assert "opposite projections" in est.method
 
 
 @pytest.mark.parametrize(("n_cols", "axis_fraction"), [(128, 0.2), (128, 0.85), (200, 0.12), (200, 0.75)])
@@ -117,3 +120,43 @@ def test_try_series_labelled_with_absolute_centres(tmp_path) -> None:
         assert f"centre {c:.2f} px" in text
     assert "absolute detector columns" in text
     assert not list((tmp_path / "try").glob(".*tmp*"))  # atomic writes left no temporaries
+
+
+# ------------------------------------------------------------------ from a scan file (the plan's search)
+class Reads:
+    """Counts the frames a `RawScan` reads: projections, and flats or darks."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.proj = self.refs = 0
+        projections, frames_rows = RawScan.projections, RawScan._frames_rows
+
+        def count_proj(scan, p0, p1, *args, **kwargs):
+            self.proj += p1 - p0
+            return projections(scan, p0, p1, *args, **kwargs)
+
+        def count_refs(scan, *args, **kwargs):
+            out = frames_rows(scan, *args, **kwargs)
+            self.refs += out.shape[0]
+            return out
+
+        monkeypatch.setattr(RawScan, "projections", count_proj)
+        monkeypatch.setattr(RawScan, "_frames_rows", count_refs)
+
+
+@pytest.mark.parametrize(("theta_end", "n_cols", "offset", "noise"),
+                         [(180, 128, 5.5, True), (180, 101, -7.3, True), (180, 128, 9.1, False),
+                          (360, 128, 3.4, True), (360, 96, -2.2, False)])
+def test_plan_search_reads_few_frames_and_finds_the_axis(tmp_path, monkeypatch, theta_end, n_cols, offset, noise):
+    """Whatever the number of projections, the plan reads a few frames: here (exact opposite angles, or a
+    180-degree seam) 2 * pairs + 2 projections at most, 2 flats and 2 darks; the axis within 0.25 px."""
+    spec = PhantomSpec(n_proj=720, n_rows=4, n_cols=n_cols, center_offset=offset, theta_end=theta_end,
+                       noise=noise, n_flat=12, n_dark=12, seed=4)
+    path = write_scan(tmp_path / "scan.h5", spec)
+    reads = Reads(monkeypatch)
+    cfg = TomoConfig(input=[str(path)], threads=96)
+    plan = make_plan(cfg, str(path), "scan")
+    assert abs(plan.center - spec.center) <= 0.25, (plan.center, spec.center)
+    assert plan.axis == plan.center
+    assert reads.proj <= 2 * cfg.recon.center_search.pairs + 2
+    assert reads.refs <= 2 * 2  # sampled flats and darks of the search (the flat check reads one of each apart)
+    assert "opposite projections" in plan.center_method

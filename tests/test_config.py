@@ -61,7 +61,7 @@ def test_scan_names_are_shell_safe(path, name):
 
 def test_recon_parameters_do_not_change_the_plan_params():
     a, b = TomoConfig(), TomoConfig()
-    b.recon.filter_name = "hann"
+    b.recon.filter_name = "shepp"
     b.recon.center = 12.0
     b.recon.center = None
     assert stage_dict(a, "plan") == stage_dict(b, "plan")

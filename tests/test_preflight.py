@@ -40,11 +40,12 @@ def _scan(path: Path, edit: dict | None = None) -> Path:
 
 
 def sparse_scan(path: Path, n_proj: int, n_rows: int, n_cols: int) -> Path:
-    """A scan whose projections are declared but never written (a small file of any shape), with
-    real one-frame flats and darks: preflight reads metadata, flats and darks only."""
+    """A scan whose projections are declared but never written (a small file of any shape; they read as
+    the fill value, constant counts), with real one-frame flats and darks: preflight reads metadata,
+    flats and darks and a few frames only."""
     with h5py.File(path, "w") as f:
         f.create_dataset("exchange/data", shape=(n_proj, n_rows, n_cols), dtype=np.uint16,
-                         chunks=(1, min(n_rows, 256), n_cols))
+                         chunks=(1, min(n_rows, 256), n_cols), fillvalue=10000)
         f["exchange/data_white"] = np.full((1, n_rows, n_cols), 20000, np.uint16)
         f["exchange/data_dark"] = np.full((1, n_rows, n_cols), 100, np.uint16)
         f["exchange/theta"] = np.linspace(0, 180, n_proj, endpoint=False)
@@ -208,7 +209,7 @@ def test_good_scan_passes_with_the_checkpoints_chunking(tmp_path):
 
 # ------------------------------------------------------------- the real snakemake, in a subprocess
 def _stopped_before_any_job(work: Path, raw: dict, *fragments: str) -> None:
-    proc = run(work, raw, check=False, timeout=120)
+    proc = run(work, raw, check=False, timeout=300)  # parsing alone takes minutes on a loaded machine
     out = proc.stdout + proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("tomosnake:")]
     assert proc.returncode != 0, out

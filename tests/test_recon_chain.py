@@ -86,7 +86,7 @@ def test_memory_estimate_bounds_numpy_peak(steps):
         peak = tracemalloc.get_traced_memory()[1] + proj.nbytes
     finally:
         tracemalloc.stop()
-    estimate = block_overhead_bytes(n_proj, n, cfg) + k * slice_bytes(n_proj, n, cfg)
+    estimate = block_overhead_bytes(n_proj, n, cfg, 2) + k * slice_bytes(n_proj, n, cfg)
     assert peak <= estimate < 2.5 * peak
 
 
@@ -132,3 +132,4 @@ def test_conversion_identical_across_chunks(scan):
     # per-chunk ranges (the mistake the issue warns about) would not match
     own = np.concatenate([convert(c, cfg.convert, *conversion_range(c, cfg.convert)) for c in chunks])
     assert np.abs(own.astype(np.int64) - whole).max() > 100
+

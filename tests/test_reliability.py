@@ -49,8 +49,9 @@ def _plan(cfg: dict, scan: Path) -> Plan | None:
 
 def _chunk_config(scan: Path) -> dict:
     """The largest per-stage budgets (overhead_mb 0) whose plan has a chunk 1 in both stages written
-    in two loads or more, so that a kill after the first load is a kill mid-write (fewest jobs)."""
-    base = {"input": [str(scan)], "overhead_mb": 0, "threads": 1, "subchunks_per_job": 2, "cleanup": False,
+    in two loads or more, so that a kill after the first load is a kill mid-write (fewest jobs).
+    Threads are the default (2): the rerun must match whatever order the threads' sums took."""
+    base = {"input": [str(scan)], "overhead_mb": 0, "subchunks_per_job": 2, "cleanup": False,
             "report": False, "recon": {"center": SPEC.center}, "recon_memory_mb": 1000}
 
     def preprocess_split(plan: Plan) -> bool:

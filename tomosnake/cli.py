@@ -56,7 +56,7 @@ def _demo(args: argparse.Namespace) -> int:
     # Budgets just above the interpreter's allowance (overhead_mb 300), so that the small demo scan is
     # really split: 2 pre-processing and 4 reconstruction jobs.
     config = {"input": str(scan), "outdir": str(work / "results"), "memory_mb": args.memory_mb,
-              "preprocess_memory_mb": args.memory_mb - 10, "subchunks_per_job": 4, "cleanup": False}
+              "preprocess_memory_mb": args.memory_mb - 15, "subchunks_per_job": 4, "cleanup": False}
     start = time.time()
     rc = subprocess.call(snakemake_command("local", config), cwd=work)
     if rc != 0:
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="generate a phantom scan and reconstruct it end to end, locally")
     demo.add_argument("--workdir", default="demo")
-    demo.add_argument("--memory-mb", type=float, default=330.0, dest="memory_mb")
+    demo.add_argument("--memory-mb", type=float, default=335.0, dest="memory_mb")
     demo.set_defaults(func=_demo)
     sub.add_parser("run", help="run the workflow: snakemake with the package's Snakefile, taking snakemake's "
                    "arguments (e.g. --profile local --config input=scan.h5 outdir=out)")

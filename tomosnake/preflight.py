@@ -1,12 +1,14 @@
-"""Checks run before any job is queued, in the main Snakemake process, from metadata and the flats alone.
+"""Checks run before any job is queued, in the main Snakemake process, from metadata, the flats and a few frames.
 
 `check` validates the config (a .tori underneath, `config.load`), then for every scan: its
-datasets, shapes, angles, flats and darks (`RawScan`, `RawScan.check_flats`), the backend,
-a configured centre and the memory budget, by running the planner itself (`plan.make_plan`)
-without its automatic centre search, so no projection is read; finally the free disk for the
+datasets (dtype, virtual sources), shapes, angles, flats and darks (`RawScan`, `RawScan.check_flats`),
+a few sampled projections (`RawScan.check_data`), the backend, a configured centre, excluded
+projections, the width and the memory budget, by running the planner itself (`plan.make_plan`)
+without its automatic centre search, so only the sampled projections are read; finally the free disk for the
 intermediates and outputs the plans' estimates call for. Every failure is a `PreflightError`
 whose text is one line naming the file, dataset or config key; `check_or_exit` prints that
-line and exits non-zero, which is what the Snakefile calls at parse time.
+line and exits non-zero, which is what the Snakefile calls at parse time. Input that is usable but
+odd (angles read as radians, some all-zero frames) gives warnings instead (`Plan.warnings`).
 """
 
 from __future__ import annotations
@@ -60,13 +62,10 @@ def scans(cfg: TomoConfig) -> dict[str, str]:
 
 def plan_scan(cfg: TomoConfig, path: str, name: str) -> Plan:
     """The scan's plan as the checkpoint will make it, less the automatic centre (k, j and estimates
-    do not depend on it): checks the datasets, flats, backend, centre and memory budget."""
-    if cfg.recon.center is None:
-        # A configured centre makes the planner skip the search, the only step that reads projections;
-        # pixel 0 is always on the detector. The real centre comes from the plan job.
-        cfg = cfg.model_copy(update={"recon": cfg.recon.model_copy(update={"center": 0.0})})
-    try:
-        return make_plan(cfg, path, name)
+    do not depend on it; the plan job finds it): checks the datasets, sampled frames, flats, backend,
+    centre and memory budget."""
+    try:  # without the centre search, the only step that reads many projections; the plan job finds it
+        return make_plan(cfg, path, name, search=False)
     except MemoryBudgetError as err:
         raise PreflightError(f"{path}: config key '{cfg.budget_key('preprocess')}': {cfg.budget_mb('preprocess'):g} MB "
                              f"less 'overhead_mb' {cfg.overhead_mb:g} MB is too small: {err}") from None
@@ -139,9 +138,15 @@ def check(raw: Mapping[str, Any]) -> dict[str, Plan]:
 
 
 def check_or_exit(raw: Mapping[str, Any]) -> None:
-    """`check`; on failure print its one line to stderr and exit with status 1 (no traceback)."""
+    """`check`; on failure print its one line to stderr and exit with status 1 (no traceback).
+
+    The plans' warnings (input that is usable, but odd) are printed one line each and the run goes on.
+    """
     try:
-        check(raw)
+        plans = check(raw)
     except PreflightError as err:
         print(f"tomosnake: {_one_line(str(err))}", file=sys.stderr, flush=True)
         sys.exit(1)
+    for plan in plans.values():
+        for warning in plan.warnings:
+            print(f"tomosnake: warning: {_one_line(warning)}", file=sys.stderr, flush=True)

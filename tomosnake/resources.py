@@ -55,9 +55,10 @@ Stage = Literal["preprocess", "recon", None]
 RULE_STAGE: dict[str, Stage] = {
     "preprocess_chunk": "preprocess", "conversion_range": "recon", "recon_chunk": "recon",
     "try_center_scan": "recon", "try_lamino_scan": "recon", "combine": None, "input_checksum": None, "ome_zarr": None,
-    "tiff_stack": None, "report_previews": None, "report": None,
+    "tiff_stack": None, "vds_merge": None, "report": None,
 }
-THREADED = frozenset({"preprocess_chunk", "conversion_range", "recon_chunk", "try_center_scan", "try_lamino_scan"})
+THREADED = frozenset({"preprocess_chunk", "conversion_range", "recon_chunk", "try_center_scan", "try_lamino_scan",
+                      "combine"})
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def expected_seconds(plan: Plan, cfg: TomoConfig) -> dict[str, float]:
         "input_checksum": e["raw_bytes"] / IO_BYTES_PER_S,
         "ome_zarr": volume_io,
         "tiff_stack": volume_io,
-        "report_previews": 60.0,
+        "vds_merge": 60.0,  # the VDS, and the previews: a few frames
         "report": 60.0,
     }
 

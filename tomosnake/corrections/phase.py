@@ -1,12 +1,21 @@
-"""Paganin phase retrieval (single distance), TomoPy ``retrieve_phase`` units: cm, keV.
+"""Paganin phase retrieval (single distance) of a homogeneous object. Units: pixel size and
+distance in cm, energy in keV (TomoPy's ``retrieve_phase`` units); f in cycles per cm.
 
-Each projection is multiplied in Fourier space by
+The sample's terms (``delta_beta`` = delta/beta of the refractive index n = 1 - delta + i beta):
+each projection is multiplied in Fourier space by the textbook filter (Paganin et al., J. Microsc.
+206, 33 (2002))
 
-    H(f) = 1 / (1 + lambda * dist * |f|^2 / (4 pi alpha)),   f in cycles/cm,
+    H(f) = 1 / (1 + pi * lambda * dist * (delta/beta) * |f|^2),
 
-which is TomoPy 1.x's normalised filter (``alpha`` is its regularisation, not
-beta/delta; the correction of TomoPy PR #547 is unmerged). Written on
-`scipy.fft` because TomoPy is not installable here and is ~4x slower
+after which -log gives mu T (mu = 4 pi beta / lambda, T the projected thickness).
+
+``alpha`` (.tori files) keeps TomoPy 1.x's normalised filter
+
+    H(f) = 1 / (1 + lambda * dist * |f|^2 / (4 pi alpha)),
+
+a regularisation, not beta/delta: the same filter needs alpha = beta / (4 pi^2 delta), so
+alpha = beta/delta is 4 pi^2 (about 39x) too weak (issue 14; the correction of TomoPy PR #547 is
+unmerged). Written on `scipy.fft` because TomoPy is not installable here and is ~4x slower
 (performance-targets.md); algotom has no Paganin filter.
 
 Two symbols for |f|^2: ``tomopy`` uses f^2 on the DFT grid, as TomoPy does;
@@ -46,8 +55,18 @@ def wavelength_cm(energy_kev: float) -> float:
     return HC_KEV_CM / energy_kev
 
 
-def coefficient(pixel_size: float, dist: float, energy: float, alpha: float) -> float:
-    """c such that H = 1 / (1 + c |f|^2) with f in cycles per pixel."""
+def alpha_of(delta_beta: float) -> float:
+    """TomoPy's alpha that gives the textbook filter of a sample with this delta/beta."""
+    return 1 / (4 * math.pi**2 * delta_beta)
+
+
+def coefficient(pixel_size: float, dist: float, energy: float, alpha: float | None = None,
+                delta_beta: float | None = None) -> float:
+    """c such that H = 1 / (1 + c |f|^2) with f in cycles per pixel, from delta/beta when given, else alpha."""
+    if delta_beta is not None:
+        return math.pi * wavelength_cm(energy) * dist * delta_beta / pixel_size**2
+    if alpha is None:
+        raise ValueError("phase retrieval needs delta_beta or alpha")
     return wavelength_cm(energy) * dist / (4 * math.pi * alpha) / pixel_size**2
 
 
@@ -107,7 +126,7 @@ def phase(cfg: PreprocessConfig, facts: Facts) -> Step | None:
     if not p.enabled:
         return None
     kind = p.filter
-    c = coefficient(p.pixel_size, p.dist, p.energy, p.alpha)
+    c = coefficient(p.pixel_size, p.dist, p.energy, p.alpha, p.delta_beta)
     pad = reach(c) if p.pad else 0
     rows = pad if (p.pad and kind == "generalised") else FULL
 

@@ -8,6 +8,7 @@ the input.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,11 @@ import numpy as np
 from tomosnake.config import InputConfig
 
 FLAT_CHECK_ROWS = 256  # rows of flats/darks read at a time by the checks
+FLAT_CHECK_FRAMES = 1  # flats and darks (evenly spaced) read whole by the checks: 172 MB at 2584 x 16606
+SAMPLE_FRAMES = 8  # evenly spaced projections read by `RawScan.check_data`
+SAMPLE_FRAME_BYTES = 32 << 20  # larger frames are sampled every few rows
+# The beamline GUI's rule (formats.md): angles spanning at most this many units are radians.
+RADIAN_SPAN = 10.0
 
 
 class ScanError(ValueError):
@@ -84,7 +90,47 @@ def _dataset(f: h5py.File, key: str, label: str) -> h5py.Dataset:
     obj = f.get(key)
     if not isinstance(obj, h5py.Dataset):
         raise ScanError(f"{f.filename}: dataset '/{key.lstrip('/')}' ({label}) is missing")
+    if obj.dtype.kind not in "iuf":
+        raise ScanError(f"{f.filename}: '/{key.lstrip('/')}' ({label}) holds {obj.dtype} values; "
+                        f"real numbers (integers or floats) are needed")
+    check_virtual_sources(obj, label)
     return obj
+
+
+def _source_path(vds_file: str, name: str) -> Path | None:
+    """Where HDF5 finds a virtual dataset's source file: as given, under $HDF5_VDS_PREFIX, beside the VDS
+    file, or in the working directory; None if nowhere."""
+    if name == ".":
+        return Path(vds_file)
+    given = Path(name)
+    prefix = os.environ.get("HDF5_VDS_PREFIX")
+    bases = [Path(prefix)] if prefix else []
+    for candidate in [given, *(b / given for b in [*bases, Path(vds_file).parent, Path.cwd()])]:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def check_virtual_sources(ds: h5py.Dataset, label: str) -> None:
+    """Refuse a virtual dataset whose source file or dataset is missing: HDF5 would read it as the fill value."""
+    if not ds.is_virtual:
+        return
+    where = f"{ds.file.filename}: '{ds.name}' ({label}) is a virtual dataset whose source"
+    for vs in ds.virtual_sources():
+        path = _source_path(ds.file.filename, vs.file_name)
+        if path is None:
+            raise ScanError(f"{where} file {vs.file_name} is missing (it would read as "
+                            f"{ds.fillvalue} everywhere)")
+        with h5py.File(path, "r") as src:
+            if not isinstance(src.get(vs.dset_name), h5py.Dataset):
+                raise ScanError(f"{where} dataset '{vs.dset_name}' is missing from {path}")
+
+
+def _columns(cols: np.ndarray) -> str:
+    """'column 3' or 'columns 3, 4, 9, ...' (at most eight named)."""
+    cols = [int(c) for c in cols]
+    named = ", ".join(map(str, cols[:8])) + (", ..." if len(cols) > 8 else "")
+    return f"column {named}" if len(cols) == 1 else f"columns {named}"
 
 
 def _scalar(f: h5py.File, keys: tuple[str, ...]) -> object | None:
@@ -97,12 +143,18 @@ def _scalar(f: h5py.File, keys: tuple[str, ...]) -> object | None:
     return None
 
 
+def _sample(n: int, count: int) -> list[int]:
+    """At most ``count`` evenly spaced indices of ``n`` frames, first and last included."""
+    return sorted({int(i) for i in np.linspace(0, n - 1, max(1, min(count, n))).round()})
+
+
 class RawScan:
     """A raw scan opened read-only, with flats and darks possibly in other files."""
 
     def __init__(self, path: str | Path, datasets: InputConfig = InputConfig()):
         self.path = str(path)
         self.cfg = datasets
+        self.warnings: list[str] = []  # usable oddities, shown in the log and on the report's first page
         self._files: list[h5py.File] = []
         f = self._file(self.path)
         self._data = _dataset(f, datasets.data_path, "projections")
@@ -156,8 +208,28 @@ class RawScan:
             theta = ds[()].astype(np.float64)
             if not np.all(np.isfinite(theta)):
                 raise ScanError(f"{self.path}: '/{self.cfg.theta_path}' holds non-finite angles")
+            theta = self._degrees(theta)
         theta = theta[self.proj.raw(0, self.proj.size)]
+        if np.ptp(theta) == 0:
+            where = (f"'/{self.cfg.theta_path}'" if self.cfg.theta_source == "exchange"
+                     else "config keys 'datasets.theta_start'/'datasets.theta_end'")
+            raise ScanError(f"{self.path}: {where}: all {theta.size} selected angles are equal ({theta[0]:g}); "
+                            f"a reconstruction needs projections at different angles")
         return np.where(theta < 0, theta + 360.0, theta)
+
+    def _degrees(self, theta: np.ndarray) -> np.ndarray:
+        """Angles in degrees: a span of at most `RADIAN_SPAN` is read as radians (the GUI's rule), with a warning.
+
+        The GUI's reading is kept so that a file gives the volume the beamline made of it; no real
+        scan covers 10 degrees or less, so degrees are not mistaken for radians in practice.
+        """
+        span = float(np.ptp(theta))
+        if not 0 < span <= RADIAN_SPAN:
+            return theta
+        self.warnings.append(f"{self.path}: '/{self.cfg.theta_path}' spans {theta.min():g} to {theta.max():g}: "
+                             f"read as radians and converted to degrees, as the beamline GUI does (a span above "
+                             f"{RADIAN_SPAN:g} is read as degrees)")
+        return np.rad2deg(theta)
 
     def close(self) -> None:
         for f in self._files:
@@ -176,16 +248,22 @@ class RawScan:
         block = self._data[self.proj.raw(p0, p1), self.rows.raw(r0, r1), self.cols.raw(0, self.cols.size)]
         return block.astype(np.float32, copy=False)
 
-    def _frames_rows(self, ds: h5py.Dataset, r0: int, r1: int) -> np.ndarray:
-        return ds[:, self.rows.raw(r0, r1), self.cols.raw(0, self.cols.size)].astype(np.float32, copy=False)
+    def _frames_rows(self, ds: h5py.Dataset, r0: int, r1: int, max_frames: int | None) -> np.ndarray:
+        rows, cols = self.rows.raw(r0, r1), self.cols.raw(0, self.cols.size)
+        n = ds.shape[0]
+        if max_frames is None or max_frames >= n:
+            return ds[:, rows, cols].astype(np.float32, copy=False)
+        # Evenly spaced frames (each an HDF5 chunk at beamlines), read one by one: h5py's list indexing is
+        # ~15x slower than separate reads.
+        return np.stack([ds[i, rows, cols] for i in _sample(n, max_frames)]).astype(np.float32, copy=False)
 
-    def flats(self, r0: int, r1: int) -> np.ndarray:
-        """All flat frames, rows ``r0:r1``, float32 (n_flat, rows, cols)."""
-        return self._frames_rows(self._flat, r0, r1)
+    def flats(self, r0: int, r1: int, max_frames: int | None = None) -> np.ndarray:
+        """Flat frames (all, or at most ``max_frames`` evenly spaced), rows ``r0:r1``, float32 (frames, rows, cols)."""
+        return self._frames_rows(self._flat, r0, r1, max_frames)
 
-    def darks(self, r0: int, r1: int) -> np.ndarray:
-        """All dark frames, rows ``r0:r1``, float32 (n_dark, rows, cols)."""
-        return self._frames_rows(self._dark, r0, r1)
+    def darks(self, r0: int, r1: int, max_frames: int | None = None) -> np.ndarray:
+        """Dark frames (all, or at most ``max_frames`` evenly spaced), rows ``r0:r1``, float32 (frames, rows, cols)."""
+        return self._frames_rows(self._dark, r0, r1, max_frames)
 
     def i0(self, p0: int, p1: int) -> np.ndarray | None:
         """Beam-monitor intensity of projections ``p0:p1`` relative to the first selected one, or None."""
@@ -197,20 +275,67 @@ class RawScan:
         return self._i0[self.proj.raw(p0, p1)].astype(np.float64) / first
 
     def check_flats(self) -> None:
-        """Reject flats or darks that would divide by zero or invert contrast, reading a block of rows at a time."""
-        n = self.info.n_rows
-        for r0 in range(0, n, FLAT_CHECK_ROWS):
-            r1 = min(r0 + FLAT_CHECK_ROWS, n)
-            flat = self.flats(r0, r1).mean(axis=0)
-            dark = self.darks(r0, r1).mean(axis=0)
-            if not np.all(np.isfinite(flat)):
-                raise ScanError(f"{self.path}: flat fields '/{self.cfg.flat_path}' hold non-finite values")
-            if not np.all(np.isfinite(dark)):
-                raise ScanError(f"{self.path}: dark fields '/{self.cfg.dark_path}' hold non-finite values")
-            if np.all(flat == 0):
-                raise ScanError(f"{self.path}: flat fields '/{self.cfg.flat_path}' are all zero")
-            brighter = np.mean(dark >= flat)
-            if brighter > 0.5:
-                raise ScanError(f"{self.path}: the dark fields are brighter than the flat fields in "
-                                f"{brighter:.0%} of pixels (are '/{self.cfg.flat_path}' and "
-                                f"'/{self.cfg.dark_path}' swapped?)")
+        """Reject flats or darks that would divide by zero or invert contrast, block of `FLAT_CHECK_ROWS`
+        rows by block. Reads `FLAT_CHECK_FRAMES` evenly spaced flats and darks, a whole flat and dark at a
+        time (at beamlines a frame is one HDF5 chunk: any row of it costs the whole frame)."""
+        rows, cols = self.rows.raw(0, self.info.n_rows), self.cols.raw(0, self.cols.size)
+        flat_ids, dark_ids = (_sample(ds.shape[0], FLAT_CHECK_FRAMES) for ds in (self._flat, self._dark))
+        dead = np.zeros(self.info.n_cols, dtype=bool)
+        for k in range(max(len(flat_ids), len(dark_ids))):
+            flat = self._flat[flat_ids[min(k, len(flat_ids) - 1)], rows, cols]
+            dark = self._dark[dark_ids[min(k, len(dark_ids) - 1)], rows, cols]
+            for frame, key, label in ((flat, self.cfg.flat_path, "flat"), (dark, self.cfg.dark_path, "dark")):
+                if frame.dtype.kind == "f" and not np.all(np.isfinite(frame)):
+                    raise ScanError(f"{self.path}: {label} fields '/{key}' hold non-finite values")
+            for r0 in range(0, flat.shape[0], FLAT_CHECK_ROWS):
+                f, d = flat[r0:r0 + FLAT_CHECK_ROWS], dark[r0:r0 + FLAT_CHECK_ROWS]
+                if not np.any(f):
+                    raise ScanError(f"{self.path}: flat fields '/{self.cfg.flat_path}' are all zero")
+                brighter = np.mean(d >= f)
+                if brighter > 0.5:
+                    raise ScanError(f"{self.path}: the dark fields are brighter than the flat fields in "
+                                    f"{brighter:.0%} of pixels (are '/{self.cfg.flat_path}' and "
+                                    f"'/{self.cfg.dark_path}' swapped?)")
+                dead |= np.any(f <= d, axis=0)
+        if dead.any():
+            # TomoPy's floor of 1e-6 for flat - dark turns such pixels into huge values: streaks.
+            raise ScanError(f"{self.path}: flat fields '/{self.cfg.flat_path}' are at or below the dark fields "
+                            f"'/{self.cfg.dark_path}' in {_columns(np.flatnonzero(dead))} (of the selection); "
+                            f"leave them out with datasets.slice_hor or preprocess.crop")
+
+    def check_data(self) -> list[str]:
+        """Refuse projections that cannot give a right volume, from `SAMPLE_FRAMES` evenly spaced frames;
+        return the warnings (the file's own, e.g. angles read as radians, and some all-zero frames).
+
+        Refused: all sampled frames zero, non-finite values (they become streaks), negative counts in
+        signed-integer data.
+        """
+        n = self.info.n_proj
+        picks = np.unique(np.linspace(0, n - 1, min(SAMPLE_FRAMES, n)).round().astype(int))
+        frame_bytes = self.info.n_rows * self.info.n_cols * self._data.dtype.itemsize
+        row_step = max(1, -(-frame_bytes // SAMPLE_FRAME_BYTES))
+        rows = slice(self.rows.start, self.rows.stop, self.rows.step * row_step)
+        cols = self.cols.raw(0, self.cols.size)
+        label = f"{self.path}: projections '/{self.cfg.data_path}'"
+        zero, bad_cols, lowest = [], np.zeros(self.info.n_cols, dtype=bool), 0
+        for p in picks:
+            frame = self._data[self.proj.start + int(p) * self.proj.step, rows, cols]
+            if not np.any(frame):
+                zero.append(int(p))
+            if frame.dtype.kind == "f":
+                bad_cols |= ~np.all(np.isfinite(frame), axis=0)
+            elif frame.dtype.kind == "i":
+                lowest = min(lowest, int(frame.min()))
+        if len(zero) == len(picks):
+            raise ScanError(f"{label} are all zero in the {len(picks)} frames sampled")
+        if bad_cols.any():
+            raise ScanError(f"{label} hold NaN or infinite values in {_columns(np.flatnonzero(bad_cols))} "
+                            f"(of the selection; they would reconstruct as streaks)")
+        if lowest < 0:
+            raise ScanError(f"{label} ({self._data.dtype}) hold negative counts (as low as {lowest}); raw "
+                            f"counts cannot be negative")
+        warnings = list(self.warnings)
+        if zero:
+            warnings.append(f"{label}: the sampled projections {zero} are all zero (leave them out with "
+                            f"recon.excluded_proj)")
+        return warnings

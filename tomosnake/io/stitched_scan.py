@@ -203,11 +203,11 @@ class StitchedScan:
         out /= self._norm
         return out
 
-    def flats(self, r0: int, r1: int) -> np.ndarray:
+    def flats(self, r0: int, r1: int, max_frames: int | None = None) -> np.ndarray:
         """One flat of ones: the projections are already normalised."""
         return np.ones((1, r1 - r0, self.info.n_cols), dtype=np.float32)
 
-    def darks(self, r0: int, r1: int) -> np.ndarray:
+    def darks(self, r0: int, r1: int, max_frames: int | None = None) -> np.ndarray:
         """One dark of zeros: the projections are already normalised."""
         return np.zeros((1, r1 - r0, self.info.n_cols), dtype=np.float32)
 
@@ -219,6 +219,10 @@ class StitchedScan:
         """`RawScan.check_flats` of every file."""
         for part in self._parts:
             part.check_flats()
+
+    def check_data(self) -> list[str]:
+        """`RawScan.check_data` of every file; their warnings."""
+        return [w for part in self._parts for w in part.check_data()]
 
 
 Scan = RawScan | StitchedScan

@@ -366,6 +366,8 @@ def to_config(tori: dict[str, Any], source: str = "<dict>") -> dict[str, Any]:
 
 def from_config(cfg: Any, data_file: str = "") -> dict[str, Any]:
     """The .tori (GUI layout, all keys) equivalent to a validated `TomoConfig`, for provenance."""
+    from tomosnake.corrections.phase import alpha_of as phase_alpha
+
     t = copy.deepcopy(DEFAULTS)
     ds, pre, rec = cfg.datasets, cfg.preprocess, cfg.recon
     t["file_definitions"].update(
@@ -384,13 +386,16 @@ def from_config(cfg: Any, data_file: str = "") -> dict[str, Any]:
               minus_log_after_phase=pre.minus_log_after_phase)
     ca["outlier_removal_kwargs"].update(dif=pre.outlier.dif, size=pre.outlier.size)
     ca["phase_retrieval_kwargs"].update(pixel_size=pre.phase.pixel_size, dist=pre.phase.dist,
-                                        energy=pre.phase.energy, alpha=pre.phase.alpha, pad=pre.phase.pad)
+                                        energy=pre.phase.energy, pad=pre.phase.pad,
+                                        alpha=(pre.phase.alpha if pre.phase.delta_beta is None  # TomoPy's alpha
+                                               else phase_alpha(pre.phase.delta_beta)))
     ra = t["reconstruction_arguments"]
     ra["recon_kwargs"].update(center=rec.center, algorithm=rec.algorithm, filter_name=rec.filter_name)
     if getattr(rec, "filter_par", None) is not None:
         ra["recon_kwargs"]["filter_par"] = list(rec.filter_par)
     ra.update(pad=rec.pad.enabled, sino_360_to_180=rec.sino_360_to_180.enabled,
-              sino_360_to_180_old_center=rec.sino_360_to_180.old_center,
+              sino_360_to_180_old_center=(None if rec.sino_360_to_180.old_center == "auto"
+                                          else rec.sino_360_to_180.old_center),
               excluded_proj=[list(r) for r in rec.excluded_proj])
     ra["pad_kwargs"].update(npad=rec.pad.npad, mode=rec.pad.mode)
     pp = t["post_recon_process_arguments"]

@@ -1,24 +1,20 @@
 """Centre of rotation: an automatic estimate, and a "try" series of one-slice reconstructions.
 
-Every centre here is an absolute detector column of the sinogram handed in (0 = its first
-column), never an offset from the middle: a series labelled relative to the wrong origin
-silently shifts the chosen centre (tomocupy #76). Sinograms must be -log (attenuation) data:
-a search run before -log gives wrong centres (tomopy #475).
+Every centre here is an absolute column of the images handed in (0 = their first column), never
+an offset from the middle: a series labelled relative to the wrong origin silently shifts the
+chosen centre (tomocupy #76). The plan hands in preprocessed (cropped) detector columns; with
+half acquisition the reconstruction's axis is elsewhere (`tomosnake.recon.steps.center_after_360`).
+Data must be -log (attenuation): a search run before -log gives wrong centres (tomopy #475).
 
-Automatic methods, chosen from the angular range:
-
-* 180° scans: Vo's method, `algotom.prep.calculation.find_center_vo` (N. T. Vo et al.,
-  Opt. Express 22, 19078 (2014)): the 180° sinogram is joined with its mirrored copy and the
-  centre is the one whose Fourier spectrum has least energy in the double wedge that a
-  consistent sinogram leaves empty.
-* 360° scans, axis anywhere (half acquisition included): `algotom.prep.calculation.find_center_360`
-  (N. T. Vo et al., Opt. Express 29, 17849 (2021)), which matches each projection with the
-  mirrored one taken 180° later. It is run for the axis in the left and in the right half,
-  and the side whose opposite projections agree better is kept (`_mirror_mismatch`); the
-  disagreement is then minimised to sub-pixel precision (`_refine_mirror`).
-
-Angles are thinned before the search (`MAX_VO_ROWS`, `MAX_360_ROWS`): the accuracy holds and
-a 2560-px detector takes seconds.
+* From a scan (the plan, `center_from_scan`): opposite projections, `tomosnake.recon.axis`.
+  HDF5 chunks at beamlines are whole frames, so any row of a projection costs the whole frame:
+  a few pairs of frames (at most ``2 * pairs + 2`` projections, 2 flats, 2 darks, each a band of at
+  most `MAX_FRAME_PIXELS` pixels) are read whatever the scan's size, and every row of them is used.
+  Works for 180 and 360-degree scans with the axis anywhere (half acquisition included).
+* From sinograms in memory (`estimate_center`): 180-degree scans by Vo's method,
+  `algotom.prep.calculation.find_center_vo` (N. T. Vo et al., Opt. Express 22, 19078 (2014)): the
+  sinogram joined with its mirrored copy, the centre with least Fourier energy in the double wedge
+  that a consistent sinogram leaves empty. 360-degree scans by opposite projections, as above.
 """
 
 from __future__ import annotations
@@ -28,15 +24,23 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from algotom.prep.calculation import find_center_360, find_center_vo
 
 from tomosnake.io.atomic import atomic_path
+from tomosnake.recon.axis import choose_references, frames_needed, pair_images, search_axis
+
+if TYPE_CHECKING:
+    from tomosnake.io.stitched_scan import Scan
 
 MAX_VO_ROWS = 512  # projections kept for Vo's search (1800 x 2560 px: 23 s with all rows, 3 s with 450)
-MAX_360_ROWS = 1024  # projections kept for the 360° search (a divisor of half the count, to keep opposite pairs)
+MAX_360_PAIRS = 512  # opposite pairs of an in-memory 360-degree sinogram compared
+MAX_FRAME_PIXELS = 4 << 20  # pixels of each frame read by `center_from_scan`: a band of rows at mid height
+REFERENCE_FRAMES = 2  # flats and darks averaged by `center_from_scan`
+MAX_BANDS = 16  # `center_from_scan` averages the rows it reads into at most this many bands
 THUMB_PX = 512  # contact-sheet thumbnails at most this many pixels a side
+MIN_ANGLES, MIN_COLUMNS = 8, 16  # the smallest sinogram the automatic search takes
 VO_SEARCH_FRACTION = 1 / 8  # Vo's search covers the middle +- this fraction of the width
 
 
@@ -56,7 +60,7 @@ def _prepare(sino: np.ndarray, theta_deg: np.ndarray) -> tuple[np.ndarray, np.nd
     theta = np.asarray(theta_deg, dtype=np.float64)
     if sino.ndim != 2 or theta.shape != (sino.shape[0],):
         raise ValueError(f"sinogram of shape {sino.shape} does not match {theta.shape[0]} angles")
-    if sino.shape[0] < 8 or sino.shape[1] < 16:
+    if sino.shape[0] < MIN_ANGLES or sino.shape[1] < MIN_COLUMNS:
         raise ValueError(f"sinogram of shape {sino.shape} is too small for a centre search")
     order = np.argsort(theta, kind="stable")
     theta = theta[order] - theta[order[0]]
@@ -73,7 +77,7 @@ def estimate_center(sino: np.ndarray, theta_deg: np.ndarray, ncore: int = 1) -> 
     step = span / len(theta)
     if span >= 360 - 1.5 * step:
         keep = theta < 360 - step / 2
-        return _center_360(sino[keep], theta[keep], ncore)
+        return _center_360(sino[keep], theta[keep])
     if span >= 180 - 1.5 * step:
         return _center_vo(sino[theta < 180 - step / 2], ncore)
     raise ValueError(f"the angles span {span:.1f} degrees; an automatic centre needs 180 or 360")
@@ -85,6 +89,8 @@ def find_center(sino: np.ndarray, theta_deg: np.ndarray, ncore: int = 1) -> floa
 
 
 def _center_vo(sino_180: np.ndarray, ncore: int) -> CenterEstimate:
+    from algotom.prep.calculation import find_center_vo  # heavy import, only here
+
     n_cols = sino_180.shape[1]
     keep = math.ceil(sino_180.shape[0] / MAX_VO_ROWS)
     radius = max(8, round(n_cols * VO_SEARCH_FRACTION))
@@ -99,74 +105,50 @@ def _center_vo(sino_180: np.ndarray, ncore: int) -> CenterEstimate:
                                   f"180 deg, every {keep} projection(s), search {middle:.1f}+-{radius} px")
 
 
-def _mirror_mismatch(sino: np.ndarray, theta: np.ndarray, center: float) -> float:
-    """Relative squared difference between projections and the mirrored ones 180° later about ``center``.
-
-    Written here because algotom returns no such score: it decides the side of the axis and the
-    sub-pixel refinement, and is zero for perfectly consistent data at the true centre.
-    """
-    # The projection 180° after each one in the first half turn, interpolated between the two
-    # nearest angles (exact when the sampling has opposite pairs); 360° wraps to the first row.
-    first = np.flatnonzero(theta < 180)
-    ang = np.append(theta, 360.0)
-    rows = np.concatenate([sino, sino[:1]])
-    target = theta[first] + 180
-    hi_row = np.clip(np.searchsorted(ang, target), 1, len(ang) - 1)
-    frac = ((target - ang[hi_row - 1]) / (ang[hi_row] - ang[hi_row - 1]))[:, None]
-    opposite = rows[hi_row - 1] * (1 - frac) + rows[hi_row] * frac
-    n_cols = sino.shape[1]
-    cols = np.arange(n_cols, dtype=np.float64)
-    mirror = 2 * center - cols  # column u at theta + 180 sees what column 2c - u saw at theta
-    valid = (mirror >= 0) & (mirror <= n_cols - 1)
-    if valid.sum() < 4:
-        return math.inf
-    lo = np.floor(mirror[valid]).astype(int)
-    hi = np.minimum(lo + 1, n_cols - 1)
-    w = mirror[valid] - lo
-    a = sino[first]
-    mirrored = a[:, lo] * (1 - w) + a[:, hi] * w
-    b = opposite[:, valid]
-    denom = float(np.sum(b**2 + mirrored**2))
-    return float(np.sum((b - mirrored) ** 2)) / denom if denom > 0 else math.inf
+def _center_360(sino: np.ndarray, theta: np.ndarray) -> CenterEstimate:
+    refs = choose_references(theta, MAX_360_PAIRS)
+    q, r = pair_images({i: sino[i:i + 1] for i in frames_needed(refs)}, refs)
+    return CenterEstimate(search_axis(q, r), f"opposite projections (tomosnake.recon.axis), {len(refs)} pairs, "
+                                             "coarse to fine over every axis position")
 
 
-def _center_360(sino: np.ndarray, theta: np.ndarray, ncore: int) -> CenterEstimate:
-    half = len(theta) // 2
-    keep = max((k for k in range(1, half + 1) if half % k == 0 and len(theta) / k >= MAX_360_ROWS), default=1)
-    sino, theta = sino[::keep], theta[::keep]
-    n_cols = sino.shape[1]
-    win = max(8, n_cols // 20)
-    candidates = []
-    for side in (0, 1):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            candidates.append(float(find_center_360(sino, win_width=win, side=side, ncore=ncore)[0]))
-    scores = [_mirror_mismatch(sino, theta, c) for c in candidates]
-    center = _refine_mirror(sino, theta, candidates[int(np.argmin(scores))])
-    return CenterEstimate(center, "Vo 2021 360-deg overlap (algotom find_center_360, both sides), "
-                                  f"every {keep} projection(s), refined by least squares of opposite projections")
+def center_from_scan(scan: Scan, crop: tuple[int, int, int, int], pairs: int = 4) -> CenterEstimate:
+    """The rotation axis of a raw scan in columns ``crop[2]:crop[3]`` (rows ``crop[0]:crop[1]``) of the
+    detector, counted from ``crop[2]``, from ``pairs`` opposite-projection pairs; reads a few frames only."""
+    theta = np.asarray(scan.info.theta_deg, dtype=np.float64)
+    refs = choose_references(theta, pairs)
+    r0, r1, c0, c1 = crop
+    n_rows = min(r1 - r0, max(1, MAX_FRAME_PIXELS // max(1, scan.info.n_cols)))
+    a = (r0 + r1) // 2 - n_rows // 2
+    dark = scan.darks(a, a + n_rows, max_frames=REFERENCE_FRAMES).mean(axis=0)[:, c0:c1]
+    denom = scan.flats(a, a + n_rows, max_frames=REFERENCE_FRAMES).mean(axis=0)[:, c0:c1]
+    denom -= dark
+    np.maximum(denom, 1e-6, out=denom)
+    bands = np.linspace(0, n_rows, min(MAX_BANDS, n_rows) + 1).round().astype(int)
+    frames = {}
+    for i in frames_needed(refs):
+        proj = scan.projections(i, i + 1, a, a + n_rows)[0][:, c0:c1]
+        proj -= dark
+        proj /= denom
+        i0 = scan.i0(i, i + 1)
+        if i0 is not None:
+            proj /= np.float32(i0[0])
+        np.clip(proj, 1e-6, None, out=proj)
+        att = -np.log(proj)
+        frames[i] = np.add.reduceat(att, bands[:-1], axis=0) / np.diff(bands)[:, None]
+        del proj, att
+    q, r = pair_images(frames, refs)
+    span = float(np.ptp(theta))
+    return CenterEstimate(search_axis(q, r),
+                          f"opposite projections (tomosnake.recon.axis): {len(refs)} pair(s) from "
+                          f"{len(frames)} projections of the {span + _step(theta):.0f}-degree scan, rows "
+                          f"{a}-{a + n_rows - 1} in {len(bands) - 1} bands, {REFERENCE_FRAMES} flats and darks")
 
 
-def _refine_mirror(sino: np.ndarray, theta: np.ndarray, coarse: float, max_moves: int = 8) -> float:
-    """Sub-pixel minimum of `_mirror_mismatch` near ``coarse``.
-
-    Centres are sampled 0.5 px apart so that every sample interpolates with the same weights
-    (otherwise the smoothing of noise by interpolation ripples the score with a 0.5-px period);
-    a parabola through the lowest sample and its neighbours gives the vertex.
-    """
-    grid = coarse + 0.5 * np.arange(-4, 5)
-    for _ in range(max_moves):
-        scores = np.array([_mirror_mismatch(sino, theta, c) for c in grid])
-        best = int(np.argmin(scores))
-        if 0 < best < len(grid) - 1:
-            break
-        grid = grid + (grid[best] - grid[len(grid) // 2])  # minimum on the edge: recentre on it
-    else:
-        raise ValueError(f"the 360-degree centre search did not settle near {coarse:.1f} px")
-    lo, mid, hi = scores[best - 1:best + 2]
-    curvature = lo - 2 * mid + hi
-    shift = 0.5 * (lo - hi) / curvature if curvature > 0 else 0.0
-    return float(grid[best] + 0.5 * np.clip(shift, -1.0, 1.0))
+def _step(theta: np.ndarray) -> float:
+    d = np.diff(np.sort(theta))
+    d = d[d > 0]
+    return float(np.median(d)) if d.size else 0.0
 
 
 def centers_around(center: float, width: float, step: float) -> np.ndarray:

@@ -24,8 +24,8 @@ def stripe_passes(cfg: ReconConfig, pre_stripe: StripeRemoval | None = None) -> 
 
 def _old_center(cfg: ReconConfig) -> float:
     c = cfg.sino_360_to_180.old_center
-    if c is None:
-        raise ValueError("recon.sino_360_to_180.old_center must be set (the axis of the 360-degree scan)")
+    if c is None or c == "auto":  # the plan resolves it (`tomosnake.stages.plan.resolve_recon`)
+        raise ValueError("recon.sino_360_to_180.old_center must be resolved (the axis of the 360-degree scan)")
     return float(c)
 
 
@@ -59,13 +59,14 @@ def slice_bytes(n_proj: int, n_cols: int, cfg: ReconConfig, pre_stripe: StripeRe
     return int(4 * n_proj * n_cols * 2 + 4 * n_half * padded * copies + 4 * width**2 * 2)
 
 
-def block_overhead_bytes(n_proj: int, n_cols: int, cfg: ReconConfig) -> int:
+def block_overhead_bytes(n_proj: int, n_cols: int, cfg: ReconConfig, threads: int = 1) -> int:
     """Working memory of a block that does not grow with its rows (bytes): the gridding's
-    points, factors, spectra and oversampled grid, and ring removal's polar images."""
+    points and factors, and each of its ``threads`` workers' spectra, sort order and oversampled
+    grid; ring removal's polar images."""
     width, padded = _padded_width(n_cols, cfg)
     n_half = n_proj // 2 if cfg.sino_360_to_180.enabled else n_proj
     g = gridrec.fft_length(padded)
-    gridding = 40 * n_half * g + 8 * (2 * width) ** 2
+    gridding = 16 * n_half * g + max(1, threads) * (24 * n_half * g + 8 * (2 * width) ** 2)
     ring = 0
     if cfg.ring_removal.enabled:
         n_polar = int(round(2 * np.pi * width / 2)) * steps.RING_R_SCALE * (width // 2)

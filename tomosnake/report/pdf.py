@@ -172,6 +172,13 @@ def _angle_ticks(theta: np.ndarray, rows: int, step: int = 1) -> list[tuple[floa
     return out
 
 
+def _old_center(plan: Plan, cfg: TomoConfig) -> str:
+    """The half-acquisition axis as configured, or as the plan found it."""
+    if plan.old_center is not None:
+        return f"{plan.old_center:.2f} (automatic)"
+    return f"{cfg.recon.sino_360_to_180.old_center}"
+
+
 def _page_one(plan: Plan, cfg: TomoConfig, v: Previews, sl: Slices, prov: dict, volume_path: Path,
               summary: Summary, pixel_um: float | None, dtype: np.dtype) -> list:
     center, method = prov["center"], prov["center_method"]
@@ -201,6 +208,8 @@ def _page_one(plan: Plan, cfg: TomoConfig, v: Previews, sl: Slices, prov: dict, 
         ["Run", f"{plan.k} pre-processing jobs at {cfg.budget_mb('preprocess'):g} MB, {plan.j} reconstruction "
                 f"jobs at {cfg.budget_mb('recon'):g} MB; " + time_line],
     ]
+    if plan.warnings:  # usable but odd input (`RawScan.check_data`): first, where nobody misses it
+        rows.insert(0, ["Warnings", "<br/>".join(f'<font color="#b00000">{escape(w)}</font>' for w in plan.warnings)])
     out: list = [Paragraph(f"Reconstruction report: {escape(plan.scan)}", H1),
                  _table(rows, [26 * mm, TEXT_W - 26 * mm], header=False, zebra=True), Spacer(1, 3 * mm)]
     half, third = TEXT_W / 2 - 2 * mm, TEXT_W / 3 - 2 * mm
@@ -281,7 +290,8 @@ def _reconstruction(plan: Plan, cfg: TomoConfig, prov: dict) -> list:
             ["-log", log_where],
             ["Padding", f"{onoff[r.pad.enabled]}, npad {r.pad.npad}, mode {r.pad.mode}"],
             ["360 to 180", f"{onoff[r.sino_360_to_180.enabled]}"
-             + (f", old centre {r.sino_360_to_180.old_center}" if r.sino_360_to_180.enabled else "")],
+             + (f", old centre {_old_center(plan, cfg)} (detector columns after cropping)"
+                if r.sino_360_to_180.enabled else "")],
             ["Excluded projections", json.dumps(r.excluded_proj) if r.excluded_proj else "none"],
             ["Stripe removal (sinograms)", "; ".join(f"{key}: {st.function} {_params(st.kwargs)}" for key, st in
              (("preprocess.stripe", cfg.preprocess.stripe), ("recon.stripe", r.stripe)) if st.enabled) or "off"],

@@ -19,7 +19,7 @@ from tomosnake.recon.backends import require_backend
 from tomosnake.recon.chain import conversion_range, reconstruct_block
 from tomosnake.recon.frc import even_odd, frc
 from tomosnake.recon.steps import exclude_projections
-from tomosnake.stages.plan import Plan, resolve_center
+from tomosnake.stages.plan import Plan, resolve_center, resolve_recon
 from tomosnake.stages.recon_chunk import (
     lamino_from_window,
     lamino_geometry,
@@ -50,8 +50,9 @@ def resolution(vds_path: str | Path, plan: Plan, cfg: TomoConfig) -> dict:
     The chain is the run's, without the circular mask; excluded projections are dropped before
     the split. Costs about one reconstruction of `FRC_SLICES` slices.
     """
-    recon = cfg.recon.model_copy(update={"circ_mask": cfg.recon.circ_mask.model_copy(update={"enabled": False}),
-                                         "excluded_proj": []})
+    run = resolve_recon(plan, cfg)
+    recon = run.model_copy(update={"circ_mask": run.circ_mask.model_copy(update={"enabled": False}),
+                                   "excluded_proj": []})
     n = plan.shape[0]
     if cfg.recon.sino_360_to_180.enabled and n % 4:
         return {"skipped": f"{n} projections: halves of a 360-degree scan need a multiple of 4"}

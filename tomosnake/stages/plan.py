@@ -3,25 +3,37 @@
 The plan is computed by the ``plan`` checkpoint and read by every later rule.
 It depends on the scan's shapes, the enabled steps and the memory budget
 only; changing the budget changes k and j but never the result.
+
+Centres are absolute pixels in one of two frames, named where each value is stored:
+
+* detector columns: columns of the preprocessed projections (0 = the first column kept by the
+  crop). `Plan.axis` and ``recon.sino_360_to_180.old_center`` are in this frame.
+* reconstruction columns: columns of the sinogram the reconstruction gets, before padding. The
+  same as detector columns without 360->180 stitching; with it, columns of the stitched sinogram,
+  whose axis is `steps.center_after_360` (old_center + width - overlap with the axis in the left
+  half). ``recon.center`` and `Plan.center` are in this frame.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from tomosnake.config import TomoConfig
+from tomosnake.config import ReconConfig, TomoConfig
 from tomosnake.io.atomic import write_text
+from tomosnake.report import timings
 from tomosnake.io.scan import ScanInfo
 from tomosnake.io.stitched_scan import Scan, StitchedScan, open_scan
-from tomosnake.recon import lamino
+from tomosnake.recon import lamino, steps
+from tomosnake.recon.axis import MIN_OVERLAP_FRACTION
 from tomosnake.recon.backends import check_backend
 from tomosnake.recon.chain import (
     block_overhead_bytes,
@@ -39,11 +51,13 @@ from tomosnake.stages.preprocess_chunk import (
 )
 
 MB = 1 << 20
+log = logging.getLogger(__name__)
 # The default backend reconstructs slices in pairs (one complex signal). Loads and sinogram
 # chunks start at even rows, so the pairing, and with it the result, is the same for every k, j
 # whose budget holds two slices (a budget for one slice only gives ~1e-5 relative differences).
 SLICE_PAIR = 2
-CENTER_MAX_ANGLES = 360
+CENTER_MAX_ANGLES = 360  # projections read by the laminography centre search
+MIN_COLUMNS = 8  # narrower projections leave no room for a reconstruction (and no centre search)
 CENTER_ROW_BLOCK = 64  # detector rows read at once by the laminography centre search
 
 
@@ -71,14 +85,17 @@ class Plan:
     sino_chunks: list[tuple[int, int]]
     slices_per_load: int
     recon_width: int
-    center: float | None  # automatic centre; None when the config gives one
+    center: float | None  # automatic centre, reconstruction columns; None when recon.center gives it
     center_method: str
     log_applied: bool
     memory_mb: float
     estimates: dict = field(default_factory=dict)
     stitch_offsets: list[int] | None = None  # column offset of each of stitch.inputs, when stitching
+    warnings: list[str] = field(default_factory=list)  # usable oddities of the input (log, report page 1)
     # Laminography: angle, height, lateral radius, each job's detector-row window and rows read (`lamino_plan`).
     lamino: dict | None = None
+    axis: float | None = None  # the rotation axis found in the projections, detector columns; None if not searched
+    old_center: float | None = None  # the automatic recon.sino_360_to_180.old_center (= axis), detector columns
 
     @property
     def k(self) -> int:
@@ -109,7 +126,7 @@ class Plan:
         return np.asarray(self.info["theta_deg"], dtype=np.float64)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self) | {"k": self.k, "j": self.j}, indent=1)
+        return json.dumps(_shallow(self) | {"k": self.k, "j": self.j}, indent=1)
 
     @classmethod
     def cached(cls, path: str | Path) -> Plan:
@@ -132,6 +149,11 @@ def _read_cached(path: str, mtime_ns: int, size: int) -> Plan:
     return Plan.read(path)
 
 
+def _shallow(obj: object) -> dict:
+    """A flat dataclass as a dict; `dataclasses.asdict` deep-copies every angle (1 s at 25134 angles)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}  # type: ignore[arg-type]
+
+
 def _budget_bytes(cfg: TomoConfig, stage: Literal["preprocess", "recon"]) -> int:
     """Bytes of a job's budget left for data once the interpreter's share is reserved."""
     total = cfg.budget_mb(stage)
@@ -142,10 +164,42 @@ def _budget_bytes(cfg: TomoConfig, stage: Literal["preprocess", "recon"]) -> int
 
 
 def check_center(center: float, n_cols: int) -> None:
-    """Reject a rotation axis outside the (cropped) detector."""
+    """Reject a rotation axis outside the sinogram the reconstruction gets (``n_cols`` columns)."""
     if not 0 <= center < n_cols:
-        raise PlanError(f"config key 'recon.center': {center} is outside the detector "
-                        f"(0 to {n_cols - 1} pixels after cropping)")
+        raise PlanError(f"config key 'recon.center': {center} is outside the sinogram (0 to {n_cols - 1} "
+                        "pixels after cropping and 360-to-180)")
+
+
+def check_size(n_proj: int, n_cols: int, cfg: TomoConfig) -> None:
+    """Reject projections too narrow to reconstruct (after selection and crop), or too few or narrow
+    for the automatic centre search when no ``recon.center`` is given."""
+    from tomosnake.recon import center
+
+    auto = cfg.recon.center is None
+    need = max(MIN_COLUMNS, center.MIN_COLUMNS) if auto else MIN_COLUMNS
+    why = " for the automatic centre search (or give recon.center)" if auto else ""
+    if n_cols < need:
+        key = "preprocess.crop" if cfg.preprocess.crop.enabled else "datasets.slice_hor"
+        raise PlanError(f"config key '{key}': {n_cols} column(s) left to reconstruct; at least {need} are "
+                        f"needed{why}")
+    if auto and n_proj < center.MIN_ANGLES:
+        raise PlanError(f"config key 'datasets.slice_proj': {n_proj} projection(s) selected; at least "
+                        f"{center.MIN_ANGLES} are needed{why}")
+
+
+def check_excluded(n_proj: int, cfg: TomoConfig) -> None:
+    """Reject ``recon.excluded_proj`` ranges that leave no projection (counted after 360->180 stitching)."""
+    r = cfg.recon
+    if not r.excluded_proj:
+        return
+    n = n_proj // 2 if r.sino_360_to_180.enabled else n_proj
+    keep = np.ones(n, dtype=bool)
+    for a, b in r.excluded_proj:
+        keep[a:b] = False
+    if keep.sum() < 2:
+        ranges = [list(e) for e in r.excluded_proj]
+        raise PlanError(f"config key 'recon.excluded_proj': {ranges} leaves {int(keep.sum())} of the {n} "
+                        f"projections; a reconstruction needs at least two")
 
 
 def check_stripes(cfg: TomoConfig) -> None:
@@ -159,7 +213,7 @@ def check_stripes(cfg: TomoConfig) -> None:
 
 
 def resolve_center(plan: Plan, cfg: TomoConfig) -> tuple[float, str]:
-    """The centre a reconstruction uses: the configured one, else the plan's automatic one.
+    """The centre a reconstruction uses, in reconstruction columns: the configured one, else the plan's.
 
     The configured centre is not stored in the plan, so changing it reruns no preprocessing.
     """
@@ -169,33 +223,73 @@ def resolve_center(plan: Plan, cfg: TomoConfig) -> tuple[float, str]:
     return plan.center, plan.center_method
 
 
-def _auto_center(cfg: TomoConfig, scan: Scan, crop: tuple[int, int, int, int]) -> tuple[float, str]:
-    """Vo's methods (algotom) on the mean of a few flat-field-corrected sinograms at mid height.
+def auto_old_center(cfg: ReconConfig) -> bool:
+    """Whether the plan finds ``recon.sino_360_to_180.old_center``."""
+    s = cfg.sino_360_to_180
+    return s.enabled and s.old_center in (None, "auto")
 
-    At most `CENTER_MAX_ANGLES` evenly spaced projections are read, so the cost stays
-    bounded on scans of many thousand projections.
+
+def resolve_recon(plan: Plan, cfg: TomoConfig) -> ReconConfig:
+    """``cfg.recon`` with an automatic ``sino_360_to_180.old_center`` replaced by the plan's."""
+    return _with_old_center(cfg.recon, plan.old_center) if auto_old_center(cfg.recon) else cfg.recon
+
+
+def _with_old_center(recon: ReconConfig, old_center: float | None) -> ReconConfig:
+    s360 = recon.sino_360_to_180.model_copy(update={"old_center": old_center})
+    return recon.model_copy(update={"sino_360_to_180": s360})
+
+
+def _axis(cfg: TomoConfig, scan: Scan, crop: tuple[int, int, int, int], search: bool
+          ) -> tuple[float | None, float | None, float | None, str]:
+    """(axis, old_center, centre, how): the axis found in the projections (detector columns), the
+    automatic old_center (detector columns), the automatic centre (reconstruction columns), and how.
+
+    The search (`tomosnake.recon.center.center_from_scan`, a few frames only) runs when something automatic needs
+    it; ``search=False`` (preflight) puts placeholders of the same layout: the middle, and for an
+    automatic old_center the widest stitched sinogram the search allows.
     """
+    from tomosnake.recon.center import center_from_scan
+
+    r, width = cfg.recon, crop[3] - crop[2]
+    s360 = r.sino_360_to_180
+    auto_old = auto_old_center(r)
+    axis, how = None, "config"
+    if r.center is None and not (s360.enabled and not auto_old) or auto_old:
+        if search and r.lamino.enabled:
+            axis, how = _lamino_center(cfg, scan, crop)
+        elif search:
+            found = center_from_scan(scan, crop, r.center_search.pairs)
+            # 0.01 px, as the try series names centres; the search is good to a few hundredths at best
+            axis, how = round(found.center, 2), f"automatic: {found.method}"
+        else:
+            overlap = math.ceil(MIN_OVERLAP_FRACTION * width)
+            axis, how = (overlap / 2 if auto_old else (width - 1) / 2), "placeholder (preflight)"
+    if not s360.enabled:
+        return axis, None, (axis if r.center is None else None), how
+    old = axis if auto_old else float(s360.old_center)  # type: ignore[arg-type]
+    assert old is not None
+    key = "recon.sino_360_to_180.old_center"
+    if not 0 < old < width - 1:
+        raise PlanError(f"config key '{key}': {'the automatic axis ' if auto_old else ''}{old:.2f} is outside the "
+                        f"detector (0 to {width - 1} pixels after cropping)")
+    if r.center is not None:
+        return axis, (old if auto_old else None), None, how
+    center = steps.center_after_360(old, width)
+    how = (f"{how}; half acquisition: axis {old:.2f} in detector columns" if auto_old
+           else f"from {key} {old:g} (detector columns)")
+    return axis, (old if auto_old else None), center, f"{how}, {center:.2f} in the stitched sinogram"
+
+
+def _lamino_center(cfg: TomoConfig, scan: Scan, crop: tuple[int, int, int, int]) -> tuple[float, str]:
+    """Laminography: Vo's 180-degree method (algotom) on the row-sum sinogram of at most
+    `CENTER_MAX_ANGLES` evenly spaced projections (no single row is mirror-symmetric)."""
     from tomosnake.recon.center import estimate_center
 
-    n = scan.info.n_proj
-    step = max(1, math.ceil(n / CENTER_MAX_ANGLES))
-    if cfg.recon.lamino.enabled:
-        sino, theta = _row_sum_sinogram(scan, crop, step), np.asarray(scan.info.theta_deg)[::step]
-        first_half = theta - theta.min() < 180 - 1e-6  # a full-field sinogram: Vo's 180-degree method
-        found = estimate_center(sino[first_half], theta[first_half], ncore=cfg.threads)
-        return float(found.center), f"automatic: {found.method}, on the sum of every detector row (laminography)"
-    n_rows = min(cfg.recon.center_search.n_rows, crop[1] - crop[0])
-    r0 = (crop[0] + crop[1]) // 2 - n_rows // 2
-    flat = scan.flats(r0, r0 + n_rows).mean(axis=0)
-    dark = scan.darks(r0, r0 + n_rows).mean(axis=0)
-    sinos = []
-    for p0 in range(0, n, step):
-        proj = scan.projections(p0, p0 + 1, r0, r0 + n_rows)[0]
-        sinos.append((proj - dark) / np.maximum(flat - dark, 1e-6))
-    trans = np.clip(np.stack(sinos), 1e-6, None)
-    sino = -np.log(trans).mean(axis=1)[:, crop[2]:crop[3]]
-    found = estimate_center(sino, np.asarray(scan.info.theta_deg)[::step], ncore=cfg.threads)
-    return float(found.center), f"automatic: {found.method}"
+    step = max(1, math.ceil(scan.info.n_proj / CENTER_MAX_ANGLES))
+    sino, theta = _row_sum_sinogram(scan, crop, step), np.asarray(scan.info.theta_deg)[::step]
+    first_half = theta - theta.min() < 180 - 1e-6  # a full-field sinogram: Vo's 180-degree method
+    found = estimate_center(sino[first_half], theta[first_half], ncore=cfg.threads)
+    return float(found.center), f"automatic: {found.method}, on the sum of every detector row (laminography)"
 
 
 def _row_sum_sinogram(scan: Scan, crop: tuple[int, int, int, int], step: int) -> np.ndarray:
@@ -256,8 +350,11 @@ def lamino_plan(geom: lamino.Geometry, theta: np.ndarray, chunks: list[tuple[int
             "read_amplification": sum(read) / geom.n_rows, "uniform_amplification": float(n_loads)}
 
 
-def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
-    """Plan one scan from its metadata, the enabled steps and the memory budget.
+def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = True) -> Plan:
+    """Plan one scan from its metadata, a few sampled frames, the enabled steps and the memory budget.
+
+    ``search=False`` skips the automatic centre (preflight: k, j and the estimates do not depend on it;
+    with an automatic old_center they are those of the widest stitched sinogram the search allows).
 
     The backend is checked by name here; whether it is installed is checked by the jobs that run it.
     """
@@ -267,13 +364,16 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
         info: ScanInfo = scan.info
         stitch_offsets = scan.offsets if isinstance(scan, StitchedScan) else None
         scan.check_flats()
+        warnings = scan.check_data()
+        check_excluded(info.n_proj, cfg)
         chain = build_chain(cfg.preprocess, has_i0=info.has_i0, n_frames=max(info.n_flat, info.n_dark))
         crop = output_window(info.n_rows, info.n_cols, cfg.preprocess)
-        center, center_method = None, "config"
-        if cfg.recon.center is None:
-            center, center_method = _auto_center(cfg, scan, crop)
-        else:
-            check_center(cfg.recon.center, crop[3] - crop[2])
+        check_size(info.n_proj, crop[3] - crop[2], cfg)
+        with timings.phase("center"):
+            axis, old_center, center, center_method = _axis(cfg, scan, crop, search)
+    recon = cfg.recon if old_center is None else _with_old_center(cfg.recon, old_center)
+    if cfg.recon.center is not None:
+        check_center(cfg.recon.center, output_width(crop[3] - crop[2], recon))
     tile = subchunk_shape(chain, _budget_bytes(cfg, "preprocess"), info.n_proj, info.n_rows, info.n_cols, threads=cfg.threads)
     out_rows, out_cols = crop[1] - crop[0], crop[3] - crop[2]
 
@@ -284,13 +384,15 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
     proj_per_job = tile[0] * max(1, math.ceil(cfg.subchunks_per_job / tiles_per_proj_block))
     k = min(math.ceil(info.n_proj / proj_per_job), cfg.max_chunk_jobs)
 
-    per_slice = slice_bytes(info.n_proj, out_cols, cfg.recon, cfg.preprocess.stripe)
+    per_slice = slice_bytes(info.n_proj, out_cols, recon, cfg.preprocess.stripe)
     # The same allowance for HDF5 caches and allocator slack as in preprocessing.
-    fixed = block_overhead_bytes(info.n_proj, out_cols, cfg.recon) + FIXED_BYTES
+    fixed = block_overhead_bytes(info.n_proj, out_cols, recon, cfg.threads) + FIXED_BYTES
     budget = _budget_bytes(cfg, "recon")
     lamino_info, n_out = None, out_rows
     if cfg.recon.lamino.enabled:  # slabs of output slices, each reading the detector rows its geometry needs
-        geom = lamino.geometry(cfg.recon, out_rows, out_cols, center if center is not None else cfg.recon.center)
+        # Without the search (preflight) any centre on the detector gives the same k and j.
+        known = center if center is not None else cfg.recon.center
+        geom = lamino.geometry(cfg.recon, out_rows, out_cols, 0.0 if known is None else known)
         theta = np.asarray(info.theta_deg)
         slices_per_load = _lamino_slices_per_load(cfg, geom, theta, info.n_proj)
         n_out = geom.height
@@ -308,7 +410,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
         # At most `max_chunk_jobs`: a scan of thousands of loads gets more loads per job, not more jobs.
         j = min(math.ceil(out_rows / (slices_per_load * cfg.subchunks_per_job)), cfg.max_chunk_jobs)
         sino_chunks = split(out_rows, j, pair)
-    width = output_width(out_cols, cfg.recon)
+    width = output_width(out_cols, recon)
     out_item = np.dtype(cfg.recon.convert.dtype if cfg.recon.convert.enabled else "float32").itemsize
     estimates = {
         "raw_bytes": info.raw_bytes,
@@ -319,15 +421,20 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str) -> Plan:
         "recon_bytes_per_slice": per_slice,
         "recon_bytes_fixed": fixed,
     }
-    return Plan(scan=scan_name, input=str(input_path), info=asdict(info), crop=crop,
+    return Plan(scan=scan_name, input=str(input_path), info=_shallow(info), crop=crop,
                 proj_chunks=split(info.n_proj, k), tile=tile, sino_chunks=sino_chunks,
-                slices_per_load=int(slices_per_load), recon_width=width, center=center,
+                slices_per_load=int(slices_per_load), recon_width=width,
                 center_method=center_method, log_applied=chain.log_applied, memory_mb=cfg.memory_mb,
-                estimates=estimates, stitch_offsets=stitch_offsets, lamino=lamino_info)
+                estimates=estimates, stitch_offsets=stitch_offsets, lamino=lamino_info, warnings=warnings,
+                # without the search (preflight) the placeholders shaped the layout only
+                center=center if search else None, axis=axis if search else None,
+                old_center=old_center if search else None)
 
 
 def write_plan(cfg: TomoConfig, input_path: str, scan_name: str, out_path: str | Path) -> Plan:
     """Make the plan and write it atomically as JSON."""
     plan = make_plan(cfg, input_path, scan_name)
+    for warning in plan.warnings:
+        log.warning("%s", warning)
     write_text(out_path, plan.to_json())
     return plan

@@ -23,7 +23,7 @@ from tomosnake.io.atomic import atomic_path
 from tomosnake.recon import lamino, steps
 from tomosnake.recon.backends import require_backend, run_tomocupy_lamino
 from tomosnake.recon.chain import convert, reconstruct_block
-from tomosnake.stages.plan import Plan, resolve_center
+from tomosnake.stages.plan import Plan, resolve_center, resolve_recon
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ def reconstruct_slices(data: h5py.Dataset, plan: Plan, cfg: TomoConfig, center: 
         geom = lamino_geometry(plan, cfg, center)
         r0, r1 = lamino.row_window(geom, plan.theta_deg, i0, i1)
         return lamino_from_window(read_rows(data, r0, r1), r0, plan.theta_deg, plan, cfg, geom, i0, i1)
-    return reconstruct_block(read_rows(data, i0, i1), plan.theta_deg, cfg.recon, center, plan.log_applied,
-                             cfg.threads, cfg.preprocess.stripe)
+    return reconstruct_block(read_rows(data, i0, i1), plan.theta_deg, resolve_recon(plan, cfg), center,
+                             plan.log_applied, cfg.threads, cfg.preprocess.stripe)
 
 
 def recon_chunk(vds_path: str | Path, plan: Plan, j: int, cfg: TomoConfig, conv_range: dict,
@@ -131,8 +131,8 @@ def try_center(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_dir: str |
         sino = read_rows(f["exchange/data"], row, row + 1)[:, 0, :]
 
     def one_slice(s: np.ndarray, theta_deg: np.ndarray, center: float) -> np.ndarray:
-        return reconstruct_block(s[:, None, :], theta_deg, cfg.recon, center, plan.log_applied, cfg.threads,
-                                 cfg.preprocess.stripe)[0]
+        return reconstruct_block(s[:, None, :], theta_deg, resolve_recon(plan, cfg), center, plan.log_applied,
+                                 cfg.threads, cfg.preprocess.stripe)[0]
 
     return try_centers(sino, plan.theta_deg, centers, one_slice, out_dir, title=f"{plan.scan}, row {row}")
 

@@ -44,6 +44,7 @@ rule combine:
     output:
         volume=SCAN_DIR + "/{scan}_recon.h5",
         config=SCAN_DIR + "/{scan}_recon.yaml",
+    threads: CFG.threads
     params:
         # What the volume file depends on; the export switches are the export rules' business.
         output={"combine": CFG.output.combine, "pyramid": CFG.output.pyramid, "input_sha256": INPUT_SHA256},
