@@ -96,6 +96,11 @@ class Plan:
     lamino: dict | None = None
     axis: float | None = None  # the rotation axis found in the projections, detector columns; None if not searched
     old_center: float | None = None  # the automatic recon.sino_360_to_180.old_center (= axis), detector columns
+    recon_threads: int | None = None  # gridding workers the recon budget holds (None: config threads)
+
+    def threads(self, cfg: TomoConfig) -> int:
+        """Threads of a reconstructing job: the config's, at most what the plan's budget holds."""
+        return min(cfg.threads, self.recon_threads or cfg.threads)
 
     @property
     def k(self) -> int:
@@ -350,6 +355,17 @@ def lamino_plan(geom: lamino.Geometry, theta: np.ndarray, chunks: list[tuple[int
             "read_amplification": sum(read) / geom.n_rows, "uniform_amplification": float(n_loads)}
 
 
+def _recon_threads(cfg: TomoConfig, budget: int, n_proj: int, n_cols: int, recon: ReconConfig,
+                   per_slice: int) -> int:
+    """Reconstruction threads the budget holds: each gridding worker keeps a slice pair's spectrum and
+    grid (about 20 GB at the bone scan's 25134 angles x 16606 px), so a wide scan gets fewer workers than
+    ``threads``, each with a slice pair to work on. The volume does not depend on it."""
+    for t in range(cfg.threads, 1, -1):
+        if budget - block_overhead_bytes(n_proj, n_cols, recon, t) - FIXED_BYTES >= SLICE_PAIR * t * per_slice:
+            return t
+    return 1
+
+
 def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = True) -> Plan:
     """Plan one scan from its metadata, a few sampled frames, the enabled steps and the memory budget.
 
@@ -385,9 +401,11 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
     k = min(math.ceil(info.n_proj / proj_per_job), cfg.max_chunk_jobs)
 
     per_slice = slice_bytes(info.n_proj, out_cols, recon, cfg.preprocess.stripe)
-    # The same allowance for HDF5 caches and allocator slack as in preprocessing.
-    fixed = block_overhead_bytes(info.n_proj, out_cols, recon, cfg.threads) + FIXED_BYTES
     budget = _budget_bytes(cfg, "recon")
+    recon_threads = (cfg.threads if cfg.recon.lamino.enabled
+                     else _recon_threads(cfg, budget, info.n_proj, out_cols, recon, per_slice))
+    # The same allowance for HDF5 caches and allocator slack as in preprocessing.
+    fixed = block_overhead_bytes(info.n_proj, out_cols, recon, recon_threads) + FIXED_BYTES
     lamino_info, n_out = None, out_rows
     if cfg.recon.lamino.enabled:  # slabs of output slices, each reading the detector rows its geometry needs
         # Without the search (preflight) any centre on the detector gives the same k and j.
@@ -426,6 +444,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
                 slices_per_load=int(slices_per_load), recon_width=width,
                 center_method=center_method, log_applied=chain.log_applied, memory_mb=cfg.memory_mb,
                 estimates=estimates, stitch_offsets=stitch_offsets, lamino=lamino_info, warnings=warnings,
+                recon_threads=recon_threads,
                 # without the search (preflight) the placeholders shaped the layout only
                 center=center if search else None, axis=axis if search else None,
                 old_center=old_center if search else None)
