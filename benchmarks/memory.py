@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/memory.py                       # 400 MB budget, 300 MB overhead
     .venv/bin/python benchmarks/memory.py --memory-mb 300 --overhead-mb 200 --workdir bench-mem-300
+    .venv/bin/python benchmarks/memory.py --heavy --memory-mb 520 --factor 0.15 --workdir bench-mem-heavy
 
 Generates a phantom scan (raw size at least ``--factor`` times ``--memory-mb``; kept in the
 work folder and reused), runs the whole workflow locally with that budget, and prints each
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cols", type=int, default=640)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--subchunks-per-job", type=int, default=8)
+    parser.add_argument("--heavy", action="store_true", help="stripe, outlier and phase in preprocessing, ring "
+                        "and stripe removal in reconstruction (issue 13's case)")
     args = parser.parse_args(argv)
 
     work = Path(args.workdir).resolve()
@@ -129,9 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     config = {"input": [str(scan)], "outdir": str(out), "memory_mb": args.memory_mb,
               "overhead_mb": args.overhead_mb, "threads": args.threads,
               "subchunks_per_job": args.subchunks_per_job, "cleanup": False}
+    if args.heavy:
+        config |= {"preprocess": {"stripe": {"enabled": True}, "outlier": {"enabled": True},
+                                  "phase": {"enabled": True, "filter": "generalised"},
+                                  "minus_log_after_phase": True},
+                   "recon": {"stripe": {"enabled": True}, "ring_removal": {"enabled": True}}}
     cfg_file = work / "config.yaml"
     cfg_file.write_text(yaml.safe_dump(config))
-    env = os.environ | {"PYTHONPATH": str(hook), "TOMOSNAKE_RSS_LOG": str(rss_log)}
+    path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))
+    env = os.environ | {"PYTHONPATH": path, "TOMOSNAKE_RSS_LOG": str(rss_log)}
     cmd = snakemake_command("local", {}, "--configfile", str(cfg_file), "--directory", str(work),
                             "--cores", str(args.threads), "--forceall")
     t0 = time.time()

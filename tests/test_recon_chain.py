@@ -132,3 +132,4 @@ def test_conversion_identical_across_chunks(scan):
     # per-chunk ranges (the mistake the issue warns about) would not match
     own = np.concatenate([convert(c, cfg.convert, *conversion_range(c, cfg.convert)) for c in chunks])
     assert np.abs(own.astype(np.int64) - whole).max() > 100
+

@@ -180,6 +180,18 @@ def test_a_job_records_its_hdf5_io(tmp_path, fail):
     assert rec.ok is (not fail)
 
 
+def test_a_job_records_its_start_up_and_named_phases(tmp_path):
+    log = tmp_path / "plan.log"
+    code = (f"import time\nfrom tomosnake.report import timings\ntimings.install({str(log)!r})\n"
+            f"with timings.phase('center'):\n    time.sleep(0.2)\n"
+            f"with timings.phase('center'):\n    time.sleep(0.1)\n")
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
+    rec = JobRecord(**json.loads(timings.record_path(log).read_text()))
+    assert set(rec.phases) == {"startup", "center"}
+    assert 0.3 <= rec.phases["center"] < rec.wall  # both blocks, added
+    assert 0 < rec.phases["startup"] < rec.wall - rec.phases["center"]  # interpreter and imports, before install
+
+
 def test_resolution_is_plotted_with_its_crossing(made):
     """The FRC of the half-data reconstructions (computed by conversion_range) is in the report."""
     _, _, d, pdf = made

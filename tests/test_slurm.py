@@ -160,7 +160,7 @@ def plan_of(work: Path) -> dict:
 
 def check_jobs(jobs: list[SlurmJob], plan: dict) -> None:
     """SLURM saw k preprocessing and j reconstruction chunk jobs, each once, and every other
-    non-local rule of the scan once (conversion_range, combine and report among them)."""
+    non-local rule of the scan once (vds_merge, conversion_range, combine and report among them)."""
     chunks = Counter((j.rule, j.wildcards) for j in jobs if j.rule in ("preprocess_chunk", "recon_chunk"))
     assert chunks == Counter([("preprocess_chunk", f"{SCAN}_{k}") for k in range(plan["k"])]
                              + [("recon_chunk", f"{SCAN}_{j}") for j in range(plan["j"])])
@@ -268,7 +268,7 @@ def fault_runs(full_run, scan, budget) -> FaultRuns:
     own: params changed) with recon chunk 1 raising and no retries; then the same run without the fault and
     with cleanup on. Both with the CPU rules sent to partition gpu by the config."""
     work = full_run.work
-    cfg = config(scan, work, budget, slurm=SWAPPED, recon={"filter_name": "hann"})
+    cfg = config(scan, work, budget, slurm=SWAPPED, recon={"filter_name": "shepp"})
     records_before = job_records(work)
     failed = snakemake_slurm(work, cfg | {"cleanup": False, "fault": {"rule": "recon", "chunk": FAILING}},
                              "--retries", "0")

@@ -11,10 +11,18 @@
    threads -> ``--cpus-per-task``, ``gpu`` -> ``--gpus``);
 3. prints per scan k, j, jobs per rule with their partition and resources, core-hours and GPU-hours
    (an upper bound: time limits x cores, not expected run times) and the disk space the scan needs
-   (``estimates`` of its plan.json and the run's output settings, as preflight counts them,
-   `preflight.storage`) against the free space of the output filesystem.
+   (``estimates`` of its plan.json and the run's output settings, counted as preflight counts them,
+   `preflight.storage`) against the free space of the output filesystem (unless the config
+   says ``disk_check: false``).
 
-It exits 1 when a scan cannot run: a plan or the dry run fails, or the output filesystem is too small.
+When the run would go to SLURM (``executor: slurm`` in the arguments or their profiles) and this machine
+has ``sinfo``, the cluster's partitions are read first (`tomosnake.cluster`; or from the JSON file named
+by ``TOMOSNAKE_CLUSTER_LIMITS``): the run's partitions must exist and their nodes hold the jobs' threads,
+memory and GPUs; the dry run clips time limits to MaxTime as the real run does. A local run's budgets
+are checked against this machine's memory instead.
+
+It exits 1 when a scan cannot run: the cluster cannot serve it, a plan or the dry run fails, or the
+output filesystem is too small.
 """
 
 from __future__ import annotations
@@ -25,17 +33,20 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from tomosnake import config as tconfig
+import yaml
+
+from tomosnake import cluster
 from tomosnake.config import OutputConfig
 from tomosnake.paths import ScanFiles
 from tomosnake.preflight import storage
-from tomosnake.workflow import DEFAULT_CONFIG, SNAKEFILE
+from tomosnake.workflow import SNAKEFILE
 
 # A job block of Snakemake's job listing: "rule NAME:" / "localcheckpoint NAME:" then "    key: value" lines.
 _HEADER = re.compile(r"^(local)?(?:rule|checkpoint) (\w+):$")
@@ -112,15 +123,43 @@ def snakemake_command(args: Iterable[str], *extra: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--nocolor", *args, *extra]
 
 
-def _run(cmd: list[str]) -> tuple[int, str]:
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+# The workflow writes its validated config (JSON) to the file this variable names, for the audit to read.
+CONFIG_ENV = "TOMOSNAKE_AUDIT_CONFIG"
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def run_plans(args: list[str]) -> str:
+def executor(args: list[str]) -> str:
+    """The executor a ``snakemake`` call with these arguments uses: ``--executor``/``-e``, else the last
+    profile that names one, else local."""
+    chosen = "local"
+    for i, a in enumerate(args):
+        value = a.split("=", 1)[1] if a.startswith(("--profile=", "--workflow-profile=")) else \
+            args[i + 1] if a in ("--profile", "--workflow-profile") and i + 1 < len(args) else None
+        if value is None:
+            continue
+        for name in ("profile.yaml", "config.yaml"):
+            f = Path(value) / name
+            if not f.is_file():
+                f = Path.home() / ".config" / "snakemake" / value / name
+            if f.is_file():
+                chosen = (yaml.safe_load(f.read_text()) or {}).get("executor", chosen)
+                break
+    for i, a in enumerate(args):
+        if a in ("--executor", "-e") and i + 1 < len(args):
+            chosen = args[i + 1]
+        elif a.startswith("--executor="):
+            chosen = a.split("=", 1)[1]
+    return str(chosen)
+
+
+def run_plans(args: list[str], env: dict[str, str] | None = None) -> str:
     """Make every scan's plan on this machine (the ``plan`` checkpoint is a local rule); Snakemake's output."""
     rc, text = _run(snakemake_command(args, "--until", "plan", "--executor", "local", "--cores", "1",
-                                      "--retries", "0"))
+                                      "--retries", "0"), env)
     if rc != 0:
         raise AuditError(_errors(text))
     return text
@@ -137,28 +176,13 @@ def _sets_cores(args: Iterable[str]) -> bool:
     return any(a in ("--cores", "-c") or a.startswith(("--cores=", "-c")) for a in args)
 
 
-def dry_run(args: list[str]) -> str:
+def dry_run(args: list[str], env: dict[str, str] | None = None) -> str:
     """Snakemake's dry-run job listing for the user's arguments, threads as the jobs will get them."""
     cores = () if _sets_cores(args) else ("--cores", UNCAPPED_CORES)
-    rc, text = _run(snakemake_command(args, "--dry-run", *cores))
+    rc, text = _run(snakemake_command(args, "--dry-run", *cores), env)
     if rc != 0:
         raise AuditError(_errors(text))
     return text
-
-
-def run_config(args: list[str]) -> tconfig.TomoConfig:
-    """The config the run gets from these Snakemake arguments, merged as Snakemake merges it: the
-    workflow's config.yaml, then each --configfile (a profile's included), then --config."""
-    from snakemake.cli import parse_args, parse_config
-    from snakemake.common.configfile import load_configfile
-    from snakemake.utils import update_config
-
-    _, parsed = parse_args(["--snakefile", str(SNAKEFILE), *args])
-    config = load_configfile(DEFAULT_CONFIG)
-    for path in parsed.configfile or []:
-        update_config(config, load_configfile(path))
-    update_config(config, parse_config(parsed.config or []))
-    return tconfig.load(config)
 
 
 def _errors(text: str) -> str:
@@ -285,8 +309,8 @@ def lamino_rows(plan: dict, out: TextIO) -> None:
           file=out)
 
 
-def report(audits: list[ScanAudit], out: TextIO) -> bool:
-    """Print the audit; return whether every scan fits its output filesystem."""
+def report(audits: list[ScanAudit], out: TextIO, disk_check: bool = True) -> bool:
+    """Print the audit; return whether every scan fits its output filesystem (True without ``disk_check``)."""
     need_by_fs: dict[int, int] = defaultdict(int)
     free_by_fs: dict[int, tuple[int, Path]] = {}
     for a in audits:
@@ -319,6 +343,9 @@ def report(audits: list[ScanAudit], out: TextIO) -> bool:
         need_by_fs[dev] += st["peak"]
         free_by_fs[dev] = (shutil.disk_usage(base).free, base)
     fits = True
+    if not disk_check:
+        print("disk: not checked (config key 'disk_check' is false)", file=out)
+        return fits
     for dev, need in need_by_fs.items():
         free, base = free_by_fs[dev]
         ok = need <= free
@@ -328,30 +355,47 @@ def report(audits: list[ScanAudit], out: TextIO) -> bool:
     return fits
 
 
+def cluster_line(limits: dict[str, cluster.Partition]) -> str:
+    def one(p: cluster.Partition) -> str:
+        time = "no MaxTime" if p.max_time_min == cluster.UNLIMITED else f"MaxTime {p.max_time_min:g} min"
+        return f"{p.name}: {time}, {p.cpus} CPUs, {p.memory_mb:g} MB, {p.gpus} GPU(s) per node"
+    return "cluster: " + "; ".join(one(p) for p in limits.values())
+
+
 def audit(args: list[str], out: TextIO = sys.stdout) -> int:
     """Run the audit for these Snakemake arguments; 0 if every scan can run, 1 otherwise."""
     asking = local_rules_process()
-    try:
-        run_plans(args)
-        text = dry_run(args)
-        local = local_rules(asking)
-        if "Nothing to be done" in text:
-            print("Nothing to be done: every target is up to date, nothing would be submitted.", file=out)
-            return 0
-        audits = scans(parse_jobs(text, local), run_config(args).output)
-    except AuditError as err:
-        print(f"tomosnake audit: the run cannot start:\n{err}", file=out)
-        return 1
-    finally:
-        if asking.poll() is None:
-            asking.kill()
-            asking.wait()
+    with tempfile.TemporaryDirectory(prefix="tomosnake-audit-") as tmp:
+        env = os.environ | {CONFIG_ENV: str(Path(tmp) / "config.json")}
+        try:
+            env[cluster.EXECUTOR_ENV] = executor(args)
+            if env[cluster.EXECUTOR_ENV] == "slurm" and (cluster.LIMITS_ENV in env or cluster.available()):
+                if cluster.LIMITS_ENV not in env:
+                    env[cluster.LIMITS_ENV] = str(Path(tmp) / "limits.json")
+                    cluster.save(cluster.read_cluster(), env[cluster.LIMITS_ENV])
+                print(cluster_line(cluster.load(env[cluster.LIMITS_ENV])), file=out)
+            run_plans(args, env)
+            text = dry_run(args, env)
+            local = local_rules(asking)
+            if "Nothing to be done" in text:
+                print("Nothing to be done: every target is up to date, nothing would be submitted.", file=out)
+                return 0
+            run_config = json.loads(Path(env[CONFIG_ENV]).read_text())
+            audits = scans(parse_jobs(text, local), OutputConfig.model_validate(run_config.get("output", {})))
+            disk_check = run_config.get("disk_check", True)
+        except (AuditError, cluster.ClusterError, OSError, subprocess.SubprocessError) as err:
+            print(f"tomosnake audit: the run cannot start:\n{err}", file=out)
+            return 1
+        finally:
+            if asking.poll() is None:
+                asking.kill()
+                asking.wait()
     if not audits:
         print("tomosnake audit: no scan in the run (config key 'input' or 'tori')", file=out)
         return 1
     total_core = sum(a.core_hours() for a in audits)
     total_gpu = sum(a.gpu_hours() for a in audits)
-    fits = report(audits, out)
+    fits = report(audits, out, disk_check)
     if len(audits) > 1:
         print(f"all {len(audits)} scans: core-hours <= {total_core:.2f}, GPU-hours <= {total_gpu:.2f}", file=out)
     if not fits:

@@ -1,2 +1,3 @@
-"""The scan's PDF report (rules report and report_previews): `pdf` lays it out, `previews` saves the images of the
-raw and pre-processed data it shows, `figures` draws, `timings` records each job's times and summarises them."""
+"""The scan's PDF report (rule report): `pdf` lays it out, `previews` saves the images of the
+raw and pre-processed data it shows (in the vds_merge job), `figures` draws, `timings` records each job's
+times and summarises them."""

@@ -23,7 +23,6 @@ from tomosnake.io.atomic import atomic_path
 from tomosnake.config import TomoConfig
 from tomosnake.report.figures import reduce_for_display
 from tomosnake.stages.plan import Plan
-from tomosnake.stages.preprocess_chunk import build_chain
 from tomosnake.io.scan import RawScan
 
 RAW_SINO_ANGLES = 360
@@ -67,6 +66,8 @@ def _steps_applied(vds: h5py.Dataset, plan: Plan, cfg: TomoConfig) -> list[str]:
                 steps = f["exchange/data"].attrs.get("steps")
                 if steps is not None:
                     return [str(s) for s in steps]
+    from tomosnake.stages.preprocess_chunk import build_chain  # the report imports this module: no SciPy for it
+
     return build_chain(cfg.preprocess, has_i0=plan.info.get("has_i0")).names
 
 

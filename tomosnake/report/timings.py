@@ -3,7 +3,8 @@
 `install` is called once when a job starts. It wraps h5py's dataset read/write
 entry points (and file flush/close, where the chunk cache is written), so every
 HDF5 data transfer of the job is timed without touching the code that does the
-IO; other IO (zarr, TIFF) is timed with `io_timer`. At exit the job writes
+IO; other IO (zarr, TIFF) is timed with `io_timer`. Named parts of a job (its
+start-up, the centre search) are timed with `phase`. At exit the job writes
 ``<log>.timing.json`` beside its log. `summarize` turns the records of a scan
 and Snakemake's benchmark files into the seed paper's terms: total time, IO
 time and fraction, time with no job running (queue and scheduling), raw pixels
@@ -24,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ import psutil
 
 RECORD_SUFFIX = ".timing.json"
 _io = {"seconds": 0.0, "depth": 0}
+_phases: dict[str, float] = {}
 _installed: list[Path] = []
 
 
@@ -47,6 +49,20 @@ def io_timer() -> Iterator[None]:
         _io["depth"] -= 1
         if _io["depth"] == 0:
             _io["seconds"] += time.perf_counter() - t0
+
+
+@contextmanager
+def phase(name: str) -> Iterator[None]:
+    """Record the block's wall seconds under ``name`` in this job's record (added up if repeated)."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        add_phase(name, time.perf_counter() - t0)
+
+
+def add_phase(name: str, seconds: float) -> None:
+    _phases[name] = _phases.get(name, 0.0) + seconds
 
 
 def io_seconds() -> float:
@@ -97,6 +113,7 @@ class JobRecord:
     ok: bool = True
     host: str = ""
     slurm_job_id: str | None = None
+    phases: dict[str, float] = field(default_factory=dict)  # named parts of the job (`phase`), seconds
 
     @property
     def wall(self) -> float:
@@ -114,19 +131,23 @@ def record_path(log_path: str | Path) -> Path:
 
 
 def install(log_path: str | Path, threads: int = 1) -> Path:
-    """Time this job's HDF5 IO and write its record beside ``log_path`` at exit; return the record's path."""
+    """Time this job's HDF5 IO and write its record beside ``log_path`` at exit; return the record's path.
+
+    The time from the process's start to this call is recorded as the phase ``startup``."""
     path = record_path(log_path)
     _wrap_h5py()
     if path in _installed:
         return path
     _installed.append(path)
     start = process_start()
+    # Interpreter, Snakemake's script preamble and the script's imports, up to this call.
+    add_phase("startup", max(0.0, time.time() - start))
 
     def write() -> None:
         rec = JobRecord(job=Path(log_path).stem, start=start, end=time.time(), io_s=io_seconds(), threads=threads,
                         max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                         ok=not hasattr(sys, "last_value"), host=socket.gethostname(),
-                        slurm_job_id=os.environ.get("SLURM_JOB_ID"))
+                        slurm_job_id=os.environ.get("SLURM_JOB_ID"), phases=dict(_phases))
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps(asdict(rec)))
         os.replace(tmp, path)

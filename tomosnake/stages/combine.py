@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,11 +41,12 @@ PYRAMID_GROUP = "exchange/pyramid"
 HIST_PATH = "process/tomosnake/histogram"
 
 
-def slab_depth(shape: tuple[int, int, int], dtype: np.dtype, factors: Sequence[int], budget_bytes: int) -> int:
+def slab_depth(shape: tuple[int, int, int], dtype: np.dtype, factors: Sequence[int], budget_bytes: int,
+               threads: int = 1) -> int:
     """Slices per slab: a power of two <= 64 whose slab, pyramid sums and buffers fit ``budget_bytes``."""
     item = np.dtype(dtype).itemsize
     area = shape[1] * shape[2]
-    fixed = area * 8  # one float64 slice for the statistics
+    fixed = area * 9 * max(1, threads)  # a float64 slice and a mask per statistics thread
     per_px = float(item)
     if factors:  # reduceat along x at the finest factor, then sums and output buffers per level
         per_px += 8 / min(factors) + sum((8 + item) / f**2 for f in factors)
@@ -72,23 +74,26 @@ class Stats:
     underflow: int = 0
     overflow: int = 0
 
-    def add(self, slab: np.ndarray, edges: np.ndarray, counts: np.ndarray) -> None:
+    def add(self, slab: np.ndarray, edges: np.ndarray, counts: np.ndarray, threads: int = 1) -> None:
+        """Add every voxel of ``slab``; slices in ``threads`` threads (NumPy releases the GIL), their
+        figures added in slice order, so the sums do not depend on the thread count."""
         lo, hi = float(edges[0]), float(edges[-1])
-        for s in slab:  # slice by slice: one float64 slice at a time
-            v = s.astype(np.float64).ravel()
-            if np.issubdtype(s.dtype, np.floating) and not np.isfinite(v).all():
-                finite = np.isfinite(v)
-                self.nan += int((~finite).sum())
-                v = v[finite]
-            if v.size == 0:
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            parts = list(pool.map(lambda s: _slice_stats(s, lo, hi, len(counts)), slab))
+        for part in parts:
+            if part is None:
                 continue
-            self.count += v.size
-            self.min, self.max = min(self.min, float(v.min())), max(self.max, float(v.max()))
-            self.sum += float(v.sum())
-            self.sumsq += float(np.dot(v, v))
-            counts += np.histogram(v, bins=len(counts), range=(lo, hi))[0]  # equal bins: no sorting
-            self.underflow += int(np.count_nonzero(v < lo))
-            self.overflow += int(np.count_nonzero(v > hi))
+            n, nan, vmin, vmax, total, sq, hist, under, over = part
+            self.nan += nan
+            if n == 0:
+                continue
+            self.count += n
+            self.min, self.max = min(self.min, vmin), max(self.max, vmax)
+            self.sum += total
+            self.sumsq += sq
+            counts += hist
+            self.underflow += under
+            self.overflow += over
 
     @property
     def mean(self) -> float:
@@ -97,6 +102,21 @@ class Stats:
     @property
     def std(self) -> float:
         return math.sqrt(max(0.0, self.sumsq / self.count - self.mean**2)) if self.count else math.nan
+
+
+def _slice_stats(s: np.ndarray, lo: float, hi: float, bins: int) -> tuple | None:
+    """One slice's count, NaNs, min, max, sum, sum of squares (float64), histogram, under/overflow."""
+    v = s.astype(np.float64).ravel()  # one float64 slice at a time
+    nan = 0
+    if np.issubdtype(s.dtype, np.floating) and not np.isfinite(v).all():
+        finite = np.isfinite(v)
+        nan = int((~finite).sum())
+        v = v[finite]
+    if v.size == 0:
+        return (0, nan, math.inf, -math.inf, 0.0, 0.0, None, 0, 0)
+    hist = np.histogram(v, bins=bins, range=(lo, hi))[0]  # equal bins: no sorting
+    return (v.size, nan, float(v.min()), float(v.max()), float(v.sum()), float(np.dot(v, v)), hist,
+            int(np.count_nonzero(v < lo)), int(np.count_nonzero(v > hi)))
 
 
 def histogram_edges(dtype: np.dtype, sample: np.ndarray) -> np.ndarray:
@@ -139,7 +159,8 @@ class _Sources:
                                for r in rows])
 
 
-def _one_pass(f: h5py.File, src: _Sources, factors: Sequence[int], depth: int, write_volume: bool) -> Stats:
+def _one_pass(f: h5py.File, src: _Sources, factors: Sequence[int], depth: int, write_volume: bool,
+              threads: int = 1) -> Stats:
     """Stream the volume once: write it (physical mode), the pyramid levels, statistics and histogram."""
     shape, dtype = src.shape, src.dtype
     if write_volume:
@@ -161,7 +182,7 @@ def _one_pass(f: h5py.File, src: _Sources, factors: Sequence[int], depth: int, w
             data.write_direct(slab, dest_sel=np.s_[z0:z0 + len(slab)])
         for fac, lz0, block in pyramid.add(z0, slab):
             levels[fac].write_direct(block, dest_sel=np.s_[lz0:lz0 + len(block)])
-        stats.add(slab, edges, counts)
+        stats.add(slab, edges, counts, threads)
         log.info("combine: slices %d-%d of %d", z0, z0 + len(slab), shape[0])
     hist = f.create_dataset(HIST_PATH, data=counts)
     f[HIST_PATH + "_edges"] = edges
@@ -185,7 +206,7 @@ def combine(recon_paths: Sequence[str | Path], plan: Plan, cfg: TomoConfig, conv
     shape = (plan.n_slices, *width)
     factors = cfg.output.pyramid
     budget = int(max(0.0, cfg.memory_mb - cfg.overhead_mb) * 2**20)  # this job's resources: memory_mb
-    depth = slab_depth(shape, dtype, factors, budget)
+    depth = slab_depth(shape, dtype, factors, budget, cfg.threads)
     log.info("combine: %s volume %s %s, slabs of %d slices, pyramid %s", cfg.output.combine, shape, dtype,
              depth, factors or "none")
     with atomic_path(out_path) as tmp:
@@ -196,7 +217,7 @@ def combine(recon_paths: Sequence[str | Path], plan: Plan, cfg: TomoConfig, conv
         src = _Sources(volume_parts(recon_paths, plan), shape, dtype)
         with h5py.File(tmp, "r+" if virtual else "w") as f:
             f["implements"] = "exchange"
-            stats = _one_pass(f, src, factors, depth, write_volume=not virtual)
+            stats = _one_pass(f, src, factors, depth, write_volume=not virtual, threads=cfg.threads)
             provenance.write(f, cfg, plan, conv_range, config_path, input_sha256)
     if config_path is not None:
         provenance.write_config_file(cfg, plan, config_path)

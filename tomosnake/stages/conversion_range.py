@@ -70,7 +70,7 @@ def resolution(vds_path: str | Path, plan: Plan, cfg: TomoConfig) -> dict:
         halves = [lamino_from_window(p, r0, t, plan, cfg, geom, rows[0], rows[-1] + 1, recon) for p, t in
                   ((pa, ta), (pb, tb))]
     else:
-        halves = [reconstruct_block(p, t, recon, center, plan.log_applied, cfg.threads, cfg.preprocess.stripe)
+        halves = [reconstruct_block(p, t, recon, center, plan.log_applied, plan.threads(cfg), cfg.preprocess.stripe)
                   for p, t in ((pa, ta), (pb, tb))]
     return frc(*halves).to_dict() | {"rows": rows}
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +30,7 @@ import numpy as np
 from tomosnake.config import ReconConfig, TomoConfig
 from tomosnake.corrections.minuslog import minus_log
 from tomosnake.io.atomic import write_text
+from tomosnake.report import timings
 from tomosnake.io.scan import ScanInfo
 from tomosnake.io.stitched_scan import Scan, StitchedScan, open_scan
 from tomosnake.recon import lamino, steps
@@ -94,6 +97,11 @@ class Plan:
     lamino: dict | None = None
     axis: float | None = None  # the rotation axis found in the projections, detector columns; None if not searched
     old_center: float | None = None  # the automatic recon.sino_360_to_180.old_center (= axis), detector columns
+    recon_threads: int | None = None  # gridding workers the recon budget holds (None: config threads)
+
+    def threads(self, cfg: TomoConfig) -> int:
+        """Threads of a reconstructing job: the config's, at most what the plan's budget holds."""
+        return min(cfg.threads, self.recon_threads or cfg.threads)
 
     @property
     def k(self) -> int:
@@ -127,12 +135,24 @@ class Plan:
         return json.dumps(_shallow(self) | {"k": self.k, "j": self.j}, indent=1)
 
     @classmethod
+    def cached(cls, path: str | Path) -> Plan:
+        """`read`, once per version of the file: the workflow's input and resource functions ask for the
+        plan once per job, and a plan of 25000 angles takes milliseconds to parse."""
+        st = os.stat(path)
+        return _read_cached(str(path), st.st_mtime_ns, st.st_size)
+
+    @classmethod
     def read(cls, path: str | Path) -> Plan:
         data = json.loads(Path(path).read_text())
         data.pop("k"), data.pop("j")
         data["proj_chunks"] = [tuple(c) for c in data["proj_chunks"]]
         data["sino_chunks"] = [tuple(c) for c in data["sino_chunks"]]
         return cls(**data)
+
+
+@lru_cache(maxsize=64)
+def _read_cached(path: str, mtime_ns: int, size: int) -> Plan:
+    return Plan.read(path)
 
 
 def _shallow(obj: object) -> dict:
@@ -336,6 +356,17 @@ def lamino_plan(geom: lamino.Geometry, theta: np.ndarray, chunks: list[tuple[int
             "read_amplification": sum(read) / geom.n_rows, "uniform_amplification": float(n_loads)}
 
 
+def _recon_threads(cfg: TomoConfig, budget: int, n_proj: int, n_cols: int, recon: ReconConfig,
+                   per_slice: int) -> int:
+    """Reconstruction threads the budget holds: each gridding worker keeps a slice pair's spectrum and
+    grid (about 20 GB at the bone scan's 25134 angles x 16606 px), so a wide scan gets fewer workers than
+    ``threads``, each with a slice pair to work on. The volume does not depend on it."""
+    for t in range(cfg.threads, 1, -1):
+        if budget - block_overhead_bytes(n_proj, n_cols, recon, t) - FIXED_BYTES >= SLICE_PAIR * t * per_slice:
+            return t
+    return 1
+
+
 def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = True) -> Plan:
     """Plan one scan from its metadata, a few sampled frames, the enabled steps and the memory budget.
 
@@ -355,7 +386,8 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
         chain = build_chain(cfg.preprocess, has_i0=info.has_i0, n_frames=max(info.n_flat, info.n_dark))
         crop = output_window(info.n_rows, info.n_cols, cfg.preprocess)
         check_size(info.n_proj, crop[3] - crop[2], cfg)
-        axis, old_center, center, center_method = _axis(cfg, scan, crop, search)
+        with timings.phase("center"):
+            axis, old_center, center, center_method = _axis(cfg, scan, crop, search)
     recon = cfg.recon if old_center is None else _with_old_center(cfg.recon, old_center)
     if cfg.recon.center is not None:
         check_center(cfg.recon.center, output_width(crop[3] - crop[2], recon))
@@ -368,12 +400,14 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
     assert chain.needs.proj is not FULL, "a preprocessing step needs every projection"
     tiles_per_proj_block = math.ceil(out_rows / tile[1])
     proj_per_job = tile[0] * max(1, math.ceil(cfg.subchunks_per_job / tiles_per_proj_block))
-    k = math.ceil(info.n_proj / proj_per_job)
+    k = min(math.ceil(info.n_proj / proj_per_job), cfg.max_chunk_jobs)
 
     per_slice = slice_bytes(info.n_proj, out_cols, recon, cfg.preprocess.stripe)
-    # The same allowance for HDF5 caches and allocator slack as in preprocessing.
-    fixed = block_overhead_bytes(info.n_proj, out_cols, recon, cfg.threads) + FIXED_BYTES
     budget = _budget_bytes(cfg, "recon")
+    recon_threads = (cfg.threads if cfg.recon.lamino.enabled
+                     else _recon_threads(cfg, budget, info.n_proj, out_cols, recon, per_slice))
+    # The same allowance for HDF5 caches and allocator slack as in preprocessing.
+    fixed = block_overhead_bytes(info.n_proj, out_cols, recon, recon_threads) + FIXED_BYTES
     lamino_info, n_out = None, out_rows
     if cfg.recon.lamino.enabled:  # slabs of output slices, each reading the detector rows its geometry needs
         # Without the search (preflight) any centre on the detector gives the same k and j.
@@ -382,7 +416,8 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
         theta = np.asarray(info.theta_deg)
         slices_per_load = _lamino_slices_per_load(cfg, geom, theta, info.n_proj)
         n_out = geom.height
-        sino_chunks = split(n_out, math.ceil(n_out / (slices_per_load * cfg.subchunks_per_job)))
+        sino_chunks = split(n_out, min(math.ceil(n_out / (slices_per_load * cfg.subchunks_per_job)),
+                                       cfg.max_chunk_jobs))
         lamino_info = lamino_plan(geom, theta, sino_chunks, slices_per_load)
     else:
         pair = SLICE_PAIR if budget - fixed >= SLICE_PAIR * per_slice else 1
@@ -392,7 +427,8 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
             raise PlanError(f"config key '{cfg.budget_key('recon')}': one slice of {info.n_proj} angles x "
                             f"{out_cols} px needs {need / MB:.1f} MB for reconstruction; raise it to at least "
                             f"{cfg.overhead_mb + math.ceil(need / MB)}")
-        j = math.ceil(out_rows / (slices_per_load * cfg.subchunks_per_job))
+        # At most `max_chunk_jobs`: a scan of thousands of loads gets more loads per job, not more jobs.
+        j = min(math.ceil(out_rows / (slices_per_load * cfg.subchunks_per_job)), cfg.max_chunk_jobs)
         sino_chunks = split(out_rows, j, pair)
     width = output_width(out_cols, recon)
     out_item = np.dtype(cfg.recon.convert.dtype if cfg.recon.convert.enabled else "float32").itemsize
@@ -410,6 +446,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
                 slices_per_load=int(slices_per_load), recon_width=width,
                 center_method=center_method, log_applied=chain.log_applied, memory_mb=cfg.memory_mb,
                 estimates=estimates, stitch_offsets=stitch_offsets, lamino=lamino_info, warnings=warnings,
+                recon_threads=recon_threads,
                 # without the search (preflight) the placeholders shaped the layout only
                 center=center if search else None, axis=axis if search else None,
                 old_center=old_center if search else None)

@@ -48,7 +48,8 @@ def lamino_from_window(window: np.ndarray, r0: int, theta_deg: np.ndarray, plan:
         proj = steps.minus_log(window) if logged else window
         return run_tomocupy_lamino(proj, r0, theta_deg, geom.angle_deg, geom.center, geom.v_center,
                                    geom.z(np.arange(i0, i1)), geom.n_cols, recon.algorithm, recon.filter_name)
-    return lamino.reconstruct_slab(window, r0, theta_deg, recon, geom, i0, i1, plan.log_applied, cfg.threads,
+    threads = plan.threads(cfg)
+    return lamino.reconstruct_slab(window, r0, theta_deg, recon, geom, i0, i1, plan.log_applied, threads,
                                    cfg.preprocess.stripe)
 
 
@@ -60,7 +61,7 @@ def reconstruct_slices(data: h5py.Dataset, plan: Plan, cfg: TomoConfig, center: 
         r0, r1 = lamino.row_window(geom, plan.theta_deg, i0, i1)
         return lamino_from_window(read_rows(data, r0, r1), r0, plan.theta_deg, plan, cfg, geom, i0, i1)
     return reconstruct_block(read_rows(data, i0, i1), plan.theta_deg, resolve_recon(plan, cfg), center,
-                             plan.log_applied, cfg.threads, cfg.preprocess.stripe)
+                             plan.log_applied, plan.threads(cfg), cfg.preprocess.stripe)
 
 
 def recon_chunk(vds_path: str | Path, plan: Plan, j: int, cfg: TomoConfig, conv_range: dict,
@@ -132,7 +133,7 @@ def try_center(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_dir: str |
 
     def one_slice(s: np.ndarray, theta_deg: np.ndarray, center: float) -> np.ndarray:
         return reconstruct_block(s[:, None, :], theta_deg, resolve_recon(plan, cfg), center, plan.log_applied,
-                                 cfg.threads, cfg.preprocess.stripe)[0]
+                                 plan.threads(cfg), cfg.preprocess.stripe)[0]
 
     return try_centers(sino, plan.theta_deg, centers, one_slice, out_dir, title=f"{plan.scan}, row {row}")
 

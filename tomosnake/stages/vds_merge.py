@@ -1,4 +1,7 @@
-"""Rule vds_merge: one virtual DXchange dataset over the k pre-processed chunk files; copies no projection data."""
+"""Rule vds_merge: one virtual DXchange dataset over the k pre-processed chunk files; copies no projection data.
+
+The same job saves the report's previews (`tomosnake.report.previews`): one process start-up less.
+"""
 
 from __future__ import annotations
 

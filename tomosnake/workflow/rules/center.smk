@@ -16,10 +16,9 @@ rule try_center_scan:
         sheet=FILES.try_center_sheet,
     params:
         center_try=CFG.center_try.model_dump(mode="json"),
-    threads: CFG.threads
+    threads: resources.threads(CFG, "try_center_scan")
     resources:
-        **(BASE_RESOURCES | placed("try_center_scan")),
-        runtime=30,
+        **job_resources("try_center_scan"),
     log:
         FILES.log("try_center"),
     conda:
@@ -46,10 +45,9 @@ rule try_lamino_scan:
         sheet=FILES.try_lamino_sheet,
     params:
         lamino_try=CFG.lamino_try.model_dump(mode="json"),
-    threads: CFG.threads
+    threads: resources.threads(CFG, "try_lamino_scan")
     resources:
-        **(BASE_RESOURCES | placed("try_lamino_scan")),
-        runtime=30,
+        **job_resources("try_lamino_scan"),
     log:
         FILES.log("try_lamino"),
     conda:

@@ -13,8 +13,7 @@ rule input_checksum:
     output:
         sha=FILES.input_sha256,
     resources:
-        **BASE_RESOURCES,
-        runtime=runtime_min("preprocess"),
+        **job_resources("input_checksum"),
     log:
         FILES.log("input_checksum"),
     benchmark:
@@ -35,12 +34,12 @@ rule combine:
     output:
         volume=FILES.volume,
         config=FILES.volume_config,
+    threads: CFG.threads
     params:
         # What the volume file depends on; the export switches are the export rules' business.
         output={"combine": CFG.output.combine, "pyramid": CFG.output.pyramid, "input_sha256": INPUT_SHA256},
     resources:
-        **BASE_RESOURCES,
-        runtime=runtime_min("combine"),
+        **job_resources("combine"),
     log:
         FILES.log("combine"),
     benchmark:
@@ -57,8 +56,7 @@ rule ome_zarr:
     output:
         zarr=directory(FILES.ome_zarr),
     resources:
-        **BASE_RESOURCES,
-        runtime=runtime_min("combine"),
+        **job_resources("ome_zarr"),
     log:
         FILES.log("ome_zarr"),
     benchmark:
@@ -75,8 +73,7 @@ rule tiff_stack:
     output:
         tiff=directory(FILES.tiff),
     resources:
-        **BASE_RESOURCES,
-        runtime=runtime_min("combine"),
+        **job_resources("tiff_stack"),
     log:
         FILES.log("tiff_stack"),
     benchmark:

@@ -1,7 +1,8 @@
 # Config loading and validation, paths, and the input functions that read the plan checkpoint.
-import math
+import os
 from pathlib import Path
 
+from tomosnake import cluster, resources
 from tomosnake import config as tconfig
 from tomosnake import outdir, placement, preflight
 from tomosnake import workflow as tworkflow
@@ -20,6 +21,11 @@ else:
     outdir.job_config(workflow, config)
 CFG = tconfig.load(config)
 OUT = CFG.outdir
+if workflow.is_main_process and os.environ.get("TOMOSNAKE_AUDIT_CONFIG"):  # `tomosnake audit` reads it
+    Path(os.environ["TOMOSNAKE_AUDIT_CONFIG"]).write_text(CFG.model_dump_json())
+
+# Local and SLURM jobs inherit this environment (see resources.JOB_ENV).
+os.environ.update(resources.JOB_ENV)
 
 
 def conda_env(stage: str) -> str:
@@ -54,7 +60,7 @@ def plan_path(scan: str) -> str:
 
 def plan_of(w) -> Plan:
     """The scan's plan; using it makes the rule wait for the checkpoint."""
-    return Plan.read(checkpoints.plan.get(scan=w.scan).output.plan)
+    return Plan.cached(checkpoints.plan.get(scan=w.scan).output.plan)
 
 
 def preproc_chunks(w) -> list[str]:
@@ -65,30 +71,47 @@ def recon_chunks(w) -> list[str]:
     return [ScanFiles.under(OUT, w.scan).recon_chunk(j) for j in range(plan_of(w).j)]
 
 
-def runtime_min(stage: str):
-    """SLURM time limit from the scan's size: generous per-GB rates, never below 10 minutes."""
-
-    def runtime(w, attempt) -> int:
-        p = Path(plan_path(w.scan))
-        if not p.exists():
-            return 10 * attempt
-        plan = Plan.read(p)
-        gb = plan.estimates["preprocessed_bytes"] / 1e9
-        per_job = gb / (plan.k if stage == "preprocess" else plan.j)
-        return int(max(10, math.ceil(per_job * 30)) * attempt)
-
-    return runtime
-
-
-def placed(rule: str | None = None) -> dict:
-    """The rule's partition, GPU, account and QoS (`tomosnake.placement`); None: a rule that does not reconstruct."""
-    return placement.slurm_resources(CFG, rule)
+def cluster_limits():
+    """The SLURM partitions' limits when this run submits to SLURM (else None), the config checked
+    against them once: a request the cluster cannot serve stops the run with one line, nothing queued.
+    A local run checks the budgets against this machine's memory instead."""
+    if "limits" not in _CLUSTER:
+        plugin = workflow.executor_plugin
+        executor = os.environ.get(cluster.EXECUTOR_ENV) or (plugin.cli_prefix if plugin is not None else None)
+        executor = executor if workflow.is_main_process else None
+        if executor == "local":
+            cluster.local_or_exit(CFG)
+        _CLUSTER["limits"] = cluster.limits_or_exit(CFG) if executor == "slurm" else None
+    return _CLUSTER["limits"]
 
 
-# Resources every rule shares; mem_mb is the per-job budget the plan was made for.
-BASE_RESOURCES = dict(mem_mb=math.ceil(CFG.memory_mb), **placed())
-PREPROCESS_MEM = math.ceil(CFG.budget_mb("preprocess"))
-RECON_MEM = math.ceil(CFG.budget_mb("recon"))
+_CLUSTER: dict = {}
+
+
+def _model(path: str) -> dict:
+    """`resources.model` of the scan's plan (before the plan: without one), once per version of the plan file."""
+    p = Path(path)
+    key = (path, p.stat().st_mtime_ns) if p.exists() else (path, None)
+    if key not in _MODELS:
+        _MODELS[key] = resources.model(Plan.cached(p) if p.exists() else None, CFG)
+    return _MODELS[key]
+
+
+_MODELS: dict = {}
+
+
+def job_resources(rule: str) -> dict:
+    """A rule's mem_mb and runtime from the package's model (`tomosnake.resources`), per job and attempt,
+    clipped to the cluster's limits; partition, GPU, account and QoS from `tomosnake.placement`."""
+
+    def request(w, attempt) -> resources.Resources:
+        first = _model(plan_path(w.scan))[rule]
+        limits = cluster_limits()
+        return resources.for_attempt(first, attempt, limits.get(first.partition) if limits else None)
+
+    return dict(mem_mb=lambda w, attempt: request(w, attempt).mem_mb,
+                runtime=lambda w, attempt: request(w, attempt).runtime,
+                **placement.slurm_resources(CFG, rule))
 
 
 def export_targets(scan: str) -> list[str]:
@@ -110,6 +133,7 @@ def cleanup_inputs(w) -> list[str]:
 
 
 def final_targets(w=None) -> list[str]:
+    cluster_limits()
     targets = []
     for scan in SCANS:
         files = ScanFiles.under(OUT, scan)

@@ -10,10 +10,9 @@ rule preprocess_chunk:
         chunk=FILES.preproc_chunk(),
     params:
         stage=stage_dict(CFG, "preprocess"),
-    threads: CFG.threads
+    threads: resources.threads(CFG, "preprocess_chunk")
     resources:
-        **(BASE_RESOURCES | {"mem_mb": PREPROCESS_MEM}),
-        runtime=runtime_min("preprocess"),
+        **job_resources("preprocess_chunk"),
     log:
         FILES.log("preprocess_{k}"),
     benchmark:

@@ -1,6 +1,7 @@
 # conversion_range: one bit-depth range for the whole volume, from a fixed sample of slices.
-# recon_chunk: one block of sinogram rows, read through the VDS. The chunk files are declared
-# as inputs too: the VDS only references them.
+# recon_chunk: one block of sinogram rows, read through the VDS. The VDS stands for the chunk files it
+# references (not temp(); vds_merge reruns when one changes and cleanup removes the VDS with them), so
+# each of j jobs lists one file, not k: at the bone scan's k and j that was most of the DAG's cost.
 
 
 rule conversion_range:
@@ -12,10 +13,9 @@ rule conversion_range:
         range=FILES.recon_range,
     params:
         stage=stage_dict(CFG, "recon"),
-    threads: CFG.threads
+    threads: resources.threads(CFG, "conversion_range")
     resources:
-        **(BASE_RESOURCES | placed("conversion_range") | {"mem_mb": RECON_MEM}),
-        runtime=10,
+        **job_resources("conversion_range"),
     log:
         FILES.log("conversion_range"),
     conda:
@@ -27,17 +27,15 @@ rule conversion_range:
 rule recon_chunk:
     input:
         vds=FILES.preproc_vds,
-        chunks=preproc_chunks,
         plan=FILES.plan,
         range=FILES.recon_range,
     output:
         recon=FILES.recon_chunk(),
     params:
         stage=stage_dict(CFG, "recon"),
-    threads: CFG.threads
+    threads: resources.threads(CFG, "recon_chunk")
     resources:
-        **(BASE_RESOURCES | placed("recon_chunk") | {"mem_mb": RECON_MEM}),
-        runtime=runtime_min("recon"),
+        **job_resources("recon_chunk"),
     log:
         FILES.log("recon_{j}"),
     benchmark:

@@ -1,0 +1,281 @@
+"""A multi-GB scan through the real one-node SLURM: throughput, IO and scheduling fractions, memory per rule.
+
+    flock /tmp/tomosnake-slurm.lock .venv/bin/python benchmarks/scale.py              # 4.3 GB raw
+    flock /tmp/tomosnake-slurm.lock .venv/bin/python benchmarks/scale.py --gb 0.3     # a quick run
+
+Generates (once, kept in the work folder) a DXchange scan of ``--gb`` GB raw, written frame-chunked a
+block of projections at a time as beamlines write (an analytic phantom of 16 distinct slices, stretched
+over the rows), picks the largest budget at which the plan makes at least ``--min-jobs`` chunk jobs,
+and runs the workflow with ``--profile slurm-test``. While it runs, every process of every SLURM job
+(found by ``SLURM_JOB_ID`` in its environment) is sampled from /proc every ``--sample`` seconds, so a
+job's peak is the sum over its whole process tree: the Snakemake processes of the job plus the script.
+Prints:
+
+- raw Mpx/s over the run's wall time, per core of the machine and per allocated CPU (the seed paper's
+  Table 1 gives 26-77 kpx/s per thread);
+- the IO fraction (HDF5 reads and writes in the jobs' own timing records / the jobs' wall time) and the
+  scheduling fraction (wall time with no job running, and time inside SLURM jobs before and after the
+  script: Snakemake's start-up in each job), in Table 1's terms;
+- each rule's largest peak (sampled tree, sacct MaxRSS, the Snakemake processes alone) against its --mem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import yaml
+
+from tomosnake.report import timings
+from tomosnake.cli import snakemake_command
+from tomosnake.config import validate
+from tomosnake.phantom import PhantomSpec, _beam, sinogram_block
+from tomosnake.stages.plan import make_plan
+
+MB = 1 << 20
+PAGE = os.sysconf("SC_PAGE_SIZE")
+DISTINCT_ROWS = 16
+
+
+def write_scan(path: Path, n_proj: int, n_rows: int, n_cols: int, block: int = 16) -> None:
+    """A frame-chunked DXchange scan: counts of a 16-slice analytic phantom, each slice repeated over
+    ``n_rows / 16`` rows (generating every row analytically would take longer than the run)."""
+    spec = PhantomSpec(n_proj=n_proj, n_rows=DISTINCT_ROWS, n_cols=n_cols, center_offset=2.5, noise=False)
+    theta = spec.theta()
+    rows = np.minimum(np.arange(n_rows) * DISTINCT_ROWS // n_rows, DISTINCT_ROWS - 1)
+    beam = _beam(PhantomSpec(n_rows=n_rows, n_cols=n_cols))
+    tmp = path.with_name(f".{path.name}.tmp")
+    with h5py.File(tmp, "w") as f:
+        data = f.create_dataset("exchange/data", (n_proj, n_rows, n_cols), np.uint16, chunks=(1, n_rows, n_cols))
+        for p0 in range(0, n_proj, block):
+            p1 = min(p0 + block, n_proj)
+            att = sinogram_block(spec, theta[p0:p1], np.arange(DISTINCT_ROWS))[:, rows]
+            data[p0:p1] = np.clip(beam[None] * np.exp(-att) + 100, 0, 65535).astype(np.uint16)
+        f["exchange/data_white"] = np.repeat((beam + 100).astype(np.uint16)[None], 10, axis=0)
+        f["exchange/data_dark"] = np.full((10, n_rows, n_cols), 100, np.uint16)
+        f["exchange/theta"] = theta
+        f["exchange/theta"].attrs["units"] = "degrees"
+    tmp.rename(path)
+
+
+def budget_for(scan: Path, base: dict, min_jobs: int) -> tuple[int, int, int]:
+    """The largest budget (MB, in steps of 50) whose plan has k + j >= ``min_jobs``; (budget, k, j)."""
+    found = None
+    for mb in range(400, 8001, 50):
+        try:
+            plan = make_plan(validate(base | {"memory_mb": mb}), str(scan), "scan")
+        except ValueError:
+            continue
+        if plan.k + plan.j < min_jobs:
+            break
+        found = (mb, plan.k, plan.j)
+    if found is None:
+        raise SystemExit(f"no budget gives {min_jobs} chunk jobs: use a larger --gb or lower --min-jobs")
+    return found
+
+
+@dataclass
+class Sampler:
+    """Peak RSS per SLURM job of its whole process tree, and of its Snakemake processes alone."""
+
+    interval: float
+    peak: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    wrapper_peak: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    samples: int = 0
+    _job_of: dict = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def _job(self, pid: str) -> tuple[str | None, bool]:
+        """(SLURM job id or None, whether the process wraps the job's script: Snakemake, srun, shells)."""
+        try:
+            start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        except OSError:
+            return None, False
+        key = (pid, start)
+        if key not in self._job_of:
+            try:
+                env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                return None, False
+            job = next((e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"SLURM_JOB_ID=")), None)
+            self._job_of[key] = (job, ".snakemake/scripts/" not in cmd)  # not the job's script: a wrapper
+        return self._job_of[key]
+
+    def _once(self) -> None:
+        total: dict[str, float] = defaultdict(float)
+        wrapper: dict[str, float] = defaultdict(float)
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            job, is_smk = self._job(pid)
+            if job is None:
+                continue
+            try:
+                rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / MB
+            except OSError:
+                continue
+            total[job] += rss
+            if is_smk:
+                wrapper[job] += rss
+        for job, v in total.items():
+            self.peak[job] = max(self.peak[job], v)
+        for job, v in wrapper.items():
+            self.wrapper_peak[job] = max(self.wrapper_peak[job], v)
+        self.samples += 1
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._once()
+
+    def __enter__(self) -> Sampler:
+        self._thread = threading.Thread(target=self.run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _mb(text: str) -> float | None:
+    m = re.fullmatch(r"([\d.]+)([KMGT]?)n?c?", text or "")
+    if not m:
+        return None
+    return float(m.group(1)) * {"K": 1 / 1024, "": 1 / MB, "M": 1, "G": 1024, "T": 1 << 20}[m.group(2)]
+
+
+def _seconds(text: str) -> float:
+    days, _, hms = text.rpartition("-")
+    parts = [float(p) for p in hms.split(":")]
+    return sum(p * 60**i for i, p in enumerate(reversed(parts))) + float(days or 0) * 86400
+
+
+def sacct(run_id: str) -> dict[str, dict]:
+    """Per SLURM job of the run: rule, wildcards, CPUs, requested MB, largest step MaxRSS (MB), elapsed s."""
+    out = subprocess.run(["sacct", "--noheader", "--parsable2", "--starttime=now-1days", f"--name={run_id}",
+                          "--format=JobID,Comment,AllocCPUS,ReqMem,MaxRSS,Elapsed,State"],
+                         capture_output=True, text=True, check=False).stdout
+    jobs: dict[str, dict] = {}
+    for line in out.splitlines():
+        job_id, comment, cpus, req, maxrss, elapsed, state = line.split("|")
+        base = job_id.split(".")[0]
+        if base == job_id:
+            m = re.fullmatch(r"rule_(\w+?)(?:_wildcards_(.*))?", comment)
+            jobs[base] = {"rule": m.group(1) if m else comment, "wildcards": m.group(2) if m else "",
+                          "cpus": int(cpus), "req_mb": _mb(req), "maxrss_mb": None, "elapsed": _seconds(elapsed),
+                          "state": state}
+        elif base in jobs and _mb(maxrss) is not None:
+            jobs[base]["maxrss_mb"] = max(jobs[base]["maxrss_mb"] or 0.0, _mb(maxrss))
+    # the steps can be listed before their allocation: a second pass for their MaxRSS
+    for line in out.splitlines():
+        job_id, _, _, _, maxrss, _, _ = line.split("|")
+        base = job_id.split(".")[0]
+        if base != job_id and base in jobs and _mb(maxrss) is not None:
+            jobs[base]["maxrss_mb"] = max(jobs[base]["maxrss_mb"] or 0.0, _mb(maxrss))
+    return jobs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", default="bench-scale")
+    parser.add_argument("--gb", type=float, default=4.3, help="raw scan size, GB (10^9 bytes)")
+    parser.add_argument("--proj", type=int, default=1000)
+    parser.add_argument("--cols", type=int, default=512)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--min-jobs", type=int, default=64)
+    parser.add_argument("--sample", type=float, default=0.2, help="seconds between /proc samples")
+    parser.add_argument("--timeout", type=int, default=3600)
+    args = parser.parse_args(argv)
+
+    work = Path(args.workdir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    n_rows = math.ceil(args.gb * 1e9 / (2 * args.proj * args.cols))
+    scan = work / f"scale_{args.proj}x{n_rows}x{args.cols}.h5"
+    if not scan.exists():
+        t0 = time.time()
+        write_scan(scan, args.proj, n_rows, args.cols)
+        print(f"generated {scan.name} in {time.time() - t0:.0f} s")
+    raw_px = args.proj * n_rows * args.cols
+    base = {"input": [str(scan)], "outdir": str(work / "out"), "threads": args.threads, "subchunks_per_job": 1,
+            "max_chunk_jobs": 10_000, "cleanup": False, "report": False, "disk_check": True,
+            "recon": {"center": args.cols / 2 + 2.5}}
+    budget, k, j = budget_for(scan, base, args.min_jobs)
+    config = base | {"memory_mb": budget}
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    print(f"scan {args.proj} x {n_rows} x {args.cols} uint16, {raw_px * 2 / 1e9:.2f} GB raw; budget {budget} MB "
+          f"per job: k = {k}, j = {j}; {args.threads} threads per chunk job")
+
+    cmd = ["timeout", "-k", "10", str(args.timeout),
+           *snakemake_command("slurm-test", {}, "--configfile", str(work / "config.yaml"), "--directory", str(work),
+                              "--forceall")]
+    t0 = time.time()
+    with Sampler(args.sample) as sampler:
+        proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False)
+    wall = time.time() - t0
+    text = proc.stdout + proc.stderr
+    (work / "snakemake.log").write_text(text)
+    run_id = re.search(r"^SLURM run ID: (\S+)", text, re.MULTILINE)
+    if proc.returncode != 0 or run_id is None:
+        if run_id and proc.returncode in (124, 137):
+            subprocess.run(["scancel", f"--name={run_id.group(1)}"], check=False)
+        print(text[-4000:])
+        return proc.returncode or 1
+
+    scan_dir = work / "out" / scan.stem
+    benches = timings.read_benchmarks(scan_dir / "benchmarks")
+    summary = timings.summarize(timings.read_jobs(scan_dir / "logs", benches, args.threads), benches, raw_px,
+                                time.time())
+    jobs = sacct(run_id.group(1))
+    node_cpus = os.cpu_count() or 1
+    alloc_cpu_s = sum(jb["cpus"] * jb["elapsed"] for jb in jobs.values())
+    slurm_s = sum(jb["elapsed"] for jb in jobs.values())
+    script_s = sum(r.wall for r in summary.records if r.slurm_job_id)
+    print(f"\nwall {wall:.0f} s for {len(jobs)} SLURM jobs (sampled /proc {sampler.samples} times)")
+    print(f"raw throughput: {raw_px / wall / 1e6:.2f} Mpx/s total, {raw_px / wall / node_cpus / 1e3:.0f} kpx/s "
+          f"per core of this {node_cpus}-core machine, {raw_px / alloc_cpu_s / 1e3:.0f} kpx/s per allocated CPU "
+          f"(SLURM elapsed x CPUs: {alloc_cpu_s:.0f} CPU-s); seed paper Table 1: 26-77 kpx/s per thread")
+    print(f"IO fraction: {summary.io_fraction:.1%} of the jobs' script time (HDF5 reads and writes; seed 16-42 %)")
+    print(f"scheduling: {summary.idle_fraction:.1%} of the wall time with no job running; "
+          f"{1 - script_s / slurm_s:.1%} of the SLURM jobs' elapsed time outside the script "
+          f"(Snakemake start-up in each job); seed: SLURM 0.1-2.5 %")
+    by_rule: dict[str, list[dict]] = defaultdict(list)
+    for job_id, jb in jobs.items():
+        jb["sampled_mb"] = sampler.peak.get(job_id)
+        jb["wrapper_mb"] = sampler.wrapper_peak.get(job_id)
+        by_rule[jb["rule"]].append(jb)
+    print(f"\n{'rule':18s}{'jobs':>5s}{'--mem MB':>10s}{'sampled':>9s}{'sacct':>8s}{'snakemake':>10s}"
+          "  (largest peak, MB)")
+    over = 0
+    for rule, js in sorted(by_rule.items()):
+        def top(key: str, js: list = js) -> str:
+            vals = [jb[key] for jb in js if jb.get(key) is not None]
+            return f"{max(vals):.0f}" if vals else "-"
+        req = max(jb["req_mb"] or 0 for jb in js)
+        worst = max((jb["sampled_mb"] or 0) for jb in js)
+        over += worst > req
+        flag = "  OVER" if worst > req else ""
+        print(f"{rule:18s}{len(js):5d}{req:10.0f}{top('sampled_mb'):>9s}{top('maxrss_mb'):>8s}"
+              f"{top('wrapper_mb'):>10s}{flag}")
+    wr = [v for v in sampler.wrapper_peak.values() if v]
+    if wr:
+        print(f"Snakemake processes per SLURM job: {np.median(wr):.0f} MB median, {max(wr):.0f} MB largest "
+              f"(resources.WRAPPER_MB = {__import__('tomosnake.resources').resources.WRAPPER_MB})")
+    (work / "result.json").write_text(json.dumps({"wall": wall, "raw_px": raw_px, "jobs": jobs}, default=str))
+    return 1 if over else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Facility scale on paper: the seed paper's ovine-bone scan (25134 x 2584 x 16606 uint16, 2.16 TB raw) as a
+sparse HDF5 file that declares the shape and writes nothing but the angles (a few hundred kB on disk).
+
+The plan must give job counts a facility accepts, time limits from throughput (a preprocessing job of the
+bone scan is not 22 days, ``combine`` writes the whole volume whatever j is), and ``tomosnake audit``
+must plan and list it with the output filesystem far too small when ``disk_check: false``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from tomosnake import cluster, resources
+from tomosnake.config import validate
+from tomosnake.workflow import PROFILES
+from tomosnake.stages.plan import make_plan, split
+
+BONE = (25134, 2584, 16606)
+CONFIG = {"memory_mb": 43000, "threads": 96, "recon": {"center": 8303.0}}
+
+
+def write_sparse_scan(path: Path, shape: tuple[int, int, int]) -> Path:
+    """Frame-chunked datasets never written: HDF5 stores no chunk and reads the fill value."""
+    with h5py.File(path, "w") as f:
+        for name, n, fill in (("data", shape[0], 5000), ("data_white", 2, 20000), ("data_dark", 2, 100)):
+            f.create_dataset(f"exchange/{name}", shape=(n, *shape[1:]), dtype=np.uint16, chunks=(1, *shape[1:]),
+                             fillvalue=fill)
+        f["exchange/theta"] = np.linspace(0, 180, shape[0], endpoint=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bone(tmp_path_factory) -> Path:
+    return write_sparse_scan(tmp_path_factory.mktemp("bone") / "bone.h5", BONE)
+
+
+@pytest.fixture(scope="module")
+def bone_plan(bone):
+    return make_plan(validate(CONFIG), str(bone), "bone")
+
+
+def test_job_counts_a_facility_accepts(bone_plan):
+    cfg = validate(CONFIG)
+    assert 2 <= bone_plan.k <= cfg.max_chunk_jobs and 2 <= bone_plan.j <= cfg.max_chunk_jobs
+    # every job still within its memory: the loads are as large as before, only more of them per job
+    assert bone_plan.slices_per_load >= 1 and sum(b - a for a, b in bone_plan.sino_chunks) == BONE[1]
+
+
+def test_reconstruction_threads_fit_the_budget(bone_plan):
+    """Each gridding worker holds a slice pair's spectrum and grid (~20 GB at 25134 x 16606): at 43 GB the
+    plan runs fewer workers than the 96 threads asked for, and the model of one load stays in the budget."""
+    from tomosnake.recon.chain import block_overhead_bytes
+    from tomosnake.stages.preprocess_chunk import FIXED_BYTES
+
+    cfg = validate(CONFIG)
+    t = bone_plan.threads(cfg)
+    assert 1 <= t < cfg.threads
+    e = bone_plan.estimates
+    fixed = block_overhead_bytes(BONE[0], BONE[2], cfg.recon, t) + FIXED_BYTES
+    assert fixed + bone_plan.slices_per_load * e["recon_bytes_per_slice"] <= e["recon_budget_bytes"]
+
+
+def test_time_limits_from_throughput(bone_plan):
+    cfg = validate(CONFIG)
+    model = resources.model(bone_plan, cfg)
+    assert model["preprocess_chunk"].runtime < 24 * 60  # 30 min/GB gave 22.5 days at a 500 GB budget
+    assert model["recon_chunk"].runtime >= resources.MIN_MINUTES
+    # combine writes the whole volume: its limit does not shrink with more reconstruction jobs
+    many = dataclasses.replace(bone_plan, sino_chunks=split(BONE[1], 2584, 2))
+    assert resources.model(many, cfg)["combine"].runtime == model["combine"].runtime
+    assert model["combine"].runtime * 60 > bone_plan.estimates["volume_bytes"] / 1e9  # > 1 GB/s
+    assert resources.model(many, cfg)["recon_chunk"].runtime <= model["recon_chunk"].runtime
+
+
+@pytest.mark.slow
+def test_audit_of_the_bone_scan_without_disk_check(bone, tmp_path):
+    """2.85 TB of volume on a small disk passes with ``disk_check: false`` (the check is said to be skipped)."""
+    cfg = tmp_path / "bone.yaml"
+    cfg.write_text(yaml.safe_dump(CONFIG | {"threads": 2, "input": [str(bone)], "outdir": str(tmp_path / "out"),
+                                            "disk_check": False}))
+    # audited for MAX IV's nodes (500 GiB, 96 CPUs): this machine and its test cluster would refuse the budget
+    limits = tmp_path / "maxiv.json"
+    cluster.save({"cpu": cluster.Partition("cpu", 7 * 1440, 96, 500 * 1024, 0)}, str(limits))
+    proc = subprocess.run([sys.executable, "-m", "tomosnake.cli", "audit", "--profile", str(PROFILES / "maxiv"),
+                           "--configfile", str(cfg)], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          check=False, env=os.environ | {cluster.LIMITS_ENV: str(limits)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "disk: not checked (config key 'disk_check' is false)" in proc.stdout
+    k, j = (int(x) for x in re.search(r"k = (\d+) preprocessing chunks, j = (\d+)", proc.stdout).groups())
+    assert k + j <= 2 * validate(CONFIG).max_chunk_jobs
