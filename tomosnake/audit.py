@@ -43,7 +43,7 @@ from typing import TextIO
 import yaml
 
 from tomosnake import cluster
-from tomosnake.config import OutputConfig
+from tomosnake.config import OutputConfig, TomoConfig
 from tomosnake.paths import ScanFiles
 from tomosnake.preflight import storage
 from tomosnake.workflow import SNAKEFILE
@@ -125,6 +125,12 @@ def snakemake_command(args: Iterable[str], *extra: str) -> list[str]:
 
 # The workflow writes its validated config (JSON) to the file this variable names, for the audit to read.
 CONFIG_ENV = "TOMOSNAKE_AUDIT_CONFIG"
+
+
+def write_run_config(cfg: TomoConfig) -> None:
+    """In the audit's Snakemake runs (`CONFIG_ENV` set), write the run's validated config where it says."""
+    if path := os.environ.get(CONFIG_ENV):
+        Path(path).write_text(cfg.model_dump_json())
 
 
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:

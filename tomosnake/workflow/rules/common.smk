@@ -2,7 +2,7 @@
 import os
 from pathlib import Path
 
-from tomosnake import cluster, resources
+from tomosnake import audit, cluster, resources
 from tomosnake import config as tconfig
 from tomosnake import outdir, placement, preflight
 from tomosnake import workflow as tworkflow
@@ -21,8 +21,8 @@ else:
     outdir.job_config(workflow, config)
 CFG = tconfig.load(config)
 OUT = CFG.outdir
-if workflow.is_main_process and os.environ.get("TOMOSNAKE_AUDIT_CONFIG"):  # `tomosnake audit` reads it
-    Path(os.environ["TOMOSNAKE_AUDIT_CONFIG"]).write_text(CFG.model_dump_json())
+if workflow.is_main_process:
+    audit.write_run_config(CFG)  # for `tomosnake audit`, when it runs this
 
 # Local and SLURM jobs inherit this environment (see resources.JOB_ENV).
 os.environ.update(resources.JOB_ENV)
@@ -109,9 +109,11 @@ def job_resources(rule: str) -> dict:
         limits = cluster_limits()
         return resources.for_attempt(first, attempt, limits.get(first.partition) if limits else None)
 
-    return dict(mem_mb=lambda w, attempt: request(w, attempt).mem_mb,
-                runtime=lambda w, attempt: request(w, attempt).runtime,
-                **placement.slurm_resources(CFG, rule))
+    return dict(
+        mem_mb=lambda w, attempt: request(w, attempt).mem_mb,
+        runtime=lambda w, attempt: request(w, attempt).runtime,
+        **placement.slurm_resources(CFG, rule),
+    )
 
 
 def export_targets(scan: str) -> list[str]:
