@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import h5py
 import pytest
 
 from tomosnake.phantom import PhantomSpec, write_scan
@@ -17,6 +18,17 @@ def read_only(path: Path) -> Path:
     """Make a file read-only, as the raw data of a beamline are: nothing may write to it."""
     os.chmod(path, 0o444)
     return path
+
+
+def edited_scan(path: Path, spec: PhantomSpec, edit: dict | None = None) -> Path:
+    """The phantom scan of ``spec`` with datasets replaced (None: deleted), made read-only."""
+    write_scan(path, spec)
+    with h5py.File(path, "a") as f:
+        for key, value in (edit or {}).items():
+            del f[key]
+            if value is not None:
+                f[key] = value
+    return read_only(path)
 
 
 @pytest.fixture(scope="session")

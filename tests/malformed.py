@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tests.conftest import read_only
+from tests.conftest import edited_scan, read_only
 from tomosnake.phantom import PhantomSpec, write_scan
 
 SPEC = PhantomSpec(n_proj=40, n_rows=6, n_cols=48, center_offset=1.5, seed=3)
@@ -30,13 +30,7 @@ class Malformed:
 
 def _phantom(path: Path, edit: dict[str, np.ndarray | None] | None = None, spec: PhantomSpec = SPEC) -> Path:
     """The phantom with datasets replaced (None: deleted), read-only."""
-    write_scan(path, spec)
-    with h5py.File(path, "a") as f:
-        for key, value in (edit or {}).items():
-            del f[key]
-            if value is not None:
-                f[key] = value
-    return read_only(path)
+    return edited_scan(path, spec, edit)
 
 
 def _projections(dtype: str = "float64") -> np.ndarray:

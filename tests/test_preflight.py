@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.conftest import read_only
+from tests.conftest import edited_scan, read_only
 from tests.workflow import run
 from tomosnake import preflight
 from tomosnake.config import validate
@@ -30,13 +30,7 @@ BUDGET_MB = 60  # fits SPEC with room to spare (overhead_mb 0)
 
 def _scan(path: Path, edit: dict | None = None) -> Path:
     """A small phantom scan with datasets replaced (None: deleted), made read-only."""
-    write_scan(path, SPEC)
-    with h5py.File(path, "a") as f:
-        for key, value in (edit or {}).items():
-            del f[key]
-            if value is not None:
-                f[key] = value
-    return read_only(path)
+    return edited_scan(path, SPEC, edit)
 
 
 def sparse_scan(path: Path, n_proj: int, n_rows: int, n_cols: int) -> Path:

@@ -103,15 +103,7 @@ def reconstruct_block(proj: np.ndarray, theta_deg: np.ndarray, cfg: ReconConfig,
     run = get_backend(cfg.backend)
     rec = run(data, np.deg2rad(theta), center + npad, width, cfg.algorithm, cfg.filter_name, threads)
     rec = np.asarray(rec, dtype=np.float32)
-    if cfg.ring_removal.enabled:
-        rr = cfg.ring_removal
-        if rr.resolved_method == "consistent":
-            rec = steps.remove_rings_consistent(rec)
-        else:
-            rec = steps.remove_ring(rec, thresh=rr.thresh, theta_min=rr.theta_min, rwidth=rr.rwidth)
-    if cfg.circ_mask.enabled:
-        rec = steps.circ_mask(rec, cfg.circ_mask.ratio, cfg.circ_mask.val)
-    return rec
+    return steps.post_process(rec, cfg)
 
 
 # -------------------------------------------------------------------- conversion

@@ -191,15 +191,7 @@ def reconstruct_slab(window: np.ndarray, row0: int, theta_deg: np.ndarray, cfg: 
         data = remove_stripes(data, stripe.function, stripe.kwargs, logged=logged or log_applied, threads=threads)
     filtered = filter_rows(data, cfg.filter_name, npad, cfg.pad.mode)
     rec = backproject(filtered, row0, theta, geom, i0, i1, npad, threads)
-    if cfg.ring_removal.enabled:
-        rr = cfg.ring_removal
-        if rr.resolved_method == "consistent":
-            rec = steps.remove_rings_consistent(rec)
-        else:
-            rec = steps.remove_ring(rec, thresh=rr.thresh, theta_min=rr.theta_min, rwidth=rr.rwidth)
-    if cfg.circ_mask.enabled:
-        rec = steps.circ_mask(rec, cfg.circ_mask.ratio, cfg.circ_mask.val)
-    return rec
+    return steps.post_process(rec, cfg)
 
 
 def slab_bytes(n_proj: int, rows: int, slices: int, n_cols: int, cfg: ReconConfig, threads: int,

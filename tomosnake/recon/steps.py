@@ -7,11 +7,15 @@ slices are (n_slices, N, N).  Geometry and centres follow `tomosnake.phantom`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
 
 from tomosnake.corrections.minuslog import minus_log as corrections_minus_log
+
+if TYPE_CHECKING:
+    from tomosnake.config import ReconConfig
 
 
 def minus_log(proj: np.ndarray) -> np.ndarray:
@@ -222,4 +226,17 @@ def circ_mask(rec: np.ndarray, ratio: float, val: float) -> np.ndarray:
     r2 = (ratio * min(nx, ny) / 2) ** 2
     outside = (y[:, None] ** 2 + x[None, :] ** 2) >= r2
     rec[:, outside] = val
+    return rec
+
+
+def post_process(rec: np.ndarray, cfg: ReconConfig) -> np.ndarray:
+    """The steps on reconstructed slices: ring removal, then the circular mask."""
+    if cfg.ring_removal.enabled:
+        rr = cfg.ring_removal
+        if rr.resolved_method == "consistent":
+            rec = remove_rings_consistent(rec)
+        else:
+            rec = remove_ring(rec, thresh=rr.thresh, theta_min=rr.theta_min, rwidth=rr.rwidth)
+    if cfg.circ_mask.enabled:
+        rec = circ_mask(rec, cfg.circ_mask.ratio, cfg.circ_mask.val)
     return rec
