@@ -36,6 +36,7 @@ from tests.test_audit import (
     table,
 )
 from tests.workflow import fit_error, volume
+from tomosnake import resources
 from tomosnake.audit import parse_jobs
 from tomosnake.cli import snakemake_command
 from tomosnake.phantom import ground_truth, write_scan
@@ -229,7 +230,8 @@ def test_full_run_jobs_in_slurm_records(full_run, budget):
     assert {j.partition for j in jobs} == {"cpu"}
     for job in jobs:
         assert job.cpus == (BASE["threads"] if job.rule in THREADED else 1), job
-    assert {j.memory for j in jobs} == {f"{budget}M"}
+    # the script's budget plus the Snakemake processes every SLURM job runs (tomosnake.resources)
+    assert {j.memory for j in jobs} == {f"{budget + resources.WRAPPER_MB}M"}
 
 
 def test_audit_predicted_what_was_submitted(full_run):

@@ -110,10 +110,11 @@ def requests(cfg: TomoConfig, rules: list[str] | None = None) -> list[Request]:
 # ------------------------------------------------------------------------------------------------- time
 def _recon_slice_seconds(plan: Plan, cfg: TomoConfig) -> float:
     """Core-seconds to reconstruct one slice."""
-    from tomosnake.recon import gridrec
-    from tomosnake.recon.chain import _padded_width
+    from tomosnake.recon import gridrec, steps
 
-    _, padded = _padded_width(plan.shape[2], cfg.recon)
+    # The plan's slice width (after 360->180 with its resolved old_center), padded as the chain pads it.
+    pad = cfg.recon.pad
+    padded = plan.recon_width + 2 * (steps.pad_amount(plan.recon_width, pad.npad) if pad.enabled else 0)
     return RECON_S_PER_POINT * plan.shape[0] * gridrec.fft_length(padded)
 
 
