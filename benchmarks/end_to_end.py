@@ -207,7 +207,9 @@ def tomosnake_split(scan_dir: Path, wall: float) -> tuple[dict[str, float], list
 
 def run_tomosnake(work: Path, scan: Path, spec: PhantomSpec, threads: int, n_eval: int,
                   extra_config: dict | None = None, label: str = "tomosnake") -> Result:
-    out = work / "tomosnake"
+    # Not "tomosnake": Snakemake gives jobs its launch directory's sys.path, and a folder of the package's
+    # name there would shadow an editable install's package as a namespace package.
+    out = work / "out-tomosnake"
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(work / ".snakemake", ignore_errors=True)
     config = {"input": [str(scan)], "outdir": str(out), "threads": threads, **(extra_config or {})}
