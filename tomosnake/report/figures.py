@@ -192,7 +192,22 @@ class ImagePanel(Flowable):
         c.setStrokeColor(GREY)
 
 
-class Histogram(Flowable):
+class _Chart(Flowable):
+    """A fixed-size chart: axes inset 14 mm left, 10 mm below and 3 mm at the other sides."""
+
+    width: float
+    height: float
+
+    def wrap(self, avail_w: float, avail_h: float) -> tuple[float, float]:
+        return self.width, self.height
+
+    def plot_area(self) -> tuple[float, float, float, float]:
+        """(x0, y0, w, h) of the axes on the flowable's canvas."""
+        x0, y0 = 14 * mm, 10 * mm
+        return x0, y0, self.width - x0 - 3 * mm, self.height - y0 - 3 * mm
+
+
+class Histogram(_Chart):
     """Counts on fixed bins (log scale), the bins' centres mapped to physical values, marks at given values."""
 
     def __init__(self, counts: np.ndarray, edges: np.ndarray, width: float, height: float, x_label: str,
@@ -202,13 +217,9 @@ class Histogram(Flowable):
         self.width, self.height, self.x_label, self.marks = width, height, x_label, marks
         self.to_physical = to_physical or (lambda v: v)
 
-    def wrap(self, avail_w: float, avail_h: float) -> tuple[float, float]:
-        return self.width, self.height
-
     def draw(self) -> None:
         c: Canvas = self.canv
-        x0, y0 = 14 * mm, 10 * mm
-        w, h = self.width - x0 - 3 * mm, self.height - y0 - 3 * mm
+        x0, y0, w, h = self.plot_area()
         top = max(1.0, float(self.counts.max()))
         decades = max(1, math.ceil(math.log10(top)))
         lo, hi = float(self.edges[0]), float(self.edges[-1])
@@ -259,7 +270,7 @@ class Histogram(Flowable):
         c.setDash()
 
 
-class FRCPlot(Flowable):
+class FRCPlot(_Chart):
     """Fourier ring correlation against spatial frequency, the 1/2-bit threshold, and the crossing marked."""
 
     def __init__(self, freq: Sequence[float], frc: Sequence[float], threshold: Sequence[float],
@@ -268,13 +279,9 @@ class FRCPlot(Flowable):
         self.freq, self.frc, self.threshold = (np.asarray(v, dtype=np.float64) for v in (freq, frc, threshold))
         self.crossing, self.width, self.height, self.pixel_um = crossing, width, height, pixel_um
 
-    def wrap(self, avail_w: float, avail_h: float) -> tuple[float, float]:
-        return self.width, self.height
-
     def draw(self) -> None:
         c: Canvas = self.canv
-        x0, y0 = 14 * mm, 10 * mm
-        w, h = self.width - x0 - 3 * mm, self.height - y0 - 3 * mm
+        x0, y0, w, h = self.plot_area()
 
         def xpos(f: float) -> float:
             return x0 + f / 0.5 * w
