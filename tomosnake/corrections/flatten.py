@@ -5,7 +5,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from scipy.ndimage import uniform_filter
 
 from tomosnake.config import PreprocessConfig
 from tomosnake.corrections.base import Context, Facts, Needs, Step, register
@@ -13,6 +12,7 @@ from tomosnake.corrections.base import Context, Facts, Needs, Step, register
 
 def flatten(block: np.ndarray, size: int, threads: int = 1) -> np.ndarray:
     """Subtract each projection's ``size`` x ``size`` box mean (scipy 'reflect' edges) and add 1, in place."""
+    from scipy.ndimage import uniform_filter  # lazy: see tomosnake/__init__.py
 
     def one(k: int) -> None:
         block[k] -= uniform_filter(block[k], size=size)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from scipy.ndimage import median_filter
 
 from tomosnake.config import PreprocessConfig
 from tomosnake.corrections.base import Context, Facts, Needs, Step, register
@@ -49,7 +48,11 @@ def median3x3(img: np.ndarray, strip: int = STRIP_ROWS) -> np.ndarray:
 
 
 def median(img: np.ndarray, size: int) -> np.ndarray:
-    return median3x3(img) if size == 3 else median_filter(img, size=size)
+    if size == 3:
+        return median3x3(img)
+    from scipy.ndimage import median_filter  # lazy: see tomosnake/__init__.py
+
+    return median_filter(img, size=size)
 
 
 def remove_outlier(block: np.ndarray, dif: float, size: int, threads: int = 1) -> np.ndarray:

@@ -39,7 +39,6 @@ import math
 from functools import lru_cache
 
 import numpy as np
-import scipy.fft as sfft
 
 from tomosnake.config import PreprocessConfig
 from tomosnake.corrections.base import FULL, Context, Facts, Needs, Step, register
@@ -79,7 +78,7 @@ def reach(c: float, tail: float = TAIL) -> int:
 
 
 def _freq_term(n: int, kind: str, half: bool) -> np.ndarray:
-    f = sfft.rfftfreq(n) if half else sfft.fftfreq(n)
+    f = np.fft.rfftfreq(n) if half else np.fft.fftfreq(n)
     return f**2 if kind == "tomopy" else (np.sin(np.pi * f) / np.pi) ** 2
 
 
@@ -93,6 +92,8 @@ def paganin_filter(ny: int, nx: int, c: float, kind: str) -> np.ndarray:
 def padded_shape(rows: int, cols: int, pad: int) -> tuple[int, int]:
     if pad == 0:
         return rows, cols
+    import scipy.fft as sfft  # lazy: see tomosnake/__init__.py
+
     return sfft.next_fast_len(rows + 2 * pad, real=True), sfft.next_fast_len(cols + 2 * pad, real=True)
 
 
@@ -105,6 +106,8 @@ def retrieve_phase(block: np.ndarray, c: float, kind: str = "tomopy", pad: int =
     """Filter every projection of ``block`` with H, edge-padding it by ``pad`` pixels, in place."""
     if kind not in KINDS:
         raise ValueError(f"phase filter '{kind}' is not one of {KINDS}")
+    import scipy.fft as sfft  # lazy: see tomosnake/__init__.py
+
     n, rows, cols = block.shape
     ny, nx = padded_shape(rows, cols, pad)
     h = paganin_filter(ny, nx, c, kind)

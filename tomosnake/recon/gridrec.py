@@ -23,9 +23,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import finufft
 import numpy as np
-import scipy.fft
 
 FILTERS = ("none", "ramlak", "shepp", "cosine", "hann", "hamming", "parzen", "butterworth")
 # Requested relative accuracy of the gridding.  Measured at 1024 px / 1201 angles against
@@ -36,6 +34,8 @@ NUFFT_EPS = 1e-3
 
 def fft_length(width: int) -> int:
     """Detector FFT length: the next fast size >= width (the caller pads for accuracy)."""
+    import scipy.fft  # lazy: see tomosnake/__init__.py
+
     return scipy.fft.next_fast_len(int(width))
 
 
@@ -114,6 +114,9 @@ def reconstruct(sino: np.ndarray, theta_rad: np.ndarray, center: float, filter_n
     result is bit-identical whatever the thread count: FINUFFT's multithreaded spreading adds the
     threads' subgrids in a varying order (differences of ~1e-9), a single-threaded one always in the same.
     """
+    import finufft
+    import scipy.fft
+
     n_proj, n_slices, width = sino.shape
     n_out = width if n_out is None else int(n_out)
     g = fft_length(width) if fft_len is None else int(fft_len)

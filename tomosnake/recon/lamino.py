@@ -31,8 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
-import scipy.fft
-from scipy import ndimage
 
 from tomosnake.config import ReconConfig, StripeRemoval
 from tomosnake.recon import gridrec, steps
@@ -115,6 +113,7 @@ def filter_rows(proj: np.ndarray, filter_name: str, npad: int, pad_mode: str) ->
     One detector row at a time (a batch of n_proj lines), so a row filters to the same bits
     whichever window it is read in.
     """
+    import scipy.fft  # lazy: see tomosnake/__init__.py
     data = steps.pad_columns(np.asarray(proj, dtype=np.float32), npad, pad_mode)
     n_rows, width = data.shape[1:]
     g = gridrec.fft_length(2 * width)  # zero-padded to twice the width: no circular wrap-around
@@ -131,6 +130,7 @@ def backproject(filtered: np.ndarray, row0: int, theta_deg: np.ndarray, geom: Ge
                 npad: int = 0, threads: int = 1) -> np.ndarray:
     """Output slices [i0, i1) (float32, (i1-i0, N, N)) from ``filtered`` = rows [row0, row0 + rows) of the
     filtered projections, padded by ``npad`` columns each side.  Voxels project outside the window read 0."""
+    from scipy import ndimage  # lazy: see tomosnake/__init__.py
     n = geom.n_cols
     th = np.deg2rad(np.asarray(theta_deg, dtype=np.float64))
     if filtered.shape[0] != th.size:

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import ndimage
 
 from tomosnake.corrections.minuslog import minus_log as corrections_minus_log
 
@@ -124,6 +123,7 @@ def _median_along_rows(a: np.ndarray, rad: int) -> np.ndarray:
     Rows are padded and laid end to end so that scipy's fast 1D median runs once
     (20x faster than its 2D filter with a (1, k) footprint).
     """
+    from scipy import ndimage  # lazy: see tomosnake/__init__.py
     if rad < 1:
         return a.copy()
     padded = np.pad(a, ((0, 0), (rad, rad)), mode="reflect")
@@ -148,6 +148,7 @@ def remove_ring(rec: np.ndarray, thresh: float | None = None, theta_min: float |
     transforms, the polar image is sampled twice per pixel radially with cubic splines and
     mapped back with linear interpolation, which removes narrow rings more completely.
     """
+    from scipy import ndimage  # lazy: see tomosnake/__init__.py
     thresh = 300.0 if thresh is None else float(thresh)
     theta_min = 30 if theta_min is None else int(theta_min)
     rwidth = 30 if rwidth is None else int(rwidth)
@@ -196,6 +197,7 @@ def remove_rings_consistent(rec: np.ndarray, size: int = 5) -> np.ndarray:
     scan makes a half ring) are subtracted, interpolated linearly in radius; radii where the
     sectors disagree (the object's own edges) are left exactly unchanged.
     """
+    from scipy import ndimage  # lazy: see tomosnake/__init__.py
     from tomosnake.recon.stripe import stripe_profile
 
     n_slices, ny, nx = rec.shape

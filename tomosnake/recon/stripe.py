@@ -35,7 +35,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 OWN = {"profile": {"size": 7}, "sorting": {"size": 5}}  # our methods and their keyword defaults
 SECTORS, AGREE = 8, 0.75  # profile: angular ranges compared, and the share that must agree
@@ -78,6 +77,7 @@ def _median_columns(a: np.ndarray, size: int) -> np.ndarray:
     Every row is padded and laid end to end so scipy's fast 1-D median runs once
     over the whole array (much faster than its n-D filter with a (1, ..., size) footprint).
     """
+    from scipy import ndimage  # lazy: see tomosnake/__init__.py
     r = size // 2
     pad = np.pad(a, [(0, 0)] * (a.ndim - 1) + [(r, r)], mode="reflect")
     med = ndimage.median_filter(pad.reshape(-1), size=size, mode="reflect").reshape(pad.shape)

@@ -63,12 +63,17 @@ def chunk_shape(shape: Sequence[int], depth: int, itemsize: int) -> tuple[int, i
 
 @dataclass
 class Stats:
-    """Exact statistics of every voxel and a histogram on fixed bins (under/overflow counted apart)."""
+    """The volume's statistics. Exact over every voxel: count, non-finite, min, max and the counts outside
+    the histogram (under/overflow: clipping). From a fixed sample (every `STATS_STEP`-th voxel in y and
+    x of every slice, so the same whatever k and j): the histogram, mean and std. Exact float64 figures
+    of every voxel cost about ten times the volume's read and write (issue 15); a 1-in-16 sample leaves
+    a report's histogram and moments unchanged to the digits shown."""
 
     count: int = 0
     nan: int = 0
     min: float = math.inf
     max: float = -math.inf
+    sampled: int = 0
     sum: float = 0.0
     sumsq: float = 0.0
     underflow: int = 0
@@ -80,15 +85,13 @@ class Stats:
         lo, hi = float(edges[0]), float(edges[-1])
         with ThreadPoolExecutor(max(1, threads)) as pool:
             parts = list(pool.map(lambda s: _slice_stats(s, lo, hi, len(counts)), slab))
-        for part in parts:
-            if part is None:
-                continue
-            n, nan, vmin, vmax, total, sq, hist, under, over = part
+        for n, nan, vmin, vmax, sampled, total, sq, hist, under, over in parts:
             self.nan += nan
             if n == 0:
                 continue
             self.count += n
             self.min, self.max = min(self.min, vmin), max(self.max, vmax)
+            self.sampled += sampled
             self.sum += total
             self.sumsq += sq
             counts += hist
@@ -97,26 +100,32 @@ class Stats:
 
     @property
     def mean(self) -> float:
-        return self.sum / self.count if self.count else math.nan
+        return self.sum / self.sampled if self.sampled else math.nan
 
     @property
     def std(self) -> float:
-        return math.sqrt(max(0.0, self.sumsq / self.count - self.mean**2)) if self.count else math.nan
+        return math.sqrt(max(0.0, self.sumsq / self.sampled - self.mean**2)) if self.sampled else math.nan
 
 
-def _slice_stats(s: np.ndarray, lo: float, hi: float, bins: int) -> tuple | None:
-    """One slice's count, NaNs, min, max, sum, sum of squares (float64), histogram, under/overflow."""
-    v = s.astype(np.float64).ravel()  # one float64 slice at a time
+STATS_STEP = 4  # the histogram, mean and std sample every 4th voxel in y and in x
+
+
+def _slice_stats(s: np.ndarray, lo: float, hi: float, bins: int) -> tuple:
+    """One slice's finite count, non-finite count, min, max, under/overflow (every voxel, in the slice's own
+    dtype) and its sample's size, sum, sum of squares (float64) and histogram."""
+    sample = s[::STATS_STEP, ::STATS_STEP]
     nan = 0
-    if np.issubdtype(s.dtype, np.floating) and not np.isfinite(v).all():
-        finite = np.isfinite(v)
-        nan = int((~finite).sum())
-        v = v[finite]
-    if v.size == 0:
-        return (0, nan, math.inf, -math.inf, 0.0, 0.0, None, 0, 0)
+    if np.issubdtype(s.dtype, np.floating):
+        finite = np.isfinite(s)
+        nan = s.size - int(np.count_nonzero(finite))
+        if nan:
+            s, sample = s[finite], sample[finite[::STATS_STEP, ::STATS_STEP]]
+    if s.size == 0:
+        return (0, nan, math.inf, -math.inf, 0, 0.0, 0.0, 0, 0, 0)
+    v = sample.astype(np.float64).ravel()
     hist = np.histogram(v, bins=bins, range=(lo, hi))[0]  # equal bins: no sorting
-    return (v.size, nan, float(v.min()), float(v.max()), float(v.sum()), float(np.dot(v, v)), hist,
-            int(np.count_nonzero(v < lo)), int(np.count_nonzero(v > hi)))
+    return (s.size, nan, float(s.min()), float(s.max()), v.size, float(v.sum()), float(np.dot(v, v)), hist,
+            int(np.count_nonzero(s < lo)), int(np.count_nonzero(s > hi)))
 
 
 def histogram_edges(dtype: np.dtype, sample: np.ndarray) -> np.ndarray:
