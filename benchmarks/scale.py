@@ -2,6 +2,7 @@
 
     flock /tmp/tomosnake-slurm.lock .venv/bin/python benchmarks/scale.py              # 4.3 GB raw
     flock /tmp/tomosnake-slurm.lock .venv/bin/python benchmarks/scale.py --gb 0.3     # a quick run
+    flock /tmp/tomosnake-slurm.lock .venv/bin/python benchmarks/scale.py --gb 0.5 --heavy  # every heavy correction
 
 Generates (once, kept in the work folder) a DXchange scan of ``--gb`` GB raw, written frame-chunked a
 block of projections at a time as beamlines write (an analytic phantom of 16 distinct slices, stretched
@@ -45,6 +46,9 @@ from tomosnake.phantom import PhantomSpec, _beam, sinogram_block
 from tomosnake.stages.plan import make_plan
 
 MB = 1 << 20
+HEAVY = {"preprocess": {"outlier": {"enabled": True}, "stripe": {"enabled": True},
+                        "phase": {"enabled": True, "delta_beta": 1000.0}},
+         "recon": {"stripe": {"enabled": True}, "ring_removal": {"enabled": True}}}
 PAGE = os.sysconf("SC_PAGE_SIZE")
 DISTINCT_ROWS = 16
 
@@ -198,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-jobs", type=int, default=64)
     parser.add_argument("--sample", type=float, default=0.2, help="seconds between /proc samples")
     parser.add_argument("--timeout", type=int, default=3600)
+    parser.add_argument("--heavy", action="store_true", help="the heavy corrections of issue 13: outlier, "
+                        "phase retrieval and stripe removal in pre-processing, stripe and ring removal in recon")
     args = parser.parse_args(argv)
 
     work = Path(args.workdir).resolve()
@@ -212,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     base = {"input": [str(scan)], "outdir": str(work / "out"), "threads": args.threads, "subchunks_per_job": 1,
             "max_chunk_jobs": 10_000, "cleanup": False, "report": False, "disk_check": True,
             "recon": {"center": args.cols / 2 + 2.5}}
+    if args.heavy:
+        base |= HEAVY | {"recon": base["recon"] | HEAVY["recon"]}
     budget, k, j = budget_for(scan, base, args.min_jobs)
     config = base | {"memory_mb": budget}
     (work / "config.yaml").write_text(yaml.safe_dump(config))

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import os
 import tracemalloc
+from dataclasses import asdict
 from pathlib import Path
 
 import h5py
@@ -21,10 +23,11 @@ from tomosnake.stages.combine import (
     chunk_shape,
     combine,
     pyramid_levels,
-    STATS_STEP,
     read_histogram,
     slab_depth,
 )
+from tomosnake.io import volume_stats
+from tomosnake.io.volume_stats import SAMPLE_MAX, ChunkStats, join, steps
 from tomosnake.stages.export import write_ome_zarr, write_tiff_stack
 from tomosnake.io.fingerprint import SAMPLE_BYTES, fingerprint, sha256_file
 from tomosnake.stages.plan import Plan, split
@@ -59,6 +62,10 @@ def write_chunks(vol: np.ndarray, plan: Plan, folder: Path) -> list[Path]:
         p = folder / f"recon_{j}.h5"
         with h5py.File(p, "w") as f:
             f.create_dataset("exchange/data", data=vol[r0:r1], chunks=(1, *vol.shape[1:]))
+            stats = ChunkStats(vol.shape)
+            for z in range(r0, r1, 2):  # loads of two slices
+                stats.add(z, vol[z:min(z + 2, r1)])
+            stats.write(f)
         paths.append(p)
     return paths
 
@@ -159,18 +166,32 @@ def test_physical_pyramid_levels_are_block_means(physical, volume):
 
 
 def test_statistics_exact_where_cheap_and_histogram_from_the_fixed_sample(physical, volume):
-    """count, min, max and under/overflow cover every voxel; histogram, mean and std the 1-in-16 sample."""
+    """count, min and max cover every voxel; histogram, mean and std the sample of `volume_stats.steps`."""
     d, _, _ = physical
     with h5py.File(d / "vol_recon.h5", "r") as f:
         counts, edges, st = read_histogram(f)
     v = volume.astype(np.float64)
-    sample = v[:, ::STATS_STEP, ::STATS_STEP]
+    step_z, step_yx = steps(volume.shape)
+    sample = v[::step_z, ::step_yx, ::step_yx]
     assert st["count"] == v.size and st["sampled"] == sample.size
-    assert st["underflow"] == np.count_nonzero(v < edges[0]) and st["overflow"] == np.count_nonzero(v > edges[-1])
+    assert st["underflow"] == np.count_nonzero(sample < edges[0])
+    assert st["overflow"] == np.count_nonzero(sample > edges[-1])
     np.testing.assert_array_equal(counts, np.histogram(sample, bins=edges)[0])
     assert st["min"] == v.min() and st["max"] == v.max()
     assert st["mean"] == pytest.approx(sample.mean(), rel=1e-9)
     assert st["std"] == pytest.approx(sample.std(), rel=1e-9)
+
+
+def test_statistics_do_not_depend_on_the_chunking(volume, tmp_path, small_scan):
+    """The same record whatever j, the steps of a large volume bounding the sample."""
+    joined = []
+    for j in (1, 4):
+        paths = write_chunks(volume, make_plan(small_scan, volume.shape[0], volume.shape[1], j), tmp_path / str(j))
+        st, counts, edges = join(paths)
+        joined.append((asdict(st), counts.tolist(), edges.tolist()))
+    assert joined[0] == joined[1]
+    step_z, step_yx = steps((2584, 16606, 16606))  # the bone scan's volume
+    assert math.ceil(2584 / step_z) * math.ceil(16606 / step_yx) ** 2 <= SAMPLE_MAX
 
 
 def test_provenance_repeats_the_run(physical, small_scan):
@@ -190,8 +211,10 @@ def test_provenance_repeats_the_run(physical, small_scan):
     assert beside.input == [str(small_scan)]
 
 
-def test_combine_never_holds_the_volume(tmp_path, small_scan):
-    """Peak Python-side allocation stays far below the volume's size with a small budget."""
+def test_combine_never_holds_the_volume(tmp_path, small_scan, monkeypatch):
+    """Peak Python-side allocation stays far below the volume's size with a small budget (and a statistics
+    sample as small, relative to this volume, as `SAMPLE_MAX` is to a facility's)."""
+    monkeypatch.setattr(volume_stats, "SAMPLE_MAX", 1 << 12)
     vol = np.random.default_rng(2).random((256, 64, 64), dtype=np.float32)  # 4 MB
     plan = make_plan(small_scan, 256, 64, j=4)
     paths = write_chunks(vol, plan, tmp_path / "recon")

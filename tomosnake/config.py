@@ -332,7 +332,9 @@ class ReconConfig(Strict):
 
 # -------------------------------------------------------------------------- output
 class OutputConfig(Strict):
-    combine: Literal["physical", "virtual"] = "physical"
+    combine: Literal["physical", "virtual"] = Field(
+        "virtual", description="virtual: the volume file is a VDS over the reconstructed chunks (copies nothing; "
+        "nabu's HDF5 output is alike); physical: one self-contained file, written once more at disk speed")
     pyramid: list[int] = Field(default_factory=list)
     ome_zarr: bool = False
     tiff: bool = False

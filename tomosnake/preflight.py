@@ -83,13 +83,13 @@ def _extra_outputs(output: OutputConfig) -> float:
 
 def storage(estimates: Mapping[str, float], output: OutputConfig) -> dict[str, int]:
     """Bytes of a scan's files from its plan's estimates: 'preprocessed' and 'recon_chunks' (the
-    intermediates, 'intermediate' together), 'final' (a physical volume with its pyramid levels and the
-    copies ``output`` asks for; a virtual volume is the recon chunks themselves) and 'peak', all at once."""
+    intermediates, 'intermediate' together), 'final' (the volume: a physical copy, or the recon chunks a
+    virtual one maps; with its pyramid levels and the copies ``output`` asks for) and 'peak', all at once."""
     pre, chunks = int(estimates["preprocessed_bytes"]), int(estimates["recon_chunk_bytes"])
     physical = output.combine == "physical"
-    final = int(estimates["volume_bytes"] * (1 + _extra_outputs(output))) if physical else chunks
-    return {"preprocessed": pre, "recon_chunks": chunks, "intermediate": pre + chunks, "final": final,
-            "peak": pre + chunks + (final if physical else 0)}
+    extra = int(estimates["volume_bytes"] * (physical + _extra_outputs(output)))  # written beyond the chunks
+    return {"preprocessed": pre, "recon_chunks": chunks, "intermediate": pre + chunks,
+            "final": extra if physical else chunks + extra, "peak": pre + chunks + extra}
 
 
 def _glob(pattern: str) -> list[Path]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from tomosnake import placement
+from tomosnake.io.volume_stats import SAMPLE_MAX
 from tomosnake.cluster import Partition, Request
 
 if TYPE_CHECKING:
@@ -57,8 +58,7 @@ RULE_STAGE: dict[str, Stage] = {
     "try_center_scan": "recon", "try_lamino_scan": "recon", "combine": None, "input_checksum": None, "ome_zarr": None,
     "tiff_stack": None, "vds_merge": None, "report": None,
 }
-THREADED = frozenset({"preprocess_chunk", "conversion_range", "recon_chunk", "try_center_scan", "try_lamino_scan",
-                      "combine"})
+THREADED = frozenset({"preprocess_chunk", "conversion_range", "recon_chunk", "try_center_scan", "try_lamino_scan"})
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,8 @@ def expected_seconds(plan: Plan, cfg: TomoConfig) -> dict[str, float]:
     sample = min(RANGE_SAMPLE_SLICES, rows)
     n_centres = 2 * math.floor(cfg.center_try.width / cfg.center_try.step) + 1
     volume_io = 2 * e["volume_bytes"] / IO_BYTES_PER_S  # read the chunks, write the volume
+    physical, levels = cfg.output.combine == "physical", sum(1 / f**3 for f in cfg.output.pyramid)
+    combine_bytes = e["volume_bytes"] * ((physical or bool(levels)) + physical + levels)  # no pass: a VDS alone
     return {
         "preprocess_chunk": _preprocess_seconds(plan, cfg, max(b - a for a, b in plan.proj_chunks)),
         "recon_chunk": rows_per_job * (slice_s / cfg.threads
@@ -152,7 +154,7 @@ def expected_seconds(plan: Plan, cfg: TomoConfig) -> dict[str, float]:
         "conversion_range": sample * (slice_s / cfg.threads + sino_row_bytes / IO_BYTES_PER_S),
         "try_center_scan": n_centres * slice_s / cfg.threads + sino_row_bytes / IO_BYTES_PER_S,
         "try_lamino_scan": n_centres * slice_s / cfg.threads + sino_row_bytes / IO_BYTES_PER_S,
-        "combine": volume_io * (1 + sum(1 / f**3 for f in cfg.output.pyramid)),
+        "combine": (combine_bytes + SAMPLE_MAX * 4) / IO_BYTES_PER_S,
         "input_checksum": e["raw_bytes"] / IO_BYTES_PER_S,
         "ome_zarr": volume_io,
         "tiff_stack": volume_io,

@@ -54,7 +54,7 @@ from tomosnake.report.figures import (
 from tomosnake.report.previews import Previews
 from tomosnake.paths import ScanFiles
 from tomosnake.report.timings import Summary, read_benchmarks, read_jobs, summarize
-from tomosnake.stages.combine import STATS_STEP, pyramid_levels, read_histogram
+from tomosnake.stages.combine import pyramid_levels, read_histogram
 from tomosnake.stages.plan import Plan
 
 ORTHO_READ_BYTES = 256 << 20
@@ -361,7 +361,7 @@ def _conversion(f: h5py.File, prov: dict, dtype: np.dtype) -> list:
         text += "."
     else:
         text = "No bit-depth conversion: the volume holds the reconstructed float32 values."
-    n = max(1, st.get("sampled", st["count"]))  # the histogram's voxels
+    n = max(1, st["sampled"])  # the histogram's voxels
     clipped = ""
     if np.issubdtype(dtype, np.integer):
         lo_n, hi_n = counts[0], counts[-1]
@@ -372,9 +372,9 @@ def _conversion(f: h5py.File, prov: dict, dtype: np.dtype) -> list:
                         "range: values beyond it are lost; a wider range (convert.mode minmax, or n_sigma, or "
                         "min/max) keeps them.</b></font>")
     stats = (f"All {st['count']:,} voxels: min {fmt(st['min'])}, max {fmt(st['max'])} (stored values); "
-             f"non-finite {st['nan']:,}; outside the histogram {st['underflow']:,} below, {st['overflow']:,} above. "
-             f"Histogram, mean {fmt(st['mean'])} and std {fmt(st['std'])} from every {STATS_STEP}th voxel in y "
-             f"and x ({n:,} voxels).{clipped}")
+             f"non-finite {st['nan']:,}. From a fixed sample of {n:,} voxels (a regular grid over the volume): "
+             f"this histogram, mean {fmt(st['mean'])}, std {fmt(st['std'])}, and {st['underflow']:,} below and "
+             f"{st['overflow']:,} above its range.{clipped}")
     x_label = "reconstructed value (1/px)" + (f", stored as {dtype}" if phys else "")
     return [KeepTogether([Paragraph("Conversion range and histogram of the volume", H2), Paragraph(text, BODY),
                           Histogram(counts, edges, TEXT_W, 52 * mm, x_label, marks, phys), Paragraph(stats, SMALL)])]

@@ -20,6 +20,7 @@ import numpy as np
 
 from tomosnake.config import ReconConfig, TomoConfig
 from tomosnake.io.atomic import atomic_path
+from tomosnake.io.volume_stats import ChunkStats
 from tomosnake.recon import lamino, steps
 from tomosnake.recon.backends import require_backend, run_tomocupy_lamino
 from tomosnake.recon.chain import convert, reconstruct_block
@@ -81,15 +82,18 @@ def recon_chunk(vds_path: str | Path, plan: Plan, j: int, cfg: TomoConfig, conv_
         data = src["exchange/data"]
         out = dst.create_dataset("exchange/data", shape=(r1 - r0, width, width), dtype=dtype,
                                  chunks=(1, width, width))
+        stats = ChunkStats((plan.n_slices, width, width))
         for n, (a, b) in enumerate(loads, 1):
             vol = reconstruct_slices(data, plan, cfg, center, a, b)
             if conv_range["enabled"]:
                 vol = convert(vol, cfg.recon.convert, conv_range["min"], conv_range["max"])
             out[a - r0:b - r0] = vol
+            stats.add(a, vol)
             if after_load is not None:
                 after_load()
             log.info("recon chunk %d: slices %d-%d of %d-%d done (%d/%d loads)", j, a, b, r0, r1, n, len(loads))
         out.attrs.update(row0=r0, row1=r1, center=center)
+        stats.write(dst)
 
 
 def _lamino_slice(plan: Plan, index: int | None, key: str) -> int:

@@ -34,7 +34,6 @@ rule combine:
     output:
         volume=FILES.volume,
         config=FILES.volume_config,
-    threads: CFG.threads
     params:
         # What the volume file depends on; the export switches are the export rules' business.
         output={"combine": CFG.output.combine, "pyramid": CFG.output.pyramid, "input_sha256": INPUT_SHA256},

@@ -1,0 +1,118 @@
+"""The volume's statistics, gathered where its slices are made: in the recon_chunk jobs.
+
+Each chunk file records, for its slices, the exact voxel count, non-finite count, min and max (attributes)
+and a fixed sample: every `steps`-th slice of the volume and every `steps`-th voxel of it in y and x
+(a dataset). The steps depend on the volume's shape only, so the sample, and everything computed from it,
+is the same whatever k and j. `join` reads these and nothing else: combine never needs a pass over the
+volume for its statistics (a virtual volume reads no slice at all), and its physical copy runs at IO speed.
+The histogram, mean and std come from the sample (at most `SAMPLE_MAX` voxels): for a report, a sample of
+millions of voxels gives the same figures as every voxel, to the digits shown.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+SAMPLE_PATH = "process/tomosnake/stats_sample"
+SLICE_SAMPLE_MAX = 1 << 20  # sampled voxels per sampled slice, at most
+SAMPLE_MAX = 1 << 24  # sampled voxels in the whole volume, at most (64 MiB of float32)
+MIN_STEP = 4  # at least every 4th voxel in y and x: the sample stays a small part of the chunk file
+HIST_BINS = 256
+
+
+def steps(shape: Sequence[int]) -> tuple[int, int]:
+    """(every n-th slice, every n-th voxel in y and x) of a volume of ``shape`` = (slices, y, x) that is sampled."""
+    n_z, n_y, n_x = shape
+    step_yx = max(MIN_STEP, math.ceil(math.sqrt(n_y * n_x / SLICE_SAMPLE_MAX)))
+    per_slice = math.ceil(n_y / step_yx) * math.ceil(n_x / step_yx)
+    return math.ceil(n_z / max(1, SAMPLE_MAX // per_slice)), step_yx
+
+
+@dataclass
+class ChunkStats:
+    """What one chunk file records: exact count, non-finite, min, max; the sample of its slices, in slice order."""
+
+    shape: tuple[int, int, int]  # the whole volume's (slices, y, x)
+    count: int = 0
+    nan: int = 0
+    min: float = math.inf
+    max: float = -math.inf
+    parts: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, z0: int, slab: np.ndarray) -> None:
+        """Slices ``z0 .. z0 + len(slab)`` of the volume."""
+        step_z, step_yx = steps(self.shape)
+        finite = slab
+        if np.issubdtype(slab.dtype, np.floating):
+            ok = np.isfinite(slab)
+            n_ok = int(np.count_nonzero(ok))
+            self.nan += slab.size - n_ok
+            finite = slab if n_ok == slab.size else slab[ok]
+        if finite.size:
+            self.count += finite.size
+            self.min, self.max = min(self.min, float(finite.min())), max(self.max, float(finite.max()))
+        first = -z0 % step_z  # the first slice of the slab whose volume index is a multiple of step_z
+        sample = slab[first::step_z, ::step_yx, ::step_yx].ravel()
+        if np.issubdtype(sample.dtype, np.floating):
+            sample = sample[np.isfinite(sample)]
+        self.parts.append(sample)
+
+    def write(self, f: h5py.File) -> None:
+        sample = np.concatenate(self.parts) if self.parts else np.empty(0, np.float32)
+        ds = f.create_dataset(SAMPLE_PATH, data=sample)
+        ds.attrs.update(count=self.count, nan=self.nan, min=self.min, max=self.max)
+
+
+@dataclass
+class Stats:
+    """The volume's statistics: count, non-finite, min and max exact; the rest from the sample."""
+
+    count: int = 0
+    nan: int = 0
+    min: float = math.inf
+    max: float = -math.inf
+    sampled: int = 0
+    mean: float = math.nan
+    std: float = math.nan
+    underflow: int = 0  # sampled voxels below the histogram's range
+    overflow: int = 0  # and above it
+
+
+def histogram_edges(dtype: np.dtype, sample: np.ndarray) -> np.ndarray:
+    """Integer volumes: the whole dtype range (clipping shows at both ends). Float volumes: the sample's
+    0.1-99.9 percentile range widened by a quarter each side, so outliers fall under/overflow."""
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.linspace(info.min, info.max + 1, HIST_BINS + 1)
+    lo, hi = np.percentile(sample, [0.1, 99.9]) if sample.size else (0.0, 1.0)
+    span = hi - lo if hi > lo else max(abs(hi), 1.0)
+    return np.linspace(lo - span / 4, hi + span / 4, HIST_BINS + 1)
+
+
+def join(chunk_files: Sequence[str | Path]) -> tuple[Stats, np.ndarray, np.ndarray]:
+    """(statistics, histogram counts, edges) of the volume from its chunk files' records, in slice order."""
+    st, parts, dtype = Stats(), [], None
+    for path in chunk_files:
+        with h5py.File(path, "r") as f:
+            ds = f[SAMPLE_PATH]
+            a = ds.attrs
+            st.count += int(a["count"])
+            st.nan += int(a["nan"])
+            st.min, st.max = min(st.min, float(a["min"])), max(st.max, float(a["max"]))
+            parts.append(ds[()])
+            dtype = f["exchange/data"].dtype
+    sample = np.concatenate(parts).astype(np.float64) if parts else np.empty(0)
+    edges = histogram_edges(np.dtype(dtype or np.float32), sample)
+    counts = np.histogram(sample, bins=edges)[0]  # equal bins: no sorting
+    st.sampled = int(sample.size)
+    if sample.size:
+        st.mean, st.std = float(sample.mean()), float(sample.std())
+        st.underflow = int(np.count_nonzero(sample < edges[0]))
+        st.overflow = int(np.count_nonzero(sample > edges[-1]))
+    return st, counts, edges
