@@ -71,7 +71,8 @@ def write_chunks(vol: np.ndarray, plan: Plan, folder: Path) -> list[Path]:
 
 
 def config(memory_mb: float = 64, **output) -> tconfig.TomoConfig:
-    return tconfig.validate({"output": output, "memory_mb": memory_mb, "overhead_mb": 0})
+    """A physical volume unless ``output`` says otherwise."""
+    return tconfig.validate({"output": {"combine": "physical"} | output, "memory_mb": memory_mb, "overhead_mb": 0})
 
 
 @pytest.fixture(scope="module")

@@ -163,7 +163,7 @@ def test_not_enough_disk_is_named(tmp_path):
 
 def test_disk_need_counts_what_is_still_to_write(tmp_path):
     scan = _scan(tmp_path / "s.h5")
-    cfg = validate(_config(scan, tmp_path / "out"))
+    cfg = validate(_config(scan, tmp_path / "out", output={"combine": "physical"}))
     plan = preflight.plan_scan(cfg, str(scan), "s")
     e = plan.estimates
     d = tmp_path / "out" / "s"
@@ -176,7 +176,7 @@ def test_disk_need_counts_what_is_still_to_write(tmp_path):
     assert preflight.disk_need(plan, cfg, d) == e["recon_chunk_bytes"] + e["volume_bytes"]
     virtual = validate(_config(scan, tmp_path / "out", output={"combine": "virtual", "tiff": True}))
     elsewhere = preflight.disk_need(plan, virtual, tmp_path / "elsewhere")
-    assert elsewhere == e["preprocessed_bytes"] + e["recon_chunk_bytes"]
+    assert elsewhere == e["preprocessed_bytes"] + e["recon_chunk_bytes"] + e["volume_bytes"]  # the TIFFs
 
 
 def test_unwritable_outdir_is_named(tmp_path):
