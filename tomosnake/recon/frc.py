@@ -39,13 +39,12 @@ class FRC:
         return d | {"resolution_px": self.resolution_px}
 
 
-def _apodise(img: np.ndarray) -> np.ndarray:
-    """Multiply by a disc with a cosine edge, so the image's border adds no high frequencies."""
-    n = img.shape[-1]
-    c = np.arange(n) - (n - 1) / 2
-    r = np.hypot(c[:, None], c[None, :]) / (n / 2)
+def _apodisation(n: int) -> np.ndarray:
+    """A disc with a cosine edge (n, n), so an image's border adds no high frequencies."""
+    c = (np.arange(n) - (n - 1) / 2).astype(np.float32)
+    r = np.hypot(c[:, None], c[None, :]) / np.float32(n / 2)
     w = np.clip((0.95 - r) / 0.15, 0, 1)
-    return img * (0.5 - 0.5 * np.cos(np.pi * w))
+    return 0.5 - 0.5 * np.cos(np.pi * w)
 
 
 def half_bit(n_pixels: np.ndarray) -> np.ndarray:
@@ -54,25 +53,38 @@ def half_bit(n_pixels: np.ndarray) -> np.ndarray:
     return (0.2071 + 1.9102 * s) / (1.2071 + 0.9102 * s)
 
 
-def frc(a: np.ndarray, b: np.ndarray) -> FRC:
-    """FRC of slices ``a`` and ``b`` ((n, n) or a stack (k, n, n): sums over the stack), one-pixel rings."""
+def frc(a: np.ndarray, b: np.ndarray, workers: int = 1) -> FRC:
+    """FRC of slices ``a`` and ``b`` ((n, n) or a stack (k, n, n): sums over the stack), one-pixel rings.
+
+    Real FFTs: the half plane they keep holds every ring sum once the columns that stand for two
+    (all but the first and, for even n, the last) are counted twice."""
+    import scipy.fft  # lazy: see tomosnake/__init__.py
+
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     a, b = (a[None], b[None]) if a.ndim == 2 else (a, b)
     n = a.shape[-1]
-    fa = np.fft.fftshift(np.fft.fft2(_apodise(a)), axes=(-2, -1))
-    fb = np.fft.fftshift(np.fft.fft2(_apodise(b)), axes=(-2, -1))
-    k = np.arange(n) - n // 2
-    ring = np.rint(np.hypot(k[:, None], k[None, :])).astype(int).ravel()
+    window = _apodisation(n)
+    fa = scipy.fft.rfft2(a * window, workers=workers)
+    fb = scipy.fft.rfft2(b * window, workers=workers)
+    ky = np.fft.fftfreq(n) * n
+    kx = np.arange(fa.shape[-1])
+    ring = np.rint(np.hypot(ky[:, None], kx[None, :])).astype(int)
+    twice = np.full(kx.size, 2.0)
+    twice[0] = 1.0
+    if n % 2 == 0:
+        twice[-1] = 1.0
+    weight = np.broadcast_to(twice, ring.shape).ravel()
+    ring = ring.ravel()
     keep = ring <= n // 2
-    ring = ring[keep]
+    ring, weight = ring[keep], weight[keep]
 
     def rsum(v: np.ndarray) -> np.ndarray:
-        return np.bincount(ring, v.reshape(v.shape[0], -1)[:, keep].sum(axis=0), minlength=n // 2 + 1)
+        return np.bincount(ring, v.reshape(v.shape[0], -1)[:, keep].sum(axis=0) * weight, minlength=n // 2 + 1)
 
     num = rsum((fa * fb.conj()).real)
     den = np.sqrt(rsum(np.abs(fa) ** 2) * rsum(np.abs(fb) ** 2))
     corr = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-    thresh = half_bit(np.bincount(ring, minlength=n // 2 + 1) * a.shape[0])
+    thresh = half_bit(np.bincount(ring, weight, minlength=n // 2 + 1) * a.shape[0])
     freq = np.arange(n // 2 + 1) / n
     below = np.flatnonzero((corr < thresh) & (freq > 0))
     crossing = None

@@ -28,7 +28,8 @@ from tomosnake.stages.recon_chunk import (
 )
 
 RANGE_SAMPLE_SLICES = 8  # slices reconstructed to fix the conversion range of the whole volume
-FRC_SLICES = 3  # middle slices reconstructed from each half of the projections for the resolution estimate
+FRC_SLICES = 2  # middle slices reconstructed from each half of the projections for the resolution estimate:
+# one pair (gridrec reconstructs two slices as one complex sinogram, so three would cost as four)
 
 
 def sample_rows(plan: Plan) -> list[int]:
@@ -72,7 +73,7 @@ def resolution(vds_path: str | Path, plan: Plan, cfg: TomoConfig) -> dict:
     else:
         halves = [reconstruct_block(p, t, recon, center, plan.log_applied, plan.threads(cfg), cfg.preprocess.stripe)
                   for p, t in ((pa, ta), (pb, tb))]
-    return frc(*halves).to_dict() | {"rows": rows}
+    return frc(*halves, workers=plan.threads(cfg)).to_dict() | {"rows": rows}
 
 
 def write_range(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_path: str | Path) -> dict:
