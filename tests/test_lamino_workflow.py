@@ -25,6 +25,7 @@ from tomosnake.config import validate
 from tomosnake.phantom_lamino import LaminoSpec, ground_truth, write_scan
 from tomosnake.preflight import check
 from tomosnake.recon import BackendUnavailable, lamino
+from tomosnake.stages.conversion_range import frc_rows, resolution
 from tomosnake.stages.plan import Plan, make_plan
 from tomosnake.stages.recon_chunk import recon_chunk
 from tomosnake.workflow import PROFILES
@@ -64,6 +65,17 @@ def test_placement_of_reconstructing_rules() -> None:
     cpu = validate({"slurm": {"account": "a1", "qos": "q"}})
     assert placement.slurm_resources(cpu, "recon_chunk") == {"slurm_partition": "cpu", "slurm_account": "a1",
                                                              "qos": "q"}
+
+
+@pytest.mark.skipif(HAS_TOMOCUPY, reason="checks a host without TomocuPy; this one has it")
+def test_tomocupy_run_gets_its_frc_without_a_gpu(scan, tmp_path) -> None:
+    """conversion_range goes to the CPU partition unless it samples a conversion range, so its resolution
+    estimate must not run the GPU backend (it did: BackendUnavailable on every TomocuPy run)."""
+    cfg = validate(config(scan, tmp_path / "out", backend="tomocupy"))
+    plan = make_plan(cfg, str(scan), "flat_sample")
+    assert placement.slurm_resources(cfg, "conversion_range") == {"slurm_partition": cfg.slurm.cpu_partition}
+    res = resolution(scan, plan, cfg)  # the raw file read as pre-processed data: a smoke test of the path
+    assert len(res["frc"]) > 1 and res["rows"] == frc_rows(plan)
 
 
 @pytest.mark.skipif(HAS_TOMOCUPY, reason="checks a host without TomocuPy; this one has it")

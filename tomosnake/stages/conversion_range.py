@@ -12,9 +12,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tomosnake.config import TomoConfig
+from tomosnake.config import DEFAULT_FILTER, TomoConfig
 from tomosnake.io.atomic import write_text
-from tomosnake.recon import lamino
+from tomosnake.placement import GPU_BACKENDS
+from tomosnake.recon import gridrec, lamino
 from tomosnake.recon.backends import require_backend
 from tomosnake.recon.chain import conversion_range, reconstruct_block
 from tomosnake.recon.frc import even_odd, frc
@@ -49,11 +50,16 @@ def resolution(vds_path: str | Path, plan: Plan, cfg: TomoConfig) -> dict:
     """FRC of `frc_rows` reconstructed from the even and from the odd projections (`tomosnake.recon.frc`).
 
     The chain is the run's, without the circular mask; excluded projections are dropped before
-    the split. Costs about one reconstruction of `FRC_SLICES` slices.
+    the split. Costs about one reconstruction of `FRC_SLICES` slices. A GPU backend's run gets its
+    FRC from gridrec on the CPU: this job is placed on the CPU partition (`tomosnake.placement`)
+    unless it samples a conversion range, and an estimate of the data's resolution needs no GPU.
     """
     run = resolve_recon(plan, cfg)
-    recon = run.model_copy(update={"circ_mask": run.circ_mask.model_copy(update={"enabled": False}),
-                                   "excluded_proj": []})
+    update: dict = {"circ_mask": run.circ_mask.model_copy(update={"enabled": False}), "excluded_proj": []}
+    if run.backend in GPU_BACKENDS:
+        update |= {"backend": "gridrec", "algorithm": "gridrec", "filter_name": run.filter_name
+                   if run.filter_name in gridrec.FILTERS else DEFAULT_FILTER["gridrec"]}
+    recon = run.model_copy(update=update)
     n = plan.shape[0]
     if cfg.recon.sino_360_to_180.enabled and n % 4:
         return {"skipped": f"{n} projections: halves of a 360-degree scan need a multiple of 4"}
