@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     from tomosnake.stages.plan import Plan
 
 # Resident memory of the Snakemake processes inside one SLURM job (job-step executor + the inner
-# snakemake, about 270 MB each), MB.
-WRAPPER_MB = 560
+# snakemake), MB: 320 median, 380 largest over 142 jobs (benchmarks/scale.py, 4.3 GB and --heavy), plus 10 %.
+# (535 MB before the package imported scipy only where used: every Snakefile parse pulled it in.)
+WRAPPER_MB = 420
 SAFETY = 3.0  # time limit / expected time: shared filesystems and nodes vary 2-5x run to run
 STARTUP_MIN = 2.0  # Snakemake start-up inside a job, imports, HDF5 open
 MIN_MINUTES = 10
