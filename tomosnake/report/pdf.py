@@ -6,14 +6,14 @@ parameter, the conversion range over the volume's histogram, the output files.
 Page 3: timings in the seed paper's terms, per stage, and a timeline of the
 jobs. Page 4: input identity, software versions, the command and the config
 that repeat the run. The raw and corrected images come from `tomosnake.report.previews`
-(saved before cleanup); from the volume it reads one axial slice, and the other
-two slices from the finest pyramid level that reads at most `ORTHO_READ_BYTES`.
+(saved before cleanup); from the volume it reads one axial slice, and the coronal and
+sagittal planes the recon chunks recorded (`tomosnake.io.volume_stats`): never the volume
+across its slices.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import textwrap
 import time
 from dataclasses import dataclass
@@ -54,10 +54,10 @@ from tomosnake.report.figures import (
 from tomosnake.report.previews import Previews
 from tomosnake.paths import ScanFiles
 from tomosnake.report.timings import Summary, read_benchmarks, read_jobs, summarize
+from tomosnake.io import volume_stats
 from tomosnake.stages.combine import pyramid_levels, read_histogram
 from tomosnake.stages.plan import Plan
 
-ORTHO_READ_BYTES = 256 << 20
 CLIP_WARN = 0.01  # share of voxels in an end bin of an integer volume worth a warning
 CONFIG_COLUMN_CHARS = 66  # Courier 6.3 pt in half the text width
 # Jobs whose time belongs to making the volume (the report's own, cleanup's and the exports' do not).
@@ -119,38 +119,18 @@ def _px_rate(v: float) -> str:
 # ------------------------------------------------------------------ the volume's slices
 @dataclass
 class Slices:
-    """Three orthogonal slices through the middle of the volume; y and x ones possibly from a pyramid level."""
+    """Three orthogonal slices through the middle of the volume, at full resolution."""
 
     axial: np.ndarray
     coronal: np.ndarray
     sagittal: np.ndarray
-    factor: int  # pyramid factor of the coronal and sagittal slices (1: full resolution)
     shape: tuple[int, int, int]  # the full volume's
-
-
-def _ortho_level(f: h5py.File) -> tuple[int, h5py.Dataset]:
-    """The finest of the volume and its pyramid levels whose y and x slices together read at most
-    `ORTHO_READ_BYTES` (else the coarsest)."""
-    options = [(1, f["exchange/data"]), *pyramid_levels(f).items()]
-    for factor, ds in options:
-        nz, ny, nx = ds.shape
-        if ds.chunks is None:  # VDS over slice-chunked files, or contiguous: a y or x slice reads it all
-            cost = 2 * ds.size * ds.dtype.itemsize
-        else:
-            cz, cy, cx = ds.chunks
-            chunk = cz * cy * cx * ds.dtype.itemsize
-            cost = math.ceil(nz / cz) * (math.ceil(nx / cx) + math.ceil(ny / cy)) * chunk
-        if cost <= ORTHO_READ_BYTES:
-            return factor, ds
-    return options[-1]
 
 
 def read_slices(f: h5py.File) -> Slices:
     vol = f["exchange/data"]
     nz, ny, nx = vol.shape
-    factor, level = _ortho_level(f)
-    _, ly, lx = level.shape
-    return Slices(vol[nz // 2], level[:, ly // 2, :], level[:, :, lx // 2], factor, (nz, ny, nx))
+    return Slices(vol[nz // 2], f[volume_stats.CORONAL_PATH][()], f[volume_stats.SAGITTAL_PATH][()], (nz, ny, nx))
 
 
 # ------------------------------------------------------------------ pages
@@ -233,13 +213,10 @@ def _page_one(plan: Plan, cfg: TomoConfig, v: Previews, sl: Slices, prov: dict, 
          data_panel("corr_sino", f"Corrected sinogram, row {v.corr_row}", corr_unit, 56 * mm,
                     y_ticks=_angle_ticks(theta, shp["corr_sino"][0]), aspect=sino_aspect)],
     ]
-    f = sl.factor
-    ortho_note = f"from the {f}x pyramid level (block mean)" if f > 1 else "full resolution"
-    ortho_um = pixel_um * f if pixel_um else None
 
-    def ortho_panel(arr: np.ndarray, title: str, width: float, height: float, note: str, um: float | None):
-        return ImagePanel(PanelSpec(arr, title, recon_unit, um, to_physical=phys, note=note,
-                                    scale_bar=um is not None or note == "full resolution"), width, height)
+    def ortho_panel(arr: np.ndarray, title: str, width: float, height: float):
+        return ImagePanel(PanelSpec(arr, title, recon_unit, pixel_um, to_physical=phys, note="full resolution",
+                                    scale_bar=True), width, height)
 
     axial_title = f"Slice z = {nz // 2} (axial)"
     coronal_title, sagittal_title = f"Slice y = {ny // 2} (coronal)", f"Slice x = {nx // 2} (sagittal)"
@@ -247,15 +224,15 @@ def _page_one(plan: Plan, cfg: TomoConfig, v: Previews, sl: Slices, prov: dict, 
            ("TOPPADDING", (0, 0), (-1, -1), 1), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
            ("VALIGN", (0, 0), (-1, -1), "TOP")]
     if nz < 0.6 * max(ny, nx):  # a flat volume: the axial slice large, the other two stacked beside it
-        side = Table([[ortho_panel(sl.coronal, coronal_title, half, 34 * mm, ortho_note, ortho_um)],
-                      [ortho_panel(sl.sagittal, sagittal_title, half, 34 * mm, ortho_note, ortho_um)]],
+        side = Table([[ortho_panel(sl.coronal, coronal_title, half, 34 * mm)],
+                      [ortho_panel(sl.sagittal, sagittal_title, half, 34 * mm)]],
                      colWidths=[half], style=[*pad, ("RIGHTPADDING", (0, 0), (-1, -1), 0)])
-        ortho = Table([[ortho_panel(sl.axial, axial_title, half, 72 * mm, "full resolution", pixel_um), side]],
+        ortho = Table([[ortho_panel(sl.axial, axial_title, half, 72 * mm), side]],
                       colWidths=[half + 3 * mm] * 2, hAlign="LEFT", style=pad)
     else:
-        ortho = Table([[ortho_panel(sl.axial, axial_title, third, 64 * mm, "full resolution", pixel_um),
-                        ortho_panel(sl.coronal, coronal_title, third, 64 * mm, ortho_note, ortho_um),
-                        ortho_panel(sl.sagittal, sagittal_title, third, 64 * mm, ortho_note, ortho_um)]],
+        ortho = Table([[ortho_panel(sl.axial, axial_title, third, 64 * mm),
+                        ortho_panel(sl.coronal, coronal_title, third, 64 * mm),
+                        ortho_panel(sl.sagittal, sagittal_title, third, 64 * mm)]],
                       colWidths=[third + 3 * mm] * 3, hAlign="LEFT", style=pad)
     grid = Table(panels, colWidths=[half + 3 * mm] * 2, hAlign="LEFT", style=pad)
     out += [grid, ortho, Paragraph(
