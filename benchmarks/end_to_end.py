@@ -81,7 +81,11 @@ class Run:
 
 
 def run_sampled(cmd: list[str], cwd: Path, env: dict | None = None, interval: float = 0.05) -> Run:
-    """Run ``cmd``; sample the summed RSS of its whole process tree every ``interval`` seconds."""
+    """Run ``cmd``; sample the summed RSS of its whole process tree every ``interval`` seconds.
+
+    The page cache's dirty data (the previous run's GBs of output) is written out first, so that no run
+    pays for another's writes."""
+    os.sync()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
