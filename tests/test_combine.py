@@ -188,8 +188,8 @@ def test_statistics_do_not_depend_on_the_chunking(volume, tmp_path, small_scan):
     joined = []
     for j in (1, 4):
         paths = write_chunks(volume, make_plan(small_scan, volume.shape[0], volume.shape[1], j), tmp_path / str(j))
-        st, counts, edges = join(paths)
-        joined.append((asdict(st), counts.tolist(), edges.tolist()))
+        r = join(paths)
+        joined.append((asdict(r.stats), r.counts.tolist(), r.edges.tolist()))
     assert joined[0] == joined[1]
     step_z, step_yx = steps((2584, 16606, 16606))  # the bone scan's volume
     assert math.ceil(2584 / step_z) * math.ceil(16606 / step_yx) ** 2 <= SAMPLE_MAX

@@ -146,8 +146,11 @@ def expected_seconds(plan: Plan, cfg: TomoConfig) -> dict[str, float]:
     sample = min(RANGE_SAMPLE_SLICES, rows)
     n_centres = 2 * math.floor(cfg.center_try.width / cfg.center_try.step) + 1
     volume_io = 2 * e["volume_bytes"] / IO_BYTES_PER_S  # read the chunks, write the volume
+    # combine reads the chunks once for a physical copy or a pyramid (a VDS alone reads none), writes the
+    # copy and the levels, and reads the chunks' statistics samples
     physical, levels = cfg.output.combine == "physical", sum(1 / f**3 for f in cfg.output.pyramid)
-    combine_bytes = e["volume_bytes"] * ((physical or bool(levels)) + physical + levels)  # no pass: a VDS alone
+    reads = e["volume_bytes"] if physical or levels else 0.0
+    writes = e["volume_bytes"] * (physical + levels)
     return {
         "preprocess_chunk": _preprocess_seconds(plan, cfg, max(b - a for a, b in plan.proj_chunks)),
         "recon_chunk": rows_per_job * (slice_s / cfg.threads
@@ -155,7 +158,7 @@ def expected_seconds(plan: Plan, cfg: TomoConfig) -> dict[str, float]:
         "conversion_range": sample * (slice_s / cfg.threads + sino_row_bytes / IO_BYTES_PER_S),
         "try_center_scan": n_centres * slice_s / cfg.threads + sino_row_bytes / IO_BYTES_PER_S,
         "try_lamino_scan": n_centres * slice_s / cfg.threads + sino_row_bytes / IO_BYTES_PER_S,
-        "combine": (combine_bytes + SAMPLE_MAX * 4) / IO_BYTES_PER_S,
+        "combine": (reads + writes + SAMPLE_MAX * 4) / IO_BYTES_PER_S,
         "input_checksum": e["raw_bytes"] / IO_BYTES_PER_S,
         "ome_zarr": volume_io,
         "tiff_stack": volume_io,

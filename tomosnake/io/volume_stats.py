@@ -60,19 +60,17 @@ class ChunkStats:
         step_z, step_yx = steps(self.shape)
         self.coronal.append(slab[:, self.shape[1] // 2, :].copy())
         self.sagittal.append(slab[:, :, self.shape[2] // 2].copy())
-        finite = slab
-        if np.issubdtype(slab.dtype, np.floating):
-            ok = np.isfinite(slab)
-            n_ok = int(np.count_nonzero(ok))
-            self.nan += slab.size - n_ok
-            finite = slab if n_ok == slab.size else slab[ok]
-        if finite.size:
-            self.count += finite.size
-            self.min, self.max = min(self.min, float(finite.min())), max(self.max, float(finite.max()))
         first = -z0 % step_z  # the first slice of the slab whose volume index is a multiple of step_z
         sample = slab[first::step_z, ::step_yx, ::step_yx].ravel()
-        if np.issubdtype(sample.dtype, np.floating):
+        n, lo, hi = slab.size, float(slab.min()), float(slab.max())  # a NaN or an infinity shows in them
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # only then a mask of the slab
+            finite = slab[np.isfinite(slab)]
+            n = finite.size
+            lo, hi = (float(finite.min()), float(finite.max())) if n else (math.inf, -math.inf)
             sample = sample[np.isfinite(sample)]
+        self.count += n
+        self.nan += slab.size - n
+        self.min, self.max = min(self.min, lo), max(self.max, hi)
         self.parts.append(sample)
 
     def write(self, f: h5py.File) -> None:
@@ -109,9 +107,20 @@ def histogram_edges(dtype: np.dtype, sample: np.ndarray) -> np.ndarray:
     return np.linspace(lo - span / 4, hi + span / 4, HIST_BINS + 1)
 
 
-def join(chunk_files: Sequence[str | Path]) -> tuple[Stats, np.ndarray, np.ndarray]:
-    """(statistics, histogram counts, edges) of the volume from its chunk files' records, in slice order."""
-    st, parts, dtype = Stats(), [], None
+@dataclass
+class Joined:
+    """The volume's records, joined from its chunk files: statistics, histogram, middle planes."""
+
+    stats: Stats
+    counts: np.ndarray  # histogram of the sample
+    edges: np.ndarray
+    coronal: np.ndarray  # (slices, x) at y = ny // 2
+    sagittal: np.ndarray  # (slices, y) at x = nx // 2
+
+
+def join(chunk_files: Sequence[str | Path]) -> Joined:
+    """The volume's records from its chunk files' (one read of each), in slice order."""
+    st, parts, coronal, sagittal, dtype = Stats(), [], [], [], None
     for path in chunk_files:
         with h5py.File(path, "r") as f:
             ds = f[SAMPLE_PATH]
@@ -120,6 +129,8 @@ def join(chunk_files: Sequence[str | Path]) -> tuple[Stats, np.ndarray, np.ndarr
             st.nan += int(a["nan"])
             st.min, st.max = min(st.min, float(a["min"])), max(st.max, float(a["max"]))
             parts.append(ds[()])
+            coronal.append(f[CORONAL_PATH][()])
+            sagittal.append(f[SAGITTAL_PATH][()])
             dtype = f["exchange/data"].dtype
     sample = np.concatenate(parts).astype(np.float64) if parts else np.empty(0)
     edges = histogram_edges(np.dtype(dtype or np.float32), sample)
@@ -129,14 +140,4 @@ def join(chunk_files: Sequence[str | Path]) -> tuple[Stats, np.ndarray, np.ndarr
         st.mean, st.std = float(sample.mean()), float(sample.std())
         st.underflow = int(np.count_nonzero(sample < edges[0]))
         st.overflow = int(np.count_nonzero(sample > edges[-1]))
-    return st, counts, edges
-
-
-def middle_planes(chunk_files: Sequence[str | Path]) -> tuple[np.ndarray, np.ndarray]:
-    """(coronal, sagittal): the volume's planes at y = ny // 2 and x = nx // 2, from its chunk files' records."""
-    coronal, sagittal = [], []
-    for path in chunk_files:
-        with h5py.File(path, "r") as f:
-            coronal.append(f[CORONAL_PATH][()])
-            sagittal.append(f[SAGITTAL_PATH][()])
-    return np.concatenate(coronal), np.concatenate(sagittal)
+    return Joined(st, counts, edges, np.concatenate(coronal), np.concatenate(sagittal))

@@ -105,12 +105,12 @@ def _one_pass(f: h5py.File, src: _Sources, factors: Sequence[int], depth: int, w
 def _write_stats(f: h5py.File, recon_paths: Sequence[str | Path]) -> Stats:
     """The statistics, histogram and middle planes the recon chunks recorded (`tomosnake.io.volume_stats`),
     joined."""
-    stats, counts, edges = volume_stats.join(recon_paths)
-    hist = f.create_dataset(HIST_PATH, data=counts)
-    f[HIST_PATH + "_edges"] = edges
-    hist.attrs.update(asdict(stats))
-    f[volume_stats.CORONAL_PATH], f[volume_stats.SAGITTAL_PATH] = volume_stats.middle_planes(recon_paths)
-    return stats
+    joined = volume_stats.join(recon_paths)
+    hist = f.create_dataset(HIST_PATH, data=joined.counts)
+    f[HIST_PATH + "_edges"] = joined.edges
+    hist.attrs.update(asdict(joined.stats))
+    f[volume_stats.CORONAL_PATH], f[volume_stats.SAGITTAL_PATH] = joined.coronal, joined.sagittal
+    return joined.stats
 
 
 def volume_parts(recon_paths: Sequence[str | Path], plan: Plan) -> list[tuple[str | Path, int, int]]:
