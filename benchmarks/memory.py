@@ -10,10 +10,12 @@ job's peak resident memory beside the budget. ``memory_mb`` is the whole job's b
 interpreter included; ``overhead_mb`` of it is reserved for the interpreter and libraries,
 whose real share is measured and printed too. Exits 1 if any job exceeds the budget.
 
-Two figures per job: ``peak`` is the kernel's high-water mark (VmHWM) that each job's Python
-process reads at exit, through a ``sitecustomize`` module put on the jobs' PYTHONPATH (Snakemake
-keeps it and adds the repository); ``sampled`` is Snakemake's own benchmark file (max_rss,
-sampled every 0.5 s, so it can miss short peaks; only rules with a ``benchmark:`` have one).
+Every job runs in a process of its own here (``TOMOSNAKE_JOB_PROCESS=1``, as under ``--sdm conda``;
+a local run otherwise runs its jobs in Snakemake's process, see `tomosnake.jobs`), so that each
+job's memory is its own. Two figures per job: ``peak`` is the kernel's high-water mark (VmHWM)
+that each job's Python process reads at exit, through a ``sitecustomize`` module put on the jobs'
+PYTHONPATH; ``sampled`` is Snakemake's own benchmark file (max_rss, sampled every 0.5 s, so it
+can miss short peaks; only rules with a ``benchmark:`` have one).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import yaml
 
 from tomosnake.cli import snakemake_command
 from tomosnake.config import scan_name
+from tomosnake.jobs import PROCESS_ENV
 from tomosnake.phantom import PhantomSpec, read_spec, write_scan
 
 MB = 1 << 20
@@ -42,19 +45,22 @@ import atexit, json, os, sys
 
 
 def _record():
-    smk = getattr(sys.modules.get("__main__"), "snakemake", None)
-    if smk is None:
+    # a job's process: python -c BOOT <package folder> <job file> (tomosnake.jobs); the job file is
+    # removed only after the process has exited
+    if len(sys.argv) != 3 or not sys.argv[2].endswith(".job.json"):
         return
+    with open(sys.argv[2]) as f:
+        job = json.load(f)
     with open("/proc/self/status") as f:
         hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
     with open(os.environ["TOMOSNAKE_RSS_LOG"], "a") as f:
-        f.write(json.dumps({"rule": smk.rule, "wildcards": dict(smk.wildcards), "peak_kib": hwm}) + "\\n")
+        f.write(json.dumps({"rule": job["rule"], "wildcards": job["wildcards"], "peak_kib": hwm}) + "\\n")
 
 
 atexit.register(_record)
 '''
-# What every job process imports before it touches data (the drivers' modules and Snakemake's script preamble).
-IMPORTS = ("import snakemake.script, tomosnake.jobs, tomosnake.stages.plan, tomosnake.stages.preprocess_chunk, "
+# What every job process imports before it touches data (the entries' modules).
+IMPORTS = ("import tomosnake.jobs, tomosnake.stages.plan, tomosnake.stages.preprocess_chunk, "
            "tomosnake.stages.recon_chunk, tomosnake.stages.combine, tomosnake.report.pdf, tomosnake.stages.cleanup, "
            "tomosnake.io.vds")
 
@@ -140,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg_file = work / "config.yaml"
     cfg_file.write_text(yaml.safe_dump(config))
     path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))
-    env = os.environ | {"PYTHONPATH": path, "TOMOSNAKE_RSS_LOG": str(rss_log)}
+    env = os.environ | {"PYTHONPATH": path, "TOMOSNAKE_RSS_LOG": str(rss_log), PROCESS_ENV: "1"}
     cmd = snakemake_command("local", {}, "--configfile", str(cfg_file), "--directory", str(work),
                             "--cores", str(args.threads), "--forceall")
     t0 = time.time()

@@ -129,7 +129,7 @@ def test_conda_directives_point_at_existing_env_files():
     backends = typing.get_args(ReconConfig.model_fields["backend"].annotation)
     directives = scripts = 0
     for src in sources:
-        scripts += len(re.findall(r"^\s*script:", src.read_text(), flags=re.MULTILINE))
+        scripts += len(re.findall(r"^\s*run:\n\s*run_job\(", src.read_text(), flags=re.MULTILINE))
         # the value follows on the same line or (snakefmt's layout) on the next one
         for value in re.findall(r"^\s*conda:[ \t]*\n?\s*(.+?)\s*$", src.read_text(), flags=re.MULTILINE):
             directives += 1
@@ -141,4 +141,4 @@ def test_conda_directives_point_at_existing_env_files():
                 pytest.fail(f"{src.name}: conda: {value} is neither a path nor conda_env(stage)")
             for target in targets:
                 assert target.parent == ENVS and target.is_file(), f"{src.name}: conda: {value} -> {target}"
-    assert directives == scripts > 0, "every rule with a script runs in a conda env"
+    assert directives == scripts > 0, "every rule with a job runs in a conda env"

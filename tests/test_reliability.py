@@ -25,6 +25,7 @@ from tests.workflow import run, volume
 from tomosnake import preflight
 from tomosnake.cli import snakemake_command
 from tomosnake.config import scan_name, validate
+from tomosnake.jobs import PROCESS_ENV
 from tomosnake.phantom import PhantomSpec, write_scan
 from tomosnake.stages.plan import Plan
 
@@ -102,16 +103,23 @@ def test_raw_input_is_never_modified(reference):
     assert reference["before"][2] == 0o444
 
 
-def test_killed_chunks_leave_nothing_mistakable_and_rerun_is_identical(reference, tmp_path):
+@pytest.mark.parametrize("own_process", [False, True], ids=["in-snakemake", "own-process"])
+def test_killed_chunks_leave_nothing_mistakable_and_rerun_is_identical(reference, tmp_path, own_process):
     """SIGKILL a preprocessing job, then (next run) a reconstruction job, each after its first load;
-    a third run finishes the scan with the undisturbed run's volume, bit for bit."""
+    a third run finishes the scan with the undisturbed run's volume, bit for bit. A job runs in
+    Snakemake's process (the kill ends the run, as a crash of the machine would) or in its own
+    (`tomosnake.jobs.PROCESS_ENV`, as with conda envs: Snakemake sees the job die)."""
     scan = read_only(Path(shutil.copy(reference["scan"], tmp_path / "phantom.h5")))
     cfg = reference["cfg"] | {"input": [str(scan)], "outdir": str(tmp_path / "out")}
     d = tmp_path / "out" / "phantom"
+    env = {PROCESS_ENV: "1" if own_process else "0"}
     for rule in ("preprocess", "recon"):
-        killed = run(tmp_path, cfg | {"fault": {"rule": rule, "chunk": 1, "kind": "kill"}}, check=False)
-        assert killed.returncode != 0
-        assert "Signals.SIGKILL" in killed.stdout + killed.stderr
+        killed = run(tmp_path, cfg | {"fault": {"rule": rule, "chunk": 1, "kind": "kill"}}, check=False, env=env)
+        if own_process:
+            assert killed.returncode == 1
+            assert "Signals.SIGKILL" in killed.stdout + killed.stderr
+        else:
+            assert killed.returncode == -signal.SIGKILL
         target = d / OUTPUT[rule].format(n=1)
         assert not target.exists()
         assert not (d / "phantom_recon.h5").exists()
@@ -201,6 +209,7 @@ def test_same_command_resumes_after_sigkill_of_snakemake_at_every_stage(referenc
         proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while not (d / "logs" / log).exists() and proc.poll() is None:
             time.sleep(0.05)
+        proc.send_signal(signal.SIGSTOP)  # held where its job has started: the run's jobs take ms here
         if stage == "recon":  # a second run into the same outdir, from elsewhere, while this one runs
             other = subprocess.run(command, cwd=elsewhere, capture_output=True, text=True, timeout=300)
             lines = [s for s in other.stderr.splitlines() if s.startswith("tomosnake:")]

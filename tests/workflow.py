@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -15,13 +16,15 @@ RULES = ("plan", "preprocess_chunk", "vds_merge", "recon_chunk", "combine", "rep
 
 
 def run(workdir: Path, config: dict, *extra: str, profile: str = "local", check: bool = True,
-        timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run the workflow in ``workdir`` with ``config`` (written as a YAML config file)."""
+        timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the workflow in ``workdir`` with ``config`` (written as a YAML config file), with ``env``
+    added to the environment."""
     workdir.mkdir(parents=True, exist_ok=True)
     cfg_file = workdir / "test-config.yaml"
     cfg_file.write_text(yaml.safe_dump(config))
     cmd = snakemake_command(profile, {}, "--configfile", str(cfg_file), "--directory", str(workdir), *extra)
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout,
+                          env=os.environ | (env or {}))
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc

@@ -1,11 +1,13 @@
 """Per-job timing records (wall interval, HDF5 IO time, peak memory) and the run's timing summary.
 
-`install` is called once when a job starts. It wraps h5py's dataset read/write
-entry points (and file flush/close, where the chunk cache is written), so every
-HDF5 data transfer of the job is timed without touching the code that does the
-IO; other IO (zarr, TIFF) is timed with `io_timer`. Named parts of a job (its
-start-up, the centre search) are timed with `phase`. At exit the job writes
-``<log>.timing.json`` beside its log. `summarize` turns the records of a scan
+`recorded` wraps a job run in the Snakemake process (the usual case), `install`
+a job that has a process of its own. Both wrap h5py's dataset read/write entry
+points (and file flush/close, where the chunk cache is written), so every HDF5
+data transfer of the job is timed without touching the code that does the IO;
+other IO (zarr, TIFF) is timed with `io_timer`. Named parts of a job (its
+start-up, the centre search) are timed with `phase`. When the job ends it writes
+``<log>.timing.json`` beside its log. The counters are the process's: jobs of
+one process run one at a time (`tomosnake.jobs`). `summarize` turns the records of a scan
 and Snakemake's benchmark files into the seed paper's terms: total time, IO
 time and fraction, time with no job running (queue and scheduling), raw pixels
 per second.
@@ -131,29 +133,46 @@ def record_path(log_path: str | Path) -> Path:
 
 
 def install(log_path: str | Path, threads: int = 1) -> Path:
-    """Time this job's HDF5 IO and write its record beside ``log_path`` at exit; return the record's path.
+    """Time this process's HDF5 IO and write its record beside ``log_path`` at exit; return the record's path.
 
-    The time from the process's start to this call is recorded as the phase ``startup``."""
+    For a job with a process of its own: the time from the process's start to this call (interpreter,
+    imports) is recorded as the phase ``startup``."""
     path = record_path(log_path)
     _wrap_h5py()
     if path in _installed:
         return path
     _installed.append(path)
     start = process_start()
-    # Interpreter, Snakemake's script preamble and the script's imports, up to this call.
     add_phase("startup", max(0.0, time.time() - start))
-
-    def write() -> None:
-        rec = JobRecord(job=Path(log_path).stem, start=start, end=time.time(), io_s=io_seconds(), threads=threads,
-                        max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                        ok=not hasattr(sys, "last_value"), host=socket.gethostname(),
-                        slurm_job_id=os.environ.get("SLURM_JOB_ID"), phases=dict(_phases))
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(asdict(rec)))
-        os.replace(tmp, path)
-
-    atexit.register(write)
+    atexit.register(lambda: _write(log_path, start, threads, ok=not hasattr(sys, "last_value"), rss=True))
     return path
+
+
+@contextmanager
+def recorded(log_path: str | Path, threads: int = 1) -> Iterator[None]:
+    """Time the block as one job run in this process and write its record beside ``log_path``.
+
+    No peak memory: the process's peak is not the job's (Snakemake's benchmark samples it)."""
+    _wrap_h5py()
+    _io["seconds"], _io["depth"] = 0.0, 0
+    _phases.clear()
+    start, ok = time.time(), False
+    try:
+        yield
+        ok = True
+    finally:
+        _write(log_path, start, threads, ok=ok, rss=False)
+
+
+def _write(log_path: str | Path, start: float, threads: int, ok: bool, rss: bool) -> None:
+    path = record_path(log_path)
+    rec = JobRecord(job=Path(log_path).stem, start=start, end=time.time(), io_s=io_seconds(), threads=threads,
+                    max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if rss else None,
+                    ok=ok, host=socket.gethostname(), slurm_job_id=os.environ.get("SLURM_JOB_ID"),
+                    phases=dict(_phases))
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(asdict(rec)))
+    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)

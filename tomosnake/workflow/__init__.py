@@ -1,7 +1,8 @@
 """The Snakemake workflow, shipped inside the package as data.
 
-``Snakefile`` (table of contents) · ``rules/`` (one .smk per stage) · ``scripts/`` (thin job entry
-points) · ``config/config.yaml`` (defaults) · ``profiles/`` (local, SLURM) · ``envs/`` (per-rule conda envs).
+``Snakefile`` (table of contents) · ``rules/`` (one .smk per stage) · ``entries/`` (each rule's job:
+unpacks its arguments, calls its stage) · ``config/config.yaml`` (defaults) · ``profiles/`` (local,
+SLURM) · ``envs/`` (per-rule conda envs).
 """
 
 from pathlib import Path
@@ -19,7 +20,7 @@ BACKEND_ENVS = ("tomopy", "tomocupy")
 def conda_env(stage: str, backend: str) -> str:
     """The conda env file of a rule's jobs (used with ``--sdm conda``): the backend's for reconstruction
     (``stage`` "recon"), else core. The env holds the dependencies; jobs import the installed `tomosnake`
-    (Snakemake's script preamble appends the submitting interpreter's sys.path, its site-packages included).
+    (`tomosnake.jobs` appends the submitting interpreter's package folder to the job's sys.path).
     """
     name = backend if stage == "recon" and backend in BACKEND_ENVS else "core"
     return str(ENVS / f"{name}.yaml")

@@ -23,8 +23,8 @@ rule try_center_scan:
         FILES.log("try_center"),
     conda:
         conda_env("recon")
-    script:
-        "../scripts/try_center.py"
+    run:
+        run_job("try_center", locals(), config)
 
 
 # try_lamino: one laminography slice per tilt angle around recon.lamino.angle, TIFFs plus a contact sheet.
@@ -52,5 +52,5 @@ rule try_lamino_scan:
         FILES.log("try_lamino"),
     conda:
         conda_env("recon")
-    script:
-        "../scripts/try_lamino.py"
+    run:
+        run_job("try_lamino", locals(), config)

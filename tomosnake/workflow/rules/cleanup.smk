@@ -21,5 +21,5 @@ rule cleanup:
         FILES.log("cleanup"),
     conda:
         conda_env("cleanup")
-    script:
-        "../scripts/cleanup.py"
+    run:
+        run_job("cleanup", locals(), config)

@@ -20,8 +20,8 @@ rule input_checksum:
         FILES.benchmark("input_checksum")
     conda:
         conda_env("combine")
-    script:
-        "../scripts/input_checksum.py"
+    run:
+        run_job("input_checksum", locals(), config)
 
 
 rule combine:
@@ -45,8 +45,8 @@ rule combine:
         FILES.benchmark("combine")
     conda:
         conda_env("combine")
-    script:
-        "../scripts/combine.py"
+    run:
+        run_job("combine", locals(), config)
 
 
 rule ome_zarr:
@@ -62,8 +62,8 @@ rule ome_zarr:
         FILES.benchmark("ome_zarr")
     conda:
         conda_env("combine")
-    script:
-        "../scripts/export.py"
+    run:
+        run_job("export", locals(), config)
 
 
 rule tiff_stack:
@@ -79,5 +79,5 @@ rule tiff_stack:
         FILES.benchmark("tiff_stack")
     conda:
         conda_env("combine")
-    script:
-        "../scripts/export.py"
+    run:
+        run_job("export", locals(), config)

@@ -7,6 +7,7 @@ from tomosnake import config as tconfig
 from tomosnake import outdir, placement, preflight
 from tomosnake import workflow as tworkflow
 from tomosnake.config import stage_dict
+from tomosnake.jobs import exit_promptly, return_freed_memory, run_job
 from tomosnake.paths import ScanFiles
 from tomosnake.stages.plan import Plan
 
@@ -24,8 +25,10 @@ OUT = CFG.outdir
 if workflow.is_main_process:
     audit.write_run_config(CFG)  # for `tomosnake audit`, when it runs this
 
-# Local and SLURM jobs inherit this environment (see resources.JOB_ENV).
+# Local and SLURM jobs inherit this environment (see resources.JOB_ENV); this process, which runs jobs
+# itself (tomosnake/jobs.py), gets its effect now.
 os.environ.update(resources.JOB_ENV)
+return_freed_memory()
 
 
 def conda_env(stage: str) -> str:

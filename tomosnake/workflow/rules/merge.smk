@@ -20,5 +20,5 @@ rule vds_merge:
         FILES.benchmark("vds_merge")
     conda:
         conda_env("merge")
-    script:
-        "../scripts/vds_merge.py"
+    run:
+        run_job("vds_merge", locals(), config)

@@ -19,5 +19,5 @@ checkpoint plan:
         FILES.benchmark("plan")
     conda:
         conda_env("plan")
-    script:
-        "../scripts/plan.py"
+    run:
+        run_job("plan", locals(), config)

@@ -19,5 +19,5 @@ rule preprocess_chunk:
         FILES.benchmark("preprocess_{k}")
     conda:
         conda_env("preprocess")
-    script:
-        "../scripts/preprocess_chunk.py"
+    run:
+        run_job("preprocess_chunk", locals(), config)

@@ -20,8 +20,8 @@ rule conversion_range:
         FILES.log("conversion_range"),
     conda:
         conda_env("recon")
-    script:
-        "../scripts/conversion_range.py"
+    run:
+        run_job("conversion_range", locals(), config)
 
 
 rule recon_chunk:
@@ -42,5 +42,5 @@ rule recon_chunk:
         FILES.benchmark("recon_{j}")
     conda:
         conda_env("recon")
-    script:
-        "../scripts/recon_chunk.py"
+    run:
+        run_job("recon_chunk", locals(), config)

@@ -16,5 +16,5 @@ rule report:
         FILES.log("report"),
     conda:
         conda_env("report")
-    script:
-        "../scripts/report.py"
+    run:
+        run_job("report", locals(), config)
