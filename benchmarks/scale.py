@@ -102,7 +102,8 @@ class Sampler:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def _job(self, pid: str) -> tuple[str | None, bool]:
-        """(SLURM job id or None, whether the process wraps the job's script: Snakemake, srun, shells)."""
+        """(SLURM job id or None, whether the process only wraps the job: the job-step Snakemake, srun,
+        shells; the job itself runs in the Snakemake that srun starts, see tomosnake/jobs.py)."""
         try:
             start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
         except OSError:
@@ -115,7 +116,8 @@ class Sampler:
             except OSError:
                 return None, False
             job = next((e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"SLURM_JOB_ID=")), None)
-            self._job_of[key] = (job, ".snakemake/scripts/" not in cmd)  # not the job's script: a wrapper
+            runs_job = "-m snakemake" in cmd and "--executor slurm-jobstep" not in cmd
+            self._job_of[key] = (job, not runs_job)
         return self._job_of[key]
 
     def _once(self) -> None:
@@ -264,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         jb["sampled_mb"] = sampler.peak.get(job_id)
         jb["wrapper_mb"] = sampler.wrapper_peak.get(job_id)
         by_rule[jb["rule"]].append(jb)
-    print(f"\n{'rule':18s}{'jobs':>5s}{'--mem MB':>10s}{'sampled':>9s}{'sacct':>8s}{'snakemake':>10s}"
+    print(f"\n{'rule':18s}{'jobs':>5s}{'--mem MB':>10s}{'sampled':>9s}{'sacct':>8s}{'wrapper':>10s}"
           "  (largest peak, MB)")
     over = 0
     for rule, js in sorted(by_rule.items()):
@@ -279,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{top('wrapper_mb'):>10s}{flag}")
     wr = [v for v in sampler.wrapper_peak.values() if v]
     if wr:
-        print(f"Snakemake processes per SLURM job: {np.median(wr):.0f} MB median, {max(wr):.0f} MB largest "
+        print(f"wrapper processes per SLURM job (job-step Snakemake, srun, shells): {np.median(wr):.0f} MB "
+              f"median, {max(wr):.0f} MB largest "
               f"(resources.WRAPPER_MB = {__import__('tomosnake.resources').resources.WRAPPER_MB})")
     (work / "result.json").write_text(json.dumps({"wall": wall, "raw_px": raw_px, "jobs": jobs}, default=str))
     return 1 if over else 0

@@ -62,6 +62,15 @@ def test_every_rule_ran_and_split_the_scan(run_a):
     assert {f"recon_{j}.log" for j in range(plan["j"])} <= logs
 
 
+def test_jobs_ran_in_snakemakes_process(run_a):
+    """A local run starts no interpreter per job (`tomosnake.jobs`): every job's timing record is one of a
+    job run inside Snakemake's process (no start-up phase, no peak memory of a process of its own)."""
+    _, cfg = run_a
+    records = [json.loads(p.read_text()) for p in (_scan_dir(cfg) / "logs").glob("*.timing.json")]
+    assert len(records) >= 7
+    assert all("startup" not in r["phases"] and r["max_rss_mb"] is None for r in records), records
+
+
 def test_vds_is_small_and_reads_like_the_chunks(run_a):
     _, cfg = run_a
     d = _scan_dir(cfg)

@@ -9,8 +9,8 @@ each job uses all the cores it was given.
 
 A job runs in a process of its own where its code must run in a conda environment (``--sdm conda``:
 ``run:`` code is not run in the rule's ``conda:`` env, only its shell commands are) or where
-``TOMOSNAKE_JOB_PROCESS=1`` asks for it: the job's arguments go to a JSON file beside its log and
-``python -m``-style entry `main` runs it, as the job's whole process.
+``TOMOSNAKE_JOB_PROCESS=1`` asks for it (tests, per-job memory in ``benchmarks/memory.py``): the
+job's arguments go to a JSON file beside its log, and `main` runs the job as that process's only work.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def _spec(entry: str, ctx: Mapping[str, Any], config: Mapping[str, Any]) -> dict
 def _run_in_own_process(entry: str, ctx: Mapping[str, Any], config: Mapping[str, Any]) -> None:
     """Run the job with `main` in a new Python: the conda env's where the job has one (Snakemake's
     `shell` activates it), else this interpreter. The package is found on this interpreter's path,
-    appended so that the env's own packages come first (as Snakemake's script preamble does)."""
+    appended so that the env's own packages come first."""
     from snakemake.shell import shell
 
     log = Path(ctx["log"][0])

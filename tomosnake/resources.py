@@ -1,7 +1,7 @@
 """What each rule's jobs ask the scheduler for: memory, time, CPUs, partition, GPUs; one model for rules and audit.
 
-Memory: a job's request is what the whole job uses on a cluster node, not only its script's budget:
-the script (``memory_mb``, or the stage's own budget) plus the Snakemake processes that run inside every
+Memory: a job's request is what the whole job uses on a cluster node, not only its work's budget:
+the budget (``memory_mb``, or the stage's own) plus the Snakemake processes that run inside every
 SLURM job (the plugin's job-step process and the ``snakemake`` it starts through ``srun``;
 `WRAPPER_MB`, measured by sampling the process tree of real SLURM jobs with benchmarks/scale.py).
 
@@ -31,7 +31,10 @@ if TYPE_CHECKING:
     from tomosnake.stages.plan import Plan
 
 # Resident memory of the Snakemake processes inside one SLURM job (job-step executor + the inner
-# snakemake), MB: 320 median, 380 largest over 142 jobs (benchmarks/scale.py, 4.3 GB and --heavy), plus 10 %.
+# snakemake), MB: 320 median, 380 largest over 142 jobs (benchmarks/scale.py, 4.3 GB and --heavy), plus 10 %,
+# measured while each job's work ran in a third process. The inner Snakemake now runs the job itself
+# (tomosnake/jobs.py): its interpreter is counted here and again in the budget's overhead_mb, which
+# leaves the request on the safe side (4.3 GB scan: largest peak 1261 MB against --mem 1770 MB).
 # (535 MB before the package imported scipy only where used: every Snakefile parse pulled it in.)
 WRAPPER_MB = 420
 SAFETY = 3.0  # time limit / expected time: shared filesystems and nodes vary 2-5x run to run
@@ -52,7 +55,7 @@ RECON_S_PER_POINT = 1.25e-6
 # (measured: 41 MiB kept after stripe removal on a 156 MiB block, 23 % over the model). A fixed
 # threshold returns every array of 1 MiB or more at once.
 JOB_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
-# The rules that a plan's model covers, with the stage whose budget their script keeps to.
+# The rules that a plan's model covers, with the stage whose budget their jobs keep to.
 Stage = Literal["preprocess", "recon", None]
 RULE_STAGE: dict[str, Stage] = {
     "preprocess_chunk": "preprocess", "conversion_range": "recon", "recon_chunk": "recon",
@@ -74,7 +77,7 @@ class Resources:
 
 
 def memory_mb(cfg: TomoConfig, rule: str) -> int:
-    """What a job of ``rule`` uses in all: its script's budget plus the Snakemake processes around it."""
+    """What a job of ``rule`` uses in all: its budget plus the Snakemake processes that run it."""
     return math.ceil(cfg.budget_mb(RULE_STAGE.get(rule)) + WRAPPER_MB)
 
 
