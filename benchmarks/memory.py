@@ -15,7 +15,8 @@ a local run otherwise runs its jobs in Snakemake's process, see `tomosnake.jobs`
 job's memory is its own. Two figures per job: ``peak`` is the kernel's high-water mark (VmHWM)
 that each job's Python process reads at exit, through a ``sitecustomize`` module put on the jobs'
 PYTHONPATH; ``sampled`` is Snakemake's own benchmark file (max_rss, sampled every 0.5 s, so it
-can miss short peaks; only rules with a ``benchmark:`` have one).
+can miss short peaks; only rules with a ``benchmark:`` have one), which here also holds the
+Snakemake process that waits for the job (about 150 MB).
 """
 
 from __future__ import annotations
