@@ -134,7 +134,9 @@ def join(chunk_files: Sequence[str | Path]) -> Joined:
             dtype = f["exchange/data"].dtype
     sample = np.concatenate(parts).astype(np.float64) if parts else np.empty(0)
     edges = histogram_edges(np.dtype(dtype or np.float32), sample)
-    counts = np.histogram(sample, bins=edges)[0]  # equal bins: no sorting
+    # A count and a range take numpy's equal-bin path (its edges are ours, the same linspace); an
+    # array of edges would sort the sample: 0.78 s against 0.23 s for 16 M voxels.
+    counts = np.histogram(sample, bins=HIST_BINS, range=(edges[0], edges[-1]))[0]
     st.sampled = int(sample.size)
     if sample.size:
         st.mean, st.std = float(sample.mean()), float(sample.std())
