@@ -248,6 +248,21 @@ def test_virtual_volume_maps_the_chunks(tmp_path, small_scan, volume):
         assert provenance.read(f)["input_sha256"] == sha
 
 
+def test_virtual_combine_writes_no_temporary_of_a_temporary(tmp_path, small_scan, volume, monkeypatch):
+    """A kill leaves only temporaries named ``.<output>.tmp-*``, which the next write and cleanup remove;
+    a temporary of combine's own temporary (``..<output>.tmp-*.tmp-*``) would stay forever."""
+    from tomosnake.io import atomic
+
+    names = []
+    real = atomic._tmp_name
+    monkeypatch.setattr(atomic, "_tmp_name", lambda path: names.append(real(path).name) or real(path))
+    plan = make_plan(small_scan, volume.shape[0], volume.shape[1], j=3)
+    paths = write_chunks(volume, plan, tmp_path / "recon")
+    names.clear()
+    combine(paths, plan, config(combine="virtual"), {"enabled": False}, tmp_path / "vol_recon.h5")
+    assert names and not [n for n in names if n.startswith("..")], names
+
+
 def test_tori_provenance_is_written_when_a_tori_was_used(tmp_path, small_scan, volume):
     import json
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import h5py
@@ -18,10 +19,12 @@ def _source_name(source: Path, vds_path: Path) -> str:
 
 
 def stack(sources: Sequence[str | Path], out_path: str | Path, dataset: str = "exchange/data",
-          axis: int = 0, extra: dict[str, np.ndarray] | None = None) -> tuple[int, ...]:
+          axis: int = 0, extra: dict[str, np.ndarray] | None = None, atomic: bool = True) -> tuple[int, ...]:
     """Write ``out_path`` with a virtual ``dataset`` that concatenates ``dataset`` of each source along ``axis``.
 
     Small arrays in ``extra`` (e.g. theta) are written as real datasets. Returns the virtual shape.
+    ``atomic=False`` writes ``out_path`` itself: for a caller whose ``out_path`` is already its own
+    temporary (a temporary of a temporary, left by a kill, would match no leftover pattern).
     """
     out_path = Path(out_path)
     shapes, dtypes = [], set()
@@ -40,7 +43,7 @@ def stack(sources: Sequence[str | Path], out_path: str | Path, dataset: str = "e
         index[axis] = slice(offset, offset + shape[axis])
         layout[tuple(index)] = h5py.VirtualSource(_source_name(Path(src), out_path), dataset, shape=shape)
         offset += shape[axis]
-    with atomic_path(out_path) as tmp, h5py.File(tmp, "w", libver="latest") as f:
+    with atomic_path(out_path) if atomic else nullcontext(out_path) as tmp, h5py.File(tmp, "w", libver="latest") as f:
         f.create_virtual_dataset(dataset, layout, fillvalue=np.nan)
         for key, val in (extra or {}).items():
             f[key] = val

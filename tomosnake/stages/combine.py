@@ -135,7 +135,7 @@ def combine(recon_paths: Sequence[str | Path], plan: Plan, cfg: TomoConfig, conv
     with atomic_path(out_path) as tmp:
         virtual = cfg.output.combine == "virtual"
         if virtual:
-            stack(recon_paths, tmp)
+            stack(recon_paths, tmp, atomic=False)  # tmp is combine's own temporary
         # Virtual or not, the slices are read from the chunk files (what the VDS maps to).
         src = _Sources(volume_parts(recon_paths, plan), shape, dtype)
         with h5py.File(tmp, "r+" if virtual else "w") as f:
