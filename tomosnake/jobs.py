@@ -34,11 +34,12 @@ from typing import Any
 from tomosnake import config as tconfig
 from tomosnake.config import TomoConfig
 from tomosnake.report import timings
+from tomosnake.resources import JOB_ENV
 
 PROCESS_ENV = "TOMOSNAKE_JOB_PROCESS"  # "1": every job in a process of its own (tests, debugging)
 LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 _ONE_AT_A_TIME = threading.Lock()
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (the environment's MALLOC_MMAP_THRESHOLD_)
 
 
 class Files(list):
@@ -63,14 +64,14 @@ class Files(list):
 
 @dataclass
 class Job:
-    """What an entry gets: the rule's name, files, wildcards, params, threads and the run's config."""
+    """What an entry gets: the rule's name, files, wildcards, threads and the run's config (the entries read
+    their parameters from it; the rules' ``params`` only tell Snakemake when to rerun)."""
 
     rule: str
     input: Any
     output: Any
     log: Any
     wildcards: Any
-    params: Any
     threads: int
     cfg: TomoConfig
 
@@ -81,7 +82,7 @@ def run_job(entry: str, ctx: Mapping[str, Any], config: Mapping[str, Any]) -> No
         _run_in_own_process(entry, ctx, config)
         return
     job = Job(rule=ctx["rule"], input=ctx["input"], output=ctx["output"], log=ctx["log"],
-              wildcards=ctx["wildcards"], params=ctx["params"], threads=int(ctx["threads"]),
+              wildcards=ctx["wildcards"], threads=int(ctx["threads"]),
               cfg=tconfig.load(dict(config)))
     with _ONE_AT_A_TIME, _job_logging(job.log), timings.recorded(job.log[0], job.threads):
         _entry(entry)(job)
@@ -121,7 +122,7 @@ def return_freed_memory() -> None:
     """Make glibc return every freed block of 1 MiB or more to the system at once, in this process
     (what `resources.JOB_ENV` does for processes started after it is set)."""
     try:
-        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, int(JOB_ENV["MALLOC_MMAP_THRESHOLD_"]))
     except (OSError, AttributeError):
         pass  # not glibc: its allocator keeps its own policy
 
@@ -134,7 +135,7 @@ def _spec(entry: str, ctx: Mapping[str, Any], config: Mapping[str, Any]) -> dict
 
     return {"entry": entry, "rule": ctx["rule"], "input": files(ctx["input"]), "output": files(ctx["output"]),
             "log": files(ctx["log"]), "wildcards": dict(ctx["wildcards"].items()),
-            "params": dict(ctx["params"].items()), "threads": int(ctx["threads"]), "config": dict(config)}
+            "threads": int(ctx["threads"]), "config": dict(config)}
 
 
 def _run_in_own_process(entry: str, ctx: Mapping[str, Any], config: Mapping[str, Any]) -> None:
@@ -170,13 +171,13 @@ def main(spec_path: str) -> None:
     sys.excepthook = _log_uncaught
     job = Job(rule=spec["rule"], input=Files(spec["input"]["items"], spec["input"]["names"]),
               output=Files(spec["output"]["items"], spec["output"]["names"]), log=log,
-              wildcards=_Attrs(spec["wildcards"]), params=_Attrs(spec["params"]), threads=spec["threads"],
+              wildcards=_Attrs(spec["wildcards"]), threads=spec["threads"],
               cfg=tconfig.load(spec["config"]))
     _entry(spec["entry"])(job)
 
 
 class _Attrs(dict):
-    """Wildcards or params read back from a job file: a dict whose keys are also attributes."""
+    """Wildcards read back from a job file: a dict whose keys are also attributes."""
 
     def __getattr__(self, name: str) -> Any:
         try:

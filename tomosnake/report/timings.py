@@ -34,6 +34,8 @@ from typing import Any
 import h5py
 import psutil
 
+from tomosnake.io.atomic import write_text
+
 RECORD_SUFFIX = ".timing.json"
 _io = {"seconds": 0.0, "depth": 0}
 _phases: dict[str, float] = {}
@@ -170,9 +172,7 @@ def _write(log_path: str | Path, start: float, threads: int, ok: bool, rss: bool
                     max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if rss else None,
                     ok=ok, host=socket.gethostname(), slurm_job_id=os.environ.get("SLURM_JOB_ID"),
                     phases=dict(_phases))
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(asdict(rec)))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(asdict(rec)))
 
 
 @dataclass(frozen=True)
