@@ -85,7 +85,12 @@ def run_job(entry: str, ctx: Mapping[str, Any], config: Mapping[str, Any]) -> No
               wildcards=ctx["wildcards"], threads=int(ctx["threads"]),
               cfg=tconfig.load(dict(config)))
     with _ONE_AT_A_TIME, _job_logging(job.log), timings.recorded(job.log[0], job.threads):
-        _entry(entry)(job)
+        try:
+            _entry(entry)(job)
+        finally:
+            gridrec = sys.modules.get("tomosnake.recon.gridrec")
+            if gridrec is not None:
+                gridrec.forget()  # the job's gridding points are no use to the process's next job
 
 
 def _entry(entry: str) -> Callable[[Job], None]:

@@ -61,12 +61,11 @@ def slice_bytes(n_proj: int, n_cols: int, cfg: ReconConfig, pre_stripe: StripeRe
 
 def block_overhead_bytes(n_proj: int, n_cols: int, cfg: ReconConfig, threads: int = 1) -> int:
     """Working memory of a block that does not grow with its rows (bytes): the gridding's
-    points and factors, and each of its ``threads`` workers' spectra, sort order and oversampled
-    grid; ring removal's polar images."""
+    (`gridrec.working_bytes`: shared points, one slice pair's spectrum and grid, each thread's strip);
+    ring removal's polar images."""
     width, padded = _padded_width(n_cols, cfg)
     n_half = n_proj // 2 if cfg.sino_360_to_180.enabled else n_proj
-    g = gridrec.fft_length(padded)
-    gridding = 16 * n_half * g + max(1, threads) * (24 * n_half * g + 8 * (2 * width) ** 2)
+    gridding = gridrec.working_bytes(n_half, gridrec.fft_length(padded), width, max(1, threads))
     ring = 0
     if cfg.ring_removal.enabled:
         n_polar = int(round(2 * np.pi * width / 2)) * steps.RING_R_SCALE * (width // 2)

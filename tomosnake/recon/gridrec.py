@@ -20,8 +20,14 @@ Geometry is that of `tomosnake.phantom`: detector column u sees s = u - center, 
 
 from __future__ import annotations
 
+import hashlib
+import math
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +36,12 @@ FILTERS = ("none", "ramlak", "shepp", "cosine", "hann", "hamming", "parzen", "bu
 # eps 1e-7: rms difference 4e-5 and max 5e-4 of the image range, far below the
 # discretisation error (~2e-2), and 2x faster than eps 1e-4 with upsampling 2.
 NUFFT_EPS = 1e-3
+UPSAMPLING = 1.25  # fine grid / image side: 2.6x less grid than 2.0, for a kernel 5 points wide instead of 4
+STRIP_ROWS = 32  # fine-grid rows spread by one task
+MAX_MARGIN = 6  # rows a strip's grid reaches beyond its own (kernel half-width + 2; 5 at NUFFT_EPS)
+ANGLE_BLOCK = 64  # angles per FFT call: fixed, so the batches (and the result) do not depend on the threads
+FFT_BLOCK = 16  # fine-grid rows or columns per FFT call (fixed as well)
+STRIPS_PER_THREAD = 4  # fewer, and a pair's threads wait on its densest strips: pairs run side by side
 
 
 def fft_length(width: int) -> int:
@@ -89,17 +101,182 @@ def angle_weights(theta_rad: np.ndarray) -> np.ndarray:
     return w
 
 
-def _spectral_factors(theta: np.ndarray, center: float, g: int, n_out: int, filt: np.ndarray) -> np.ndarray:
-    """Per-angle complex factor: filter, quadrature, 1/G, and the shift that puts the
-    rotation axis (detector) and the pixel-centre convention (image) at the origin."""
+def _spectral_row(center: float, g: int, filt: np.ndarray) -> np.ndarray:
+    """The detector-frequency factor of every angle: filter, 1/G and the shift that puts the rotation axis
+    at the origin (the quadrature weight is per angle, the pixel-centre shift is applied to the grid)."""
     k = np.fft.fftfreq(g)  # cycles per pixel
-    delta = n_out // 2 - (n_out - 1) / 2  # finufft mode index -> pixel coordinate offset
-    shift = center + delta * (np.cos(theta) + np.sin(theta))
-    phase = np.exp(2j * np.pi * k[None, :] * shift[:, None])
-    fac = phase * (filt / g)[None, :] * angle_weights(theta)[:, None]
+    row = np.exp(2j * np.pi * k * center) * (filt / g)
     if g % 2 == 0:
-        fac[:, g // 2] = 0.0  # the Nyquist bin has no sign; dropping it keeps images real
-    return fac.astype(np.complex64)
+        row[g // 2] = 0.0  # the Nyquist bin has no sign; dropping it keeps images real
+    return row.astype(np.complex64)
+
+
+@dataclass(frozen=True)
+class Gridding:
+    """Everything about a slice's gridding that depends on the angles, not on the data: each strip's
+    points (their index in the angle x frequency spectrum and their coordinates in the strip's grid),
+    the detector-frequency factor, the quadrature weights and the deapodisation. Shared read-only by
+    every worker; built once per job (`gridding`)."""
+
+    n_out: int
+    g: int
+    nf: int  # fine grid: nf x nf
+    margin: int  # rows a strip's grid extends beyond its own
+    bounds: np.ndarray  # strip s holds points bounds[s]:bounds[s + 1] of idx/px/py
+    idx: np.ndarray  # flat (angle, frequency) index of each point, strips in turn
+    px: np.ndarray  # point's column coordinate in its strip's grid, float32
+    py: np.ndarray  # point's row coordinate in its strip's grid, float32
+    row: np.ndarray  # `_spectral_row`
+    weights: np.ndarray  # angle quadrature weights, float32
+    shift: np.ndarray  # fine grid modulation: the half-pixel offset of even-sized images
+    deconv: np.ndarray  # per output mode (and axis): sign and deapodisation
+
+    @property
+    def strip_rows(self) -> int:
+        return STRIP_ROWS + 2 * self.margin
+
+    @property
+    def strip_cols(self) -> int:
+        return self.nf + 2 * self.margin
+
+    @property
+    def wrap(self) -> float:
+        """Factor of a grid value spread past an edge: exp(2 pi i delta), -1 for the half-pixel offset of even
+        images (the modulated grid is anti-periodic), 1 for odd ones."""
+        return -1.0 if self.n_out % 2 == 0 else 1.0
+
+    def plan(self) -> Any:
+        """A single-threaded spreading plan onto one strip's grid (no sorting: a strip's points come in
+        angle-major order, each angle's along its line, which spreads as fast as FINUFFT's own order)."""
+        import finufft
+
+        return finufft.Plan(1, (self.strip_rows, self.strip_cols), eps=NUFFT_EPS, isign=1, dtype="complex64",
+                            nthreads=1, spreadinterponly=1, upsampfac=UPSAMPLING, spread_sort=0)
+
+
+def fine_grid(n_out: int) -> int:
+    """Side of the fine grid for ``n_out`` x ``n_out`` modes: even, fast, and at least 4 strips."""
+    import scipy.fft
+
+    nf = scipy.fft.next_fast_len(max(math.ceil(UPSAMPLING * n_out), 4 * STRIP_ROWS))
+    while nf % 2:
+        nf = scipy.fft.next_fast_len(nf + 1)
+    return nf
+
+
+def _kernel(nf: int) -> np.ndarray:
+    """The spreading kernel sampled on the fine grid (one axis, centred at nf / 2), from FINUFFT itself."""
+    import finufft
+
+    rows = STRIP_ROWS + 2 * MAX_MARGIN
+    plan = finufft.Plan(1, (rows, nf), eps=NUFFT_EPS, isign=1, dtype="complex64", nthreads=1, spreadinterponly=1,
+                        upsampfac=UPSAMPLING)
+    plan.setpts(np.zeros(1, np.float32), np.zeros(1, np.float32))
+    spread = plan.execute(np.ones(1, np.complex64)).real.astype(np.float64)
+    return spread[rows // 2] / np.sqrt(spread[rows // 2, nf // 2])
+
+
+def _build(theta: np.ndarray, center: float, g: int, n_out: int, filter_name: str, threads: int) -> Gridding:
+    n_proj = len(theta)
+    nf = fine_grid(n_out)
+    kern = _kernel(nf)
+    width = int(np.count_nonzero(kern))
+    margin = width // 2 + 2
+    if STRIP_ROWS <= 2 * margin:
+        raise AssertionError("strips narrower than the kernel: a grid row would get three strips' sums")
+    omega = 2 * np.pi * np.fft.fftfreq(g)
+    cos, sin = np.cos(theta), np.sin(theta)
+    n_strips = (nf - 1) // STRIP_ROWS + 1
+    blocks = list(range(0, n_proj, ANGLE_BLOCK))
+
+    def grid_row(a: int, b: int) -> np.ndarray:  # each point's row on the fine grid (float64)
+        return (sin[a:b, None] * omega[None, :]) * (nf / (2 * np.pi)) + nf / 2
+
+    def strip_of(a: int) -> np.ndarray:
+        b = min(a + ANGLE_BLOCK, n_proj)
+        return np.minimum(grid_row(a, b) // STRIP_ROWS, n_strips - 1).astype(np.int16).ravel()
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        strips = list(pool.map(strip_of, blocks))
+        counts = np.zeros(n_strips, dtype=np.int64)
+        for s in strips:
+            counts += np.bincount(s, minlength=n_strips)
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        m = n_proj * g
+        idx = np.empty(m, dtype=np.int32 if m < 2**31 else np.int64)
+        fill = bounds[:-1].copy()
+        for a, s in zip(blocks, strips, strict=True):  # a stable counting sort, block by block
+            order = np.argsort(s, kind="stable")
+            sorted_s = s[order]
+            first = np.searchsorted(sorted_s, np.arange(n_strips))
+            dest = fill[sorted_s] + (np.arange(len(s)) - first[sorted_s])
+            idx[dest] = a * g + order
+            fill += np.bincount(s, minlength=n_strips)
+        del strips
+        px = np.empty(m, dtype=np.float32)
+        py = np.empty(m, dtype=np.float32)
+        rows = STRIP_ROWS + 2 * margin
+
+        def coords(s: int) -> None:
+            a, b = bounds[s], bounds[s + 1]
+            ang, freq = np.divmod(idx[a:b], g)
+            px[a:b] = omega[freq] * cos[ang] * (nf / (nf + 2 * margin))  # the strip's grid has margins in x too
+            local = sin[ang] * omega[freq] * (nf / (2 * np.pi)) + nf / 2 - (s * STRIP_ROWS - margin) - rows / 2
+            py[a:b] = local * (2 * np.pi / rows)
+
+        list(pool.map(coords, range(n_strips)))
+    # Even-sized images have pixel centres half a mode off FINUFFT's integer modes: the grid is modulated
+    # by exp(i delta x) (what wraps around an edge by exp(2 pi i delta) more, `Gridding.wrap`) and the
+    # deapodisation taken at mode + delta.
+    delta = n_out // 2 - (n_out - 1) / 2
+    x = 2 * np.pi * (np.arange(nf) - nf / 2) / nf
+    modes = np.arange(n_out) - n_out // 2
+    support = np.flatnonzero(kern)
+    kernel_ft = (kern[support] * np.cos((modes[:, None] + delta) * x[support])).sum(axis=1)  # kern is even
+    sign = np.where(modes % 2, -1.0, 1.0)  # the fine grid's origin is its middle
+    return Gridding(n_out=n_out, g=g, nf=nf, margin=margin, bounds=bounds, idx=idx, px=px, py=py,
+                    row=_spectral_row(center, g, filter_response(filter_name, g)),
+                    weights=angle_weights(theta).astype(np.float32),
+                    shift=np.exp(1j * delta * x).astype(np.complex64),
+                    deconv=(sign / kernel_ft).astype(np.float32))
+
+
+_cache: dict[tuple, Gridding] = {}
+
+
+def gridding(theta: np.ndarray, center: float, g: int, n_out: int, filter_name: str, threads: int = 1) -> Gridding:
+    """The `Gridding` of these angles and sizes: built once and kept (one at a time) for the job's next loads."""
+    key = (hashlib.sha1(np.ascontiguousarray(theta, dtype=np.float64)).hexdigest(), float(center), g, n_out,
+           filter_name)
+    if key not in _cache:
+        _cache.clear()  # before building: two at a time would not fit the budget
+        _cache[key] = _build(np.asarray(theta, dtype=np.float64), center, g, n_out, filter_name, threads)
+    return _cache[key]
+
+
+def forget() -> None:
+    """Drop the kept `Gridding` (the job that used it is over)."""
+    _cache.clear()
+
+
+def parallel_pairs(n_out: int, threads: int) -> int:
+    """Slice pairs reconstructed at once by ``threads`` threads: one, unless a pair's strips are too few to keep
+    them busy (at least `STRIPS_PER_THREAD` each; a narrow image with many threads)."""
+    strips = math.ceil(fine_grid(n_out) / STRIP_ROWS)
+    return max(1, min(threads, math.ceil(threads * STRIPS_PER_THREAD / strips)))
+
+
+def working_bytes(n_proj: int, g: int, n_out: int, threads: int) -> int:
+    """Peak bytes of `reconstruct` besides its input and output: the shared `Gridding` (12 bytes a point,
+    16 while it is built); each pair in progress's (`parallel_pairs`) spectrum, later its grid transformed
+    along x, and fine grid; each thread's strip grid, gathered values (the densest strip holds ~3.5x the
+    mean) and FFT blocks."""
+    nf = fine_grid(n_out)
+    points = n_proj * g
+    strip = STRIP_ROWS + 2 * MAX_MARGIN
+    per_pair = 8 * max(points, nf * n_out) + 8 * nf * nf
+    per_thread = 8 * strip * (nf + 2 * MAX_MARGIN) * 2 + 8 * 4 * points * STRIP_ROWS // nf + 2 * 8 * FFT_BLOCK * nf
+    return int(16 * points + parallel_pairs(n_out, threads) * per_pair + threads * per_thread)
 
 
 def reconstruct(sino: np.ndarray, theta_rad: np.ndarray, center: float, filter_name: str = "shepp",
@@ -110,48 +287,124 @@ def reconstruct(sino: np.ndarray, theta_rad: np.ndarray, center: float, filter_n
     oriented as TomoPy's (see `tomosnake.phantom` for the geometry).
     ``n_out`` defaults to the width; ``fft_len`` (>= width) to `fft_length`.
 
-    Slice pairs are shared among ``threads`` workers, each with its own single-threaded plan, so the
-    result is bit-identical whatever the thread count: FINUFFT's multithreaded spreading adds the
-    threads' subgrids in a varying order (differences of ~1e-9), a single-threaded one always in the same.
+    Slice pairs (two real slices as one complex signal, as in gridrec), `parallel_pairs` at a time, the
+    threads sharing each: its spectrum in fixed blocks of angles, its spreading strip by strip (each
+    strip into a grid of its own by a single-threaded FINUFFT plan, added to the pair's grid), its grid's
+    FFT in fixed blocks of rows and columns. No step's arithmetic depends on the thread count, so
+    neither does the result, bit for bit (FINUFFT's own multithreaded spreading adds its threads'
+    subgrids in a varying order).
     """
-    import finufft
-    import scipy.fft
-
     n_proj, n_slices, width = sino.shape
     n_out = width if n_out is None else int(n_out)
     g = fft_length(width) if fft_len is None else int(fft_len)
     if g < width:
         raise ValueError("fft_len must be >= the sinogram width")
-    theta = np.asarray(theta_rad, dtype=np.float64)
-    fac = _spectral_factors(theta, center, g, n_out, filter_response(filter_name, g))
-    omega = 2 * np.pi * np.fft.fftfreq(g)
-    pts_x = (omega[None, :] * np.cos(theta)[:, None]).astype(np.float32).ravel()
-    pts_y = (omega[None, :] * np.sin(theta)[:, None]).astype(np.float32).ravel()
+    grid_of = gridding(np.asarray(theta_rad, dtype=np.float64), center, g, n_out, filter_name, threads)
     out = np.empty((n_slices, n_out, n_out), dtype=np.float32)
-    local = threading.local()
+    starts = list(range(0, n_slices, 2))
+    n_pairs = max(1, min(parallel_pairs(n_out, threads), len(starts)))
+    shares = [threads // n_pairs + (i < threads % n_pairs) for i in range(n_pairs)]
 
-    def pair(s: int) -> None:
-        if not hasattr(local, "plan"):  # one plan per worker, its points sorted once and reused
-            local.plan = finufft.Plan(1, (n_out, n_out), eps=NUFFT_EPS, isign=1, dtype="complex64", nthreads=1)
-            local.plan.setpts(pts_y, pts_x)  # first mode axis = image rows (y), second = columns (x)
-            local.z = np.empty((n_proj, width), dtype=np.complex64)
-        z = local.z
-        z.real = sino[:, s, :]
-        z.imag = sino[:, s + 1, :] if s + 1 < n_slices else 0.0
-        spec = scipy.fft.fft(z, n=g, axis=-1, workers=1)
-        spec *= fac
-        # finufft's first mode axis runs along +y; image rows run along -y (TomoPy's orientation).
-        img = local.plan.execute(spec.ravel()).reshape(n_out, n_out)[::-1]
-        out[s] = img.real
-        if s + 1 < n_slices:
-            out[s + 1] = img.imag
+    def worker(i: int) -> None:
+        with _Pair(grid_of, sino, out, g, shares[i]) as pair:
+            for s in starts[i::n_pairs]:
+                pair.run(s)
 
-    starts = range(0, n_slices, 2)
-    workers = max(1, min(int(threads), len(starts)))
-    if workers == 1:
-        for s in starts:
-            pair(s)
-    else:  # FINUFFT and scipy.fft release the GIL
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(pair, starts))
+    if n_pairs == 1:
+        worker(0)
+    else:
+        with ThreadPoolExecutor(n_pairs) as pool:
+            list(pool.map(worker, range(n_pairs)))
     return out
+
+
+class _Pair:
+    """One slice pair at a time into ``out``: its buffers and its share of the threads."""
+
+    def __init__(self, grid_of: Gridding, sino: np.ndarray, out: np.ndarray, g: int, threads: int) -> None:
+        n_proj = sino.shape[0]
+        nf, n = grid_of.nf, grid_of.n_out
+        self.gr, self.sino, self.out, self.g, self.threads = grid_of, sino, out, g, threads
+        self.spec = np.empty((n_proj, g), dtype=np.complex64)
+        self.grid = np.empty((nf, nf), dtype=np.complex64)
+        # the grid transformed along x, in the spectrum's memory where it fits (the spectrum is spread by then)
+        spare = self.spec.reshape(-1)
+        self.half = spare[:nf * n].reshape(nf, n) if spare.size >= nf * n else np.empty((nf, n), dtype=np.complex64)
+        self.modes = (np.arange(n) - n // 2) % nf
+        self.lock, self.local = threading.Lock(), threading.local()
+        self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
+
+    def __enter__(self) -> _Pair:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+    def _each(self, fn: Callable[[int], None], starts: range) -> None:
+        if self.pool is None:
+            for a in starts:
+                fn(a)
+        else:
+            list(self.pool.map(fn, starts))
+
+    def run(self, s: int) -> None:
+        gr = self.gr
+        self._each(partial(self._spectrum, s), range(0, self.sino.shape[0], ANGLE_BLOCK))
+        self._each(self._clear, range(0, gr.nf, FFT_BLOCK))
+        self._each(self._strip, range(len(gr.bounds) - 1))
+        self._each(self._along_x, range(0, gr.nf, FFT_BLOCK))
+        self._each(partial(self._along_y, s), range(0, gr.n_out, FFT_BLOCK))
+
+    def _spectrum(self, s: int, a: int) -> None:
+        import scipy.fft
+
+        n_proj, n_slices, width = self.sino.shape
+        b = min(a + ANGLE_BLOCK, n_proj)
+        z = np.empty((b - a, width), dtype=np.complex64)
+        z.real = self.sino[a:b, s]
+        z.imag = self.sino[a:b, s + 1] if s + 1 < n_slices else 0.0
+        f = scipy.fft.fft(z, n=self.g, axis=-1, workers=1)
+        f *= self.gr.row
+        f *= self.gr.weights[a:b, None]
+        self.spec[a:b] = f
+
+    def _clear(self, a: int) -> None:
+        self.grid[a:a + FFT_BLOCK] = 0
+
+    def _strip(self, i: int) -> None:
+        gr, local = self.gr, self.local
+        a, b = gr.bounds[i], gr.bounds[i + 1]
+        if a == b:
+            return
+        nf, m, rows = gr.nf, gr.margin, gr.strip_rows
+        if not hasattr(local, "plan"):
+            local.plan, local.sub = gr.plan(), np.empty((rows, gr.strip_cols), dtype=np.complex64)
+        local.plan.setpts(gr.py[a:b], gr.px[a:b])
+        sub = local.plan.execute(self.spec.reshape(-1)[gr.idx[a:b]], out=local.sub)
+        folded = sub[:, m:m + nf].copy()  # the columns spread past an edge, folded back
+        folded[:, nf - m:] += gr.wrap * sub[:, :m]
+        folded[:, :m] += gr.wrap * sub[:, nf + m:]
+        at = np.arange(rows) + i * STRIP_ROWS - m
+        folded[(at < 0) | (at >= nf)] *= gr.wrap
+        with self.lock:  # a grid row gets at most two strips' sums: their order cannot matter
+            self.grid[at % nf] += folded
+
+    def _along_x(self, a: int) -> None:
+        import scipy.fft
+
+        block = self.grid[a:a + FFT_BLOCK] * self.gr.shift
+        self.half[a:a + FFT_BLOCK] = scipy.fft.ifft(block, axis=1, norm="forward", overwrite_x=True,
+                                                    workers=1)[:, self.modes]
+
+    def _along_y(self, s: int, a: int) -> None:
+        import scipy.fft
+
+        gr = self.gr
+        block = self.half[:, a:a + FFT_BLOCK] * gr.shift[:, None]
+        img = scipy.fft.ifft(block, axis=0, norm="forward", overwrite_x=True, workers=1)[self.modes]
+        img *= gr.deconv[:, None] * gr.deconv[None, a:a + FFT_BLOCK]
+        # FINUFFT's first mode axis runs along +y; image rows run along -y (TomoPy's orientation).
+        self.out[s, ::-1, a:a + FFT_BLOCK] = img.real
+        if s + 1 < self.out.shape[0]:
+            self.out[s + 1, ::-1, a:a + FFT_BLOCK] = img.imag

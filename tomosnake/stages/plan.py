@@ -97,7 +97,7 @@ class Plan:
     lamino: dict | None = None
     axis: float | None = None  # the rotation axis found in the projections, detector columns; None if not searched
     old_center: float | None = None  # the automatic recon.sino_360_to_180.old_center (= axis), detector columns
-    recon_threads: int | None = None  # gridding workers the recon budget holds (None: config threads)
+    recon_threads: int | None = None  # reconstruction threads the recon budget holds (None: config threads)
 
     def threads(self, cfg: TomoConfig) -> int:
         """Threads of a reconstructing job: the config's, at most what the plan's budget holds."""
@@ -358,11 +358,11 @@ def lamino_plan(geom: lamino.Geometry, theta: np.ndarray, chunks: list[tuple[int
 
 def _recon_threads(cfg: TomoConfig, budget: int, n_proj: int, n_cols: int, recon: ReconConfig,
                    per_slice: int) -> int:
-    """Reconstruction threads the budget holds: each gridding worker keeps a slice pair's spectrum and
-    grid (about 20 GB at the bone scan's 25134 angles x 16606 px), so a wide scan gets fewer workers than
-    ``threads``, each with a slice pair to work on. The volume does not depend on it."""
+    """Reconstruction threads the budget holds with a slice: every thread shares the slice pairs in
+    progress (`gridrec.reconstruct`) and costs only its strip's buffers (~50 MB at the bone scan's
+    25134 angles x 16606 px), so the budget nearly always holds ``threads``. The volume does not depend on it."""
     for t in range(cfg.threads, 1, -1):
-        if budget - block_overhead_bytes(n_proj, n_cols, recon, t) - FIXED_BYTES >= SLICE_PAIR * t * per_slice:
+        if budget - block_overhead_bytes(n_proj, n_cols, recon, t) - FIXED_BYTES >= per_slice:
             return t
     return 1
 
