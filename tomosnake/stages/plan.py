@@ -452,6 +452,25 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
                 old_center=old_center if search else None)
 
 
+def smallest_memory_mb(cfg: TomoConfig, input_path: str, scan_name: str) -> int:
+    """The smallest ``memory_mb`` (whole MB) with which the scan can be planned, by bisection (without the
+    centre search, which does not change the layout)."""
+    def fits(mb: int) -> bool:
+        try:
+            make_plan(cfg.model_copy(update={"memory_mb": float(mb)}), input_path, scan_name, search=False)
+        except PlanError:
+            return False
+        return True
+
+    lo, hi = math.floor(cfg.overhead_mb), 1 << 24
+    if not fits(hi):
+        raise PlanError(f"config key 'memory_mb': no budget up to {hi} MB holds the scan")
+    while hi - lo > 1:  # fits(hi), not fits(lo)
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if fits(mid) else (mid, hi)
+    return hi
+
+
 def write_plan(cfg: TomoConfig, input_path: str, scan_name: str, out_path: str | Path) -> Plan:
     """Make the plan and write it atomically as JSON."""
     plan = make_plan(cfg, input_path, scan_name)
