@@ -4,6 +4,7 @@ with pdftoppm and read back with pypdf; and the timing arithmetic it prints, on 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import asdict, replace
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import psutil
 import pytest
 from PIL import Image
 from pypdf import PdfReader
@@ -162,7 +164,8 @@ def test_summary_in_the_seed_papers_terms():
     assert s.io_s == 7 and s.io_fraction == pytest.approx(7 / 26) and s.io_jobs == 3
     assert s.threads_peak == 4 and s.pixels_per_s == pytest.approx(1e5)
     pre = next(t for t in s.stages if t.stage == "preprocess")
-    assert (pre.jobs, pre.wall_sum, pre.wall_max, pre.max_rss_mb) == (2, 15.5, 8, 400.0)
+    # the peak memory of the jobs' records (the benchmark's 400 MB is the whole Snakemake process's)
+    assert (pre.jobs, pre.wall_sum, pre.wall_max, pre.max_rss_mb) == (2, 15.5, 8, 320.0)
     recon = next(t for t in s.stages if t.stage == "recon")
     assert recon.io_s is None and recon.read_mb is None
 
@@ -170,6 +173,47 @@ def test_summary_in_the_seed_papers_terms():
 def test_union_and_concurrency():
     assert timings.union_seconds([(0, 2), (1, 3), (5, 6)]) == 4
     assert timings.peak_concurrency([(0, 2, 1), (2, 3, 5), (1, 2.5, 2)]) == 7
+
+
+def test_a_job_in_a_busy_process_records_its_own_cpu_memory_and_threads(tmp_path):
+    """A job run in Snakemake's process (`timings.recorded`) while another thread of the process works: its
+    record has its own CPU seconds (not the other thread's), the process's peak memory while it ran, and the
+    threads it ran at once (a gridding with 2 threads)."""
+    import threading
+
+    from tomosnake.recon import gridrec
+
+    stop, busy = threading.Event(), {}
+
+    def other() -> None:  # Snakemake's own work in the same process
+        me = psutil.Process().threads
+        data = np.random.default_rng(0).random(1 << 20)
+        while not stop.is_set():
+            np.sort(data)
+        busy["cpu"] = next(t.user_time + t.system_time for t in me() if t.id == threading.get_native_id())
+
+    sino = np.random.default_rng(1).random((600, 4, 384), dtype=np.float32)
+    theta = np.linspace(0, np.pi, 600, endpoint=False)
+    log = tmp_path / "recon_0.log"
+    thread = threading.Thread(target=other)
+    thread.start()
+    t0 = sum(os.times()[:2])
+    try:
+        with timings.recorded(log, threads=2):
+            block = np.ones((200, 1 << 20), dtype=np.uint8)  # 200 MB, touched
+            for _ in range(3):
+                gridrec.forget()
+                gridrec.reconstruct(sino, theta, 191.5, "cosine", threads=2, n_out=256)
+            del block
+    finally:
+        stop.set()
+        thread.join()
+    process_cpu = sum(os.times()[:2]) - t0
+    rec = JobRecord(**json.loads(timings.record_path(log).read_text()))
+    assert rec.cpu_s is not None and rec.threads_used is not None and rec.max_rss_mb is not None
+    assert 0.05 < rec.cpu_s <= process_cpu - 0.5 * busy["cpu"]
+    assert rec.max_rss_mb >= rec.start_rss_mb + 150
+    assert rec.threads_used >= 2 and rec.threads == 2
 
 
 @pytest.mark.parametrize("fail", [False, True])
@@ -184,6 +228,7 @@ def test_a_job_records_its_hdf5_io(tmp_path, fail):
     rec = JobRecord(**json.loads(timings.record_path(log).read_text()))
     assert rec.job == "recon_3" and rec.threads == 3 and rec.start < rec.end
     assert 0 < rec.io_s < rec.wall and rec.max_rss_mb > 10
+    assert 0 < rec.cpu_s and rec.threads_used >= 1
     assert rec.ok is (not fail)
 
 

@@ -196,23 +196,27 @@ def _build(theta: np.ndarray, center: float, g: int, n_out: int, filter_name: st
         b = min(a + ANGLE_BLOCK, n_proj)
         return np.minimum(grid_row(a, b) // STRIP_ROWS, n_strips - 1).astype(np.int16).ravel()
 
+    def count(a: int) -> np.ndarray:
+        return np.bincount(strips[a // ANGLE_BLOCK], minlength=n_strips)
+
     with ThreadPoolExecutor(max(1, threads)) as pool:
         strips = list(pool.map(strip_of, blocks))
-        counts = np.zeros(n_strips, dtype=np.int64)
-        for s in strips:
-            counts += np.bincount(s, minlength=n_strips)
-        bounds = np.concatenate([[0], np.cumsum(counts)])
+        counts = np.array(list(pool.map(count, blocks)), dtype=np.int64).reshape(len(blocks), n_strips)
+        bounds = np.concatenate([[0], np.cumsum(counts.sum(axis=0))])
+        # where each block's points of each strip go: a stable counting sort, the blocks independent
+        starts = bounds[:-1] + np.cumsum(counts, axis=0) - counts
         m = n_proj * g
         idx = np.empty(m, dtype=np.int32 if m < 2**31 else np.int64)
-        fill = bounds[:-1].copy()
-        for a, s in zip(blocks, strips, strict=True):  # a stable counting sort, block by block
+
+        def place(a: int) -> None:
+            s = strips[a // ANGLE_BLOCK]
             order = np.argsort(s, kind="stable")
             sorted_s = s[order]
             first = np.searchsorted(sorted_s, np.arange(n_strips))
-            dest = fill[sorted_s] + (np.arange(len(s)) - first[sorted_s])
-            idx[dest] = a * g + order
-            fill += np.bincount(s, minlength=n_strips)
-        del strips
+            idx[starts[a // ANGLE_BLOCK][sorted_s] + (np.arange(len(s)) - first[sorted_s])] = a * g + order
+
+        list(pool.map(place, blocks))
+        strips.clear()  # 2 bytes a point, no longer needed
         px = np.empty(m, dtype=np.float32)
         py = np.empty(m, dtype=np.float32)
         rows = STRIP_ROWS + 2 * margin
@@ -242,6 +246,10 @@ def _build(theta: np.ndarray, center: float, g: int, n_out: int, filter_name: st
 
 
 _cache: dict[tuple, Gridding] = {}
+# Buffers of pairs done, for the job's next loads: a fresh 1 GB grid costs its page faults again (glibc
+# returns large blocks at once, `resources.JOB_ENV`), as much as transforming it.
+_spare: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+_spare_lock = threading.Lock()
 
 
 def gridding(theta: np.ndarray, center: float, g: int, n_out: int, filter_name: str, threads: int = 1) -> Gridding:
@@ -249,14 +257,15 @@ def gridding(theta: np.ndarray, center: float, g: int, n_out: int, filter_name: 
     key = (hashlib.sha1(np.ascontiguousarray(theta, dtype=np.float64)).hexdigest(), float(center), g, n_out,
            filter_name)
     if key not in _cache:
-        _cache.clear()  # before building: two at a time would not fit the budget
+        forget()  # before building: two at a time would not fit the budget
         _cache[key] = _build(np.asarray(theta, dtype=np.float64), center, g, n_out, filter_name, threads)
     return _cache[key]
 
 
 def forget() -> None:
-    """Drop the kept `Gridding` (the job that used it is over)."""
+    """Drop the kept `Gridding` and buffers (the job that used them is over)."""
     _cache.clear()
+    _spare.clear()
 
 
 def parallel_pairs(n_out: int, threads: int) -> int:
@@ -325,11 +334,16 @@ class _Pair:
         n_proj = sino.shape[0]
         nf, n = grid_of.nf, grid_of.n_out
         self.gr, self.sino, self.out, self.g, self.threads = grid_of, sino, out, g, threads
-        self.spec = np.empty((n_proj, g), dtype=np.complex64)
-        self.grid = np.empty((nf, nf), dtype=np.complex64)
-        # the grid transformed along x, in the spectrum's memory where it fits (the spectrum is spread by then)
-        spare = self.spec.reshape(-1)
-        self.half = spare[:nf * n].reshape(nf, n) if spare.size >= nf * n else np.empty((nf, n), dtype=np.complex64)
+        with _spare_lock:
+            kept = next((b for b in _spare if b[0].shape == (n_proj, g) and b[1].shape == (nf, nf)), None)
+            if kept is not None:
+                _spare.remove(kept)
+        if kept is None:
+            spec = np.empty((n_proj, g), dtype=np.complex64)
+            flat = spec.reshape(-1)  # the grid transformed along x goes where the spectrum was, where it fits
+            half = flat[:nf * n].reshape(nf, n) if flat.size >= nf * n else np.empty((nf, n), dtype=np.complex64)
+            kept = (spec, np.empty((nf, nf), dtype=np.complex64), half)
+        self.spec, self.grid, self.half = kept
         self.modes = (np.arange(n) - n // 2) % nf
         self.lock, self.local = threading.Lock(), threading.local()
         self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
@@ -340,6 +354,8 @@ class _Pair:
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
             self.pool.shutdown()
+        with _spare_lock:
+            _spare.append((self.spec, self.grid, self.half))
 
     def _each(self, fn: Callable[[int], None], starts: range) -> None:
         if self.pool is None:

@@ -400,24 +400,30 @@ def _timing(summary: Summary) -> list:
              f"throughput / {s.threads_peak} threads (most threads of jobs running at once)"]]
     out.append(_table(rows, [30 * mm, 28 * mm, TEXT_W - 58 * mm]))
     order = {name: i for i, name in enumerate(VOLUME_STAGES)}
-    stage_rows = [["Stage", "Jobs", "Wall sum", "Wall max", "IO", "Peak RSS", "Read", "Written"]]
+    stage_rows = [["Stage", "Jobs", "Wall sum", "Wall max", "IO", "CPU", "Threads", "Peak RSS", "Read", "Written"]]
     for st in sorted(s.stages, key=lambda t: order.get(t.stage, 99)):
         stage_rows.append([st.stage, str(st.jobs), _duration(st.wall_sum), _duration(st.wall_max),
                            "-" if st.io_s is None else f"{_duration(st.io_s)} ({st.io_s / st.wall_sum:.0%})"
                            if st.wall_sum else _duration(st.io_s),
+                           "-" if st.cpu_s is None else f"{_duration(st.cpu_s)} ({st.cpu_s / st.wall_sum:.1f})"
+                           if st.wall_sum else _duration(st.cpu_s),
+                           "-" if st.threads_used is None else str(st.threads_used),
                            "-" if st.max_rss_mb is None else f"{st.max_rss_mb:.0f} MB",
                            "-" if st.read_mb is None else f"{st.read_mb:.1f} MB",
                            "-" if st.written_mb is None else f"{st.written_mb:.1f} MB"])
-    w = TEXT_W / 8
-    out += [Paragraph("Per stage", H2), _table(stage_rows, [w * 1.5] + [w * 6.5 / 7] * 7)]
+    w = TEXT_W / 10
+    out += [Paragraph("Per stage", H2), _table(stage_rows, [w * 1.5] + [w * 8.5 / 9] * 9)]
     t0 = min(r.start for r in s.records)
     out += [Paragraph("Timeline", H2),
             Timeline([(r.stage, r.start, r.end, r.io_s) for r in s.records], t0, t0 + s.total_s, TEXT_W),
             Paragraph("Bars: jobs over wall-clock time, one lane per job running at the same time; the dark part of "
                       "a bar is its IO share (not its position in time).", SMALL),
             Spacer(1, 2 * mm),
-            Paragraph("Wall times and peak memory (resident set size) are Snakemake's benchmarks where the rule has "
-                      "one, else the job's own record; read/written are the benchmark's bytes at the OS level. This "
+            Paragraph("Wall times are Snakemake's benchmarks where the rule has one, else the job's own record. CPU "
+                      "(and, in brackets, the cores it kept busy on average), threads (the most one job ran at once) "
+                      "and peak memory (resident set size of the process while the job ran) are the jobs' own "
+                      "records, as jobs run inside Snakemake's process; read/written are the benchmark's bytes at "
+                      "the OS level. This "
                       "report is written before cleanup, which needs it: neither the report's own time "
                       "(previews included) nor "
                       "cleanup's is included, nor the optional OME-Zarr/TIFF copies, which run beside it.", SMALL)]

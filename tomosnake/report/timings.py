@@ -1,4 +1,5 @@
-"""Per-job timing records (wall interval, HDF5 IO time, peak memory) and the run's timing summary.
+"""Per-job timing records (wall interval, HDF5 IO time, CPU seconds, peak memory, threads) and the run's
+timing summary.
 
 `recorded` wraps a job run in the Snakemake process (the usual case), `install`
 a job that has a process of its own. Both wrap h5py's dataset read/write entry
@@ -7,7 +8,10 @@ data transfer of the job is timed without touching the code that does the IO;
 other IO (zarr, TIFF) is timed with `io_timer`. Named parts of a job (its
 start-up, the centre search) are timed with `phase`. When the job ends it writes
 ``<log>.timing.json`` beside its log. The counters are the process's: jobs of
-one process run one at a time (`tomosnake.jobs`). `summarize` turns the records of a scan
+one process run one at a time (`tomosnake.jobs`). A job run in Snakemake's process
+gets its own figures all the same (`JobCPU`, `JobSampler`): the CPU of its thread and
+of the threads it started, the process's peak resident memory while it ran, the most
+threads it ran at once. `summarize` turns the records of a scan
 and Snakemake's benchmark files into the seed paper's terms: total time, IO
 time and fraction, time with no job running (queue and scheduling), raw pixels
 per second.
@@ -24,6 +28,7 @@ import re
 import resource
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +42,7 @@ import psutil
 from tomosnake.io.atomic import write_text
 
 RECORD_SUFFIX = ".timing.json"
+MB = 1 << 20
 _io = {"seconds": 0.0, "depth": 0}
 _phases: dict[str, float] = {}
 _installed: list[Path] = []
@@ -112,12 +118,20 @@ class JobRecord:
     start: float  # epoch seconds (process start)
     end: float
     io_s: float | None
-    threads: int
-    max_rss_mb: float | None
+    threads: int  # what the job was given
+    max_rss_mb: float | None  # the process's peak resident memory while the job ran
     ok: bool = True
     host: str = ""
     slurm_job_id: str | None = None
     phases: dict[str, float] = field(default_factory=dict)  # named parts of the job (`phase`), seconds
+    cpu_s: float | None = None  # CPU seconds of the job's threads (`JobCPU`)
+    threads_used: int | None = None  # the most threads of the job running at once (`JobSampler`)
+    start_rss_mb: float | None = None  # the process's resident memory when the job started
+
+    @property
+    def cores_busy(self) -> float | None:
+        """Mean cores the job kept busy: CPU seconds / wall seconds."""
+        return None if self.cpu_s is None or self.wall <= 0 else self.cpu_s / self.wall
 
     @property
     def wall(self) -> float:
@@ -134,11 +148,70 @@ def record_path(log_path: str | Path) -> Path:
     return log_path.with_name(log_path.stem + RECORD_SUFFIX)
 
 
+def _thread_cpu() -> dict[int, float]:
+    """CPU seconds of each live thread of this process, by its id (Linux: /proc/self/task)."""
+    return {t.id: t.user_time + t.system_time for t in psutil.Process().threads()}
+
+
+def _process_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+class JobCPU:
+    """CPU seconds of a job run in a process that runs other threads too (Snakemake's): the process's CPU
+    since the job started, less what the threads that were already running besides the job's own spent
+    meanwhile. What remains is the job's thread and every thread started since (its worker pools, ended
+    or not): the job's own CPU, while the process runs one job at a time (`tomosnake.jobs`)."""
+
+    def __init__(self) -> None:
+        self._me = threading.get_native_id()
+        self._others = {tid: cpu for tid, cpu in _thread_cpu().items() if tid != self._me}
+        self._t0 = _process_cpu()
+
+    def seconds(self) -> float:
+        now = _thread_cpu()
+        others = sum(now[tid] - cpu for tid, cpu in self._others.items() if tid in now)
+        return max(0.0, _process_cpu() - self._t0 - others)
+
+
+class JobSampler:
+    """Samples the process's resident memory every `SAMPLE_S` (and the job's threads every fourth time) in a
+    thread of its own while a job runs: the peak RSS, and the most threads of the job alive at once (the
+    threads started since, the job's own thread included)."""
+
+    SAMPLE_S = 0.02
+
+    def __init__(self) -> None:
+        self._proc = psutil.Process()
+        self.start_rss = self._proc.memory_info().rss
+        self.peak_rss = self.start_rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tomosnake-job-sampler", daemon=True)
+        self._before = {t.id for t in self._proc.threads()}
+        self.threads = 1
+        self._thread.start()
+
+    def _run(self) -> None:
+        me, n = threading.get_native_id(), 0
+        while not self._stop.wait(self.SAMPLE_S if n else 0):
+            self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
+            if n % 4 == 0:
+                ids = {t.id for t in self._proc.threads()}
+                self.threads = max(self.threads, 1 + len(ids - self._before - {me}))
+            n += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
+
+
 def install(log_path: str | Path, threads: int = 1) -> Path:
     """Time this process's HDF5 IO and write its record beside ``log_path`` at exit; return the record's path.
 
     For a job with a process of its own: the time from the process's start to this call (interpreter,
-    imports) is recorded as the phase ``startup``."""
+    imports) is recorded as the phase ``startup``; CPU and peak memory are the whole process's."""
     path = record_path(log_path)
     _wrap_h5py()
     if path in _installed:
@@ -146,32 +219,42 @@ def install(log_path: str | Path, threads: int = 1) -> Path:
     _installed.append(path)
     start = process_start()
     add_phase("startup", max(0.0, time.time() - start))
-    atexit.register(lambda: _write(log_path, start, threads, ok=not hasattr(sys, "last_value"), rss=True))
+    sampler = JobSampler()
+
+    def at_exit() -> None:
+        sampler.stop()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        _write(log_path, start, threads, ok=not hasattr(sys, "last_value"), rss_mb=usage.ru_maxrss / 1024,
+               cpu_s=usage.ru_utime + usage.ru_stime, threads_used=sampler.threads)
+
+    atexit.register(at_exit)
     return path
 
 
 @contextmanager
 def recorded(log_path: str | Path, threads: int = 1) -> Iterator[None]:
-    """Time the block as one job run in this process and write its record beside ``log_path``.
-
-    No peak memory: the process's peak is not the job's (Snakemake's benchmark samples it)."""
+    """Time the block as one job run in this process and write its record beside ``log_path``, with the
+    job's own CPU (`JobCPU`), the process's peak memory while it ran and the job's threads (`JobSampler`)."""
     _wrap_h5py()
     _io["seconds"], _io["depth"] = 0.0, 0
     _phases.clear()
     start, ok = time.time(), False
+    cpu, sampler = JobCPU(), JobSampler()
     try:
         yield
         ok = True
     finally:
-        _write(log_path, start, threads, ok=ok, rss=False)
+        sampler.stop()
+        _write(log_path, start, threads, ok=ok, rss_mb=sampler.peak_rss / MB, cpu_s=cpu.seconds(),
+               threads_used=sampler.threads, start_rss_mb=sampler.start_rss / MB)
 
 
-def _write(log_path: str | Path, start: float, threads: int, ok: bool, rss: bool) -> None:
+def _write(log_path: str | Path, start: float, threads: int, ok: bool, rss_mb: float | None, cpu_s: float | None,
+           threads_used: int | None, start_rss_mb: float | None = None) -> None:
     path = record_path(log_path)
     rec = JobRecord(job=Path(log_path).stem, start=start, end=time.time(), io_s=io_seconds(), threads=threads,
-                    max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if rss else None,
-                    ok=ok, host=socket.gethostname(), slurm_job_id=os.environ.get("SLURM_JOB_ID"),
-                    phases=dict(_phases))
+                    max_rss_mb=rss_mb, ok=ok, host=socket.gethostname(), slurm_job_id=os.environ.get("SLURM_JOB_ID"),
+                    phases=dict(_phases), cpu_s=cpu_s, threads_used=threads_used, start_rss_mb=start_rss_mb)
     write_text(path, json.dumps(asdict(rec)))
 
 
@@ -253,6 +336,8 @@ class StageTiming:
     max_rss_mb: float | None
     read_mb: float | None
     written_mb: float | None
+    cpu_s: float | None = None  # the jobs' own CPU seconds, summed (None: no job measured it)
+    threads_used: int | None = None  # the most threads one of its jobs ran at once
 
 
 @dataclass(frozen=True)
@@ -297,8 +382,9 @@ def summarize(records: list[JobRecord], benchmarks: dict[str, Benchmark], raw_pi
               until: float) -> Summary:
     """Timings of the jobs in ``records`` from the first job's start to ``until`` (the report's start).
 
-    A stage's wall time and peak memory come from Snakemake's benchmark where there is one, else
-    from the job's own record.
+    A stage's wall time comes from Snakemake's benchmark where there is one, else from the job's own
+    record; its peak memory from the job's record where it has one (a benchmark measures the whole
+    Snakemake process that ran the job), its CPU seconds and threads from the records.
     """
     if not records:
         return Summary(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, raw_pixels, 0, [], [])
@@ -311,12 +397,14 @@ def summarize(records: list[JobRecord], benchmarks: dict[str, Benchmark], raw_pi
     for stage, recs in by_stage.items():
         bench = [benchmarks.get(r.job) for r in recs]
         walls = [b.s if b else r.wall for r, b in zip(recs, bench, strict=True)]
-        rss = [b.max_rss_mb if b and b.max_rss_mb is not None else r.max_rss_mb
+        rss = [r.max_rss_mb if r.max_rss_mb is not None else b.max_rss_mb if b else None
                for r, b in zip(recs, bench, strict=True)]
         stages.append(StageTiming(stage, len(recs), sum(walls), max(walls), _sum_or_none([r.io_s for r in recs]),
                                   max((v for v in rss if v is not None), default=None),
                                   _sum_or_none([b.io_in_mb if b else None for b in bench]),
-                                  _sum_or_none([b.io_out_mb if b else None for b in bench])))
+                                  _sum_or_none([b.io_out_mb if b else None for b in bench]),
+                                  _sum_or_none([r.cpu_s for r in recs]),
+                                  max((r.threads_used for r in recs if r.threads_used is not None), default=None)))
     measured = [r for r in records if r.io_s is not None]
     return Summary(total_s=total, busy_s=busy, idle_s=max(0.0, total - busy), job_s=sum(r.wall for r in records),
                    io_s=sum(r.io_s for r in measured), io_job_s=sum(r.wall for r in measured),  # type: ignore[misc]
