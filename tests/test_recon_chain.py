@@ -13,6 +13,7 @@ from tomosnake.recon import (
     block_overhead_bytes,
     conversion_range,
     convert,
+    gridrec,
     output_width,
     quality,
     reconstruct_block,
@@ -80,6 +81,7 @@ def test_memory_estimate_bounds_numpy_peak(steps):
     n, n_proj, k = 256, 300, 6
     cfg = ReconConfig(**steps)
     proj = np.random.default_rng(0).uniform(0.3, 0.9, (n_proj, k, n)).astype(np.float32)
+    gridrec.forget()  # a job's first load: nothing kept from earlier reconstructions in this process
     tracemalloc.start()
     try:
         reconstruct_block(proj, np.linspace(0, 180, n_proj, endpoint=False), cfg, n / 2, False, 2)
