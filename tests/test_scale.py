@@ -9,6 +9,7 @@ must plan and list it with the output filesystem far too small when ``disk_check
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import subprocess
@@ -105,3 +106,26 @@ def test_audit_of_the_bone_scan_without_disk_check(bone, tmp_path):
     assert "disk: not checked (config key 'disk_check' is false)" in proc.stdout
     k, j = (int(x) for x in re.search(r"k = (\d+) preprocessing chunks, j = (\d+)", proc.stdout).groups())
     assert k + j <= 2 * validate(CONFIG).max_chunk_jobs
+
+
+@pytest.mark.slow
+def test_audit_of_the_bone_scan_on_facility_nodes(bone, tmp_path):
+    """MAX IV-like nodes (96 CPUs, 512 GB, 7 days), 25 of them, a 64 GB budget and 96 threads: every recon job's
+    plan runs all 96 threads (plan.json), and the audit prints the scan's expected wall time on those nodes
+    from the model that sets the time limits."""
+    cfg = tmp_path / "bone.yaml"
+    out = tmp_path / "out"
+    cfg.write_text(yaml.safe_dump(CONFIG | {"memory_mb": 64000, "input": [str(bone)], "outdir": str(out),
+                                            "disk_check": False}))
+    limits = tmp_path / "maxiv.json"
+    cluster.save({"cpu": cluster.Partition("cpu", 7 * 1440, 96, 512 * 1024, 0, nodes=25)}, str(limits))
+    proc = subprocess.run([sys.executable, "-m", "tomosnake.cli", "audit", "--profile", str(PROFILES / "maxiv"),
+                           "--configfile", str(cfg)], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          check=False, env=os.environ | {cluster.LIMITS_ENV: str(limits)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    plan = json.loads(next(out.rglob("plan.json")).read_text())
+    assert plan["recon_threads"] == 96
+    wall = re.search(r"expected wall time on 25 node\(s\) of 96 CPUs \(cpu\), storage at 10 GB/s: ([\d.]+) min",
+                     proc.stdout)
+    assert wall is not None, proc.stdout
+    assert 0 < float(wall.group(1)) < 7 * 1440

@@ -42,7 +42,7 @@ from typing import TextIO
 
 import yaml
 
-from tomosnake import cluster
+from tomosnake import cluster, resources
 from tomosnake.config import OutputConfig, TomoConfig
 from tomosnake.paths import ScanFiles
 from tomosnake.preflight import storage
@@ -98,6 +98,7 @@ class ScanAudit:
     plan_path: Path
     output: OutputConfig = field(default_factory=OutputConfig)
     jobs: list[Job] = field(default_factory=list)
+    wall: str | None = None  # the expected wall time on the cluster (`wall_estimate`)
 
     def plan(self) -> dict:
         return json.loads(self.plan_path.read_text())
@@ -337,6 +338,8 @@ def report(audits: list[ScanAudit], out: TextIO, disk_check: bool = True) -> boo
                   file=out)
         print(f"  jobs per rule: {dict(counts)}", file=out)
         lamino_rows(plan, out)
+        if a.wall:
+            print(f"  {a.wall}", file=out)
         print(f"  core-hours <= {a.core_hours():.2f}, GPU-hours <= {a.gpu_hours():.2f} "
               "(upper bounds: time limit x cores of each submitted job; first attempt, a retry doubles it)",
               file=out)
@@ -361,10 +364,29 @@ def report(audits: list[ScanAudit], out: TextIO, disk_check: bool = True) -> boo
     return fits
 
 
+def wall_estimate(a: ScanAudit, cfg: TomoConfig, limits: dict[str, cluster.Partition] | None) -> str:
+    """The scan's expected wall time on the CPU partition's nodes (this machine without a cluster), from the
+    model that sets the jobs' time limits (`resources.cluster_seconds`)."""
+    from tomosnake.stages.plan import Plan
+
+    part = (limits or {}).get(cfg.slurm.cpu_partition)
+    if part is not None:
+        nodes, cpus, io = part.nodes, part.cpus, resources.CLUSTER_IO_BYTES_PER_S
+        where = f"{nodes} node(s) of {cpus} CPUs ({part.name}), storage at {io / 1e9:g} GB/s"
+    else:
+        nodes, cpus, io = 1, os.cpu_count() or 1, resources.IO_BYTES_PER_S
+        where = f"this machine ({cpus} CPUs, storage at {io / 1e9:g} GB/s)"
+    stages = resources.cluster_seconds(Plan.read(a.plan_path), cfg, nodes, cpus, io)
+    total = sum(stages.values())
+    parts = ", ".join(f"{k} {v / 60:.1f}" for k, v in stages.items())
+    return (f"expected wall time on {where}: {total / 60:.1f} min ({parts} min; without the plan and "
+            f"report; time limits are {resources.SAFETY:g}x these figures per job)")
+
+
 def cluster_line(limits: dict[str, cluster.Partition]) -> str:
     def one(p: cluster.Partition) -> str:
         time = "no MaxTime" if p.max_time_min == cluster.UNLIMITED else f"MaxTime {p.max_time_min:g} min"
-        return f"{p.name}: {time}, {p.cpus} CPUs, {p.memory_mb:g} MB, {p.gpus} GPU(s) per node"
+        return f"{p.name}: {p.nodes} node(s), {time}, {p.cpus} CPUs, {p.memory_mb:g} MB, {p.gpus} GPU(s) per node"
     return "cluster: " + "; ".join(one(p) for p in limits.values())
 
 
@@ -389,6 +411,10 @@ def audit(args: list[str], out: TextIO = sys.stdout) -> int:
             run_config = json.loads(Path(env[CONFIG_ENV]).read_text())
             audits = scans(parse_jobs(text, local), OutputConfig.model_validate(run_config.get("output", {})))
             disk_check = run_config.get("disk_check", True)
+            limits = cluster.load(env[cluster.LIMITS_ENV]) if cluster.LIMITS_ENV in env else None
+            cfg = TomoConfig.model_validate(run_config)
+            for a in audits:
+                a.wall = wall_estimate(a, cfg, limits)
         except (AuditError, cluster.ClusterError, OSError, subprocess.SubprocessError) as err:
             print(f"tomosnake audit: the run cannot start:\n{err}", file=out)
             return 1

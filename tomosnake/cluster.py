@@ -42,6 +42,7 @@ class Partition:
     memory_mb: float
     gpus: int
     up: bool = True
+    nodes: int = 1
 
 
 def fields(record: str) -> dict[str, str]:
@@ -108,7 +109,8 @@ def partitions(partition_text: str, node_text: str) -> dict[str, Partition]:
         out[name] = Partition(name=name, max_time_min=minutes(p.get("MaxTime", "UNLIMITED")),
                               cpus=int(min(cpus, _number(p.get("MaxCPUsPerNode")))),
                               memory_mb=min(mem, _number(p.get("MaxMemPerNode"))), gpus=gpu,
-                              up=p.get("State", "UP").upper() == "UP")
+                              up=p.get("State", "UP").upper() == "UP",
+                              nodes=max(1, int(_number(p.get("TotalNodes"), len(members) or 1))))
     return out
 
 

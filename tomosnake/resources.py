@@ -47,9 +47,21 @@ IO_BYTES_PER_S = 200e6  # per job, read or write, on a busy shared filesystem (l
 # 64 x 128 x 1024 blocks with one thread (benchmarks/preprocess.py measures whole chunks).
 RATES = {"flat_dark": 100e6, "outlier": 40e6, "phase": 6e6, "stripe": 0.3e6}
 DEFAULT_STEP_RATE = 50e6  # the other steps are elementwise (i0, -log, unity, background, crop, flatten)
-# Reconstruction (default gridding backend), core-seconds per slice per (angle x FFT length): 0.78-1.23 us
-# measured from 512 to 2048 px with one thread; the larger, as the grid outgrows the caches.
-RECON_S_PER_POINT = 1.25e-6
+
+
+@dataclass(frozen=True)
+class ReconRates:
+    """Core-seconds of the default backend (`tomosnake.recon.gridrec`), fitted by benchmarks/facility.py on
+    this project's 2-core machine (2048, 4096 and 8192 px, angles = width / 2)."""
+
+    per_point: float  # per slice and (angle x FFT length) point: the chain, the spectrum, the spreading
+    per_cell: float  # per slice pair and fine-grid cell x log2(side): the grid's FFTs
+    build_per_point: float  # per job and point: the gridding's points (`gridrec.gridding`, once per job)
+
+
+RECON = ReconRates(per_point=60e-9, per_cell=1.5e-9, build_per_point=120e-9)
+CLUSTER_IO_BYTES_PER_S = 10e9  # a facility's storage, read plus write, all jobs together (the seed paper's SSDs)
+JOB_START_S = 5.0  # scheduling and start of a wave of jobs on a cluster (SLURM latency, Snakemake's start)
 # The environment of every job. glibc raises its mmap threshold as large arrays are freed, after which
 # freed blocks stay in the heap instead of going back to the system: the steps' transients then add up
 # (measured: 41 MiB kept after stripe removal on a 156 MiB block, 23 % over the model). A fixed
@@ -112,14 +124,28 @@ def requests(cfg: TomoConfig, rules: list[str] | None = None) -> list[Request]:
 
 
 # ------------------------------------------------------------------------------------------------- time
-def _recon_slice_seconds(plan: Plan, cfg: TomoConfig) -> float:
-    """Core-seconds to reconstruct one slice."""
+def _recon_points(plan: Plan, cfg: TomoConfig) -> int:
+    """(angle x FFT length) points of one slice's spectrum."""
     from tomosnake.recon import gridrec, steps
 
     # The plan's slice width (after 360->180 with its resolved old_center), padded as the chain pads it.
     pad = cfg.recon.pad
     padded = plan.recon_width + 2 * (steps.pad_amount(plan.recon_width, pad.npad) if pad.enabled else 0)
-    return RECON_S_PER_POINT * plan.shape[0] * gridrec.fft_length(padded)
+    n_proj = plan.shape[0] // 2 if cfg.recon.sino_360_to_180.enabled else plan.shape[0]
+    return n_proj * gridrec.fft_length(padded)
+
+
+def _recon_slice_seconds(plan: Plan, cfg: TomoConfig, rates: ReconRates = RECON) -> float:
+    """Core-seconds to reconstruct one slice (half a slice pair's grid)."""
+    from tomosnake.recon import gridrec
+
+    nf = gridrec.fine_grid(plan.recon_width)
+    return rates.per_point * _recon_points(plan, cfg) + rates.per_cell * nf * nf * math.log2(nf) / 2
+
+
+def _recon_job_seconds(plan: Plan, cfg: TomoConfig, rates: ReconRates = RECON) -> float:
+    """Core-seconds a reconstructing job spends once, whatever its slices: the gridding's points."""
+    return rates.build_per_point * _recon_points(plan, cfg)
 
 
 def _preprocess_seconds(plan: Plan, cfg: TomoConfig, n_proj: int) -> float:
@@ -154,11 +180,12 @@ def expected_seconds(plan: Plan, cfg: TomoConfig) -> dict[str, float]:
     physical, levels = cfg.output.combine == "physical", sum(1 / f**3 for f in cfg.output.pyramid)
     reads = e["volume_bytes"] if physical or levels else 0.0
     writes = e["volume_bytes"] * (physical + levels)
+    once = _recon_job_seconds(plan, cfg) / cfg.threads
     return {
         "preprocess_chunk": _preprocess_seconds(plan, cfg, max(b - a for a, b in plan.proj_chunks)),
-        "recon_chunk": rows_per_job * (slice_s / cfg.threads
-                                       + (sino_row_bytes + width * width * out_item) / IO_BYTES_PER_S),
-        "conversion_range": sample * (slice_s / cfg.threads + sino_row_bytes / IO_BYTES_PER_S),
+        "recon_chunk": once + rows_per_job * (slice_s / cfg.threads
+                                              + (sino_row_bytes + width * width * out_item) / IO_BYTES_PER_S),
+        "conversion_range": once + sample * (slice_s / cfg.threads + sino_row_bytes / IO_BYTES_PER_S),
         "try_center_scan": n_centres * slice_s / cfg.threads + sino_row_bytes / IO_BYTES_PER_S,
         "try_lamino_scan": n_centres * slice_s / cfg.threads + sino_row_bytes / IO_BYTES_PER_S,
         "combine": (reads + writes + SAMPLE_MAX * 4) / IO_BYTES_PER_S,
@@ -193,3 +220,38 @@ def for_attempt(r: Resources, attempt: int, limit: Partition | None = None) -> R
         if math.isfinite(limit.max_time_min):
             minutes = min(minutes, int(limit.max_time_min))
     return Resources(mem_mb=mem, runtime=minutes, threads=r.threads, partition=r.partition, gpus=r.gpus)
+
+
+# ------------------------------------------------------------------------------------- the whole scan
+def cluster_seconds(plan: Plan, cfg: TomoConfig, nodes: int, cpus: int, io_bytes_per_s: float,
+                    rates: ReconRates = RECON) -> dict[str, float]:
+    """Expected wall seconds of a scan's stages on ``nodes`` nodes of ``cpus`` CPUs each, every job using
+    ``cfg.threads`` of them and sharing storage of ``io_bytes_per_s``. A stage takes the longer of its
+    core-seconds spread over the cores its jobs can hold at once and its bytes (read plus written) at the
+    storage's speed, as its jobs' reads, computing and writes overlap, plus `JOB_START_S` for each wave of
+    its jobs. The same per-core figures as the jobs' time limits (`expected_seconds`), without `SAFETY`;
+    the plan (automatic centre) and the report are left out, as in the seed paper's table."""
+    from tomosnake.stages.conversion_range import RANGE_SAMPLE_SLICES
+    from tomosnake.stages.preprocess_chunk import build_chain
+
+    info, e = plan.info, plan.estimates
+    n_proj, rows, cols = plan.shape
+    slots = nodes * max(1, cpus // cfg.threads)  # jobs running at once
+
+    def stage(jobs: int, core_s: float, nbytes: float) -> float:
+        cores = min(jobs, slots) * cfg.threads
+        return max(core_s / cores, nbytes / io_bytes_per_s) + JOB_START_S * math.ceil(jobs / slots)
+
+    raw_px = info["n_proj"] * info["n_rows"] * info["n_cols"]
+    chain = build_chain(cfg.preprocess, has_i0=info.get("has_i0"), n_frames=max(info["n_flat"], info["n_dark"]))
+    pre_core = sum(raw_px / RATES.get(s.name.split(":")[0], DEFAULT_STEP_RATE) for s in chain.steps)
+    slice_s, once = _recon_slice_seconds(plan, cfg, rates), _recon_job_seconds(plan, cfg, rates)
+    sample = min(RANGE_SAMPLE_SLICES, rows)
+    physical = cfg.output.combine == "physical"
+    return {
+        "preprocess": stage(plan.k, pre_core, e["raw_bytes"] + e["preprocessed_bytes"]),
+        "conversion_range": stage(1, once + sample * slice_s, sample * n_proj * cols * 4),
+        "recon": stage(plan.j, plan.n_slices * slice_s + plan.j * once,
+                       e["preprocessed_bytes"] + e["volume_bytes"]),
+        "combine": stage(1, 0.0, 2 * physical * e["volume_bytes"]),
+    }

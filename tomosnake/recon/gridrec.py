@@ -254,11 +254,14 @@ _spare_lock = threading.Lock()
 
 def gridding(theta: np.ndarray, center: float, g: int, n_out: int, filter_name: str, threads: int = 1) -> Gridding:
     """The `Gridding` of these angles and sizes: built once and kept (one at a time) for the job's next loads."""
+    from tomosnake.report import timings
+
     key = (hashlib.sha1(np.ascontiguousarray(theta, dtype=np.float64)).hexdigest(), float(center), g, n_out,
            filter_name)
     if key not in _cache:
         forget()  # before building: two at a time would not fit the budget
-        _cache[key] = _build(np.asarray(theta, dtype=np.float64), center, g, n_out, filter_name, threads)
+        with timings.phase("gridding: points"):
+            _cache[key] = _build(np.asarray(theta, dtype=np.float64), center, g, n_out, filter_name, threads)
     return _cache[key]
 
 
@@ -365,12 +368,18 @@ class _Pair:
             list(self.pool.map(fn, starts))
 
     def run(self, s: int) -> None:
+        """Slices s and s + 1; the wall seconds of its spreading and of its grid's FFTs go to the job's record
+        (the parts of `resources.ReconRates`)."""
+        from tomosnake.report import timings
+
         gr = self.gr
-        self._each(partial(self._spectrum, s), range(0, self.sino.shape[0], ANGLE_BLOCK))
-        self._each(self._clear, range(0, gr.nf, FFT_BLOCK))
-        self._each(self._strip, range(len(gr.bounds) - 1))
-        self._each(self._along_x, range(0, gr.nf, FFT_BLOCK))
-        self._each(partial(self._along_y, s), range(0, gr.n_out, FFT_BLOCK))
+        with timings.phase("gridding: spectrum, spreading"):
+            self._each(partial(self._spectrum, s), range(0, self.sino.shape[0], ANGLE_BLOCK))
+            self._each(self._clear, range(0, gr.nf, FFT_BLOCK))
+            self._each(self._strip, range(len(gr.bounds) - 1))
+        with timings.phase("gridding: grid FFTs"):
+            self._each(self._along_x, range(0, gr.nf, FFT_BLOCK))
+            self._each(partial(self._along_y, s), range(0, gr.n_out, FFT_BLOCK))
 
     def _spectrum(self, s: int, a: int) -> None:
         import scipy.fft

@@ -45,6 +45,7 @@ RECORD_SUFFIX = ".timing.json"
 MB = 1 << 20
 _io = {"seconds": 0.0, "depth": 0}
 _phases: dict[str, float] = {}
+_phase_lock = threading.Lock()
 _installed: list[Path] = []
 
 
@@ -72,7 +73,13 @@ def phase(name: str) -> Iterator[None]:
 
 
 def add_phase(name: str, seconds: float) -> None:
-    _phases[name] = _phases.get(name, 0.0) + seconds
+    with _phase_lock:  # parts of a job may run in several of its threads
+        _phases[name] = _phases.get(name, 0.0) + seconds
+
+
+def phases() -> dict[str, float]:
+    """The named parts' seconds recorded so far for this process's job."""
+    return dict(_phases)
 
 
 def io_seconds() -> float:
