@@ -17,7 +17,7 @@ from tomosnake import preflight, resources
 from tomosnake.audit import Job, ScanAudit
 from tomosnake.config import deep_merge, validate
 from tomosnake.phantom import PhantomSpec, write_scan
-from tomosnake.stages.plan import make_plan
+from tomosnake.stages.plan import Plan, make_plan
 from tomosnake.workflow import PROFILES
 
 # Large enough that a budget splits it into k >= 2 and j >= 2 with the current memory models.
@@ -110,7 +110,8 @@ def test_audit_passes_and_submits_nothing(audited):
 
 def test_audit_shows_k_j_and_jobs_per_rule_from_the_plan(audited, budget):
     proc, work = audited
-    plan = json.loads((work / "out" / "phantom" / "plan.json").read_text())
+    plan_path = work / "out" / "phantom" / "plan.json"
+    plan = json.loads(plan_path.read_text())
     assert plan["k"] >= 2 and plan["j"] >= 2
     assert f"k = {plan['k']} preprocessing chunks, j = {plan['j']} reconstruction chunks" in proc.stdout
     rows = table(proc.stdout)
@@ -123,8 +124,11 @@ def test_audit_shows_k_j_and_jobs_per_rule_from_the_plan(audited, budget):
                 assert where == "local"
             else:
                 want = BASE["threads"] if rule in THREADED else 1
-                # the whole job: the script's budget and the Snakemake processes of a SLURM job
-                mem = math.ceil(budget) + resources.WRAPPER_MB
+                # the whole job: the script's budget (a light job: what it needs) and the Snakemake processes
+                light = rule in resources.LIGHT_MB
+                mem = (resources.memory_mb(validate(BASE | {"memory_mb": budget}), rule, Plan.read(plan_path))
+                       if light else math.ceil(budget) + resources.WRAPPER_MB)
+                assert mem <= math.ceil(budget) + resources.WRAPPER_MB
                 assert (where, partition, threads, mem_mb, gpu) == ("SLURM", "cpu", str(want), str(mem), "0")
                 assert int(runtime) >= 10
 

@@ -129,3 +129,15 @@ def test_audit_of_the_bone_scan_on_facility_nodes(bone, tmp_path):
                      proc.stdout)
     assert wall is not None, proc.stdout
     assert 0 < float(wall.group(1)) < 7 * 1440
+
+
+def test_light_jobs_ask_for_what_they_need(bone_plan):
+    """The VDS, a virtual combine and the report ask for one CPU and their data, not the 43 GB budget."""
+    cfg = validate(CONFIG)
+    model = resources.model(bone_plan, cfg)
+    for rule in ("vds_merge", "combine", "report"):
+        assert model[rule].threads == 1 and model[rule].mem_mb < cfg.memory_mb / 2, (rule, model[rule])
+    assert model["report"].mem_mb < 1000 and model["combine"].mem_mb < 4000
+    assert model["recon_chunk"].mem_mb == cfg.memory_mb + resources.WRAPPER_MB
+    physical = validate(CONFIG | {"output": {"combine": "physical"}})
+    assert resources.model(bone_plan, physical)["combine"].mem_mb == cfg.memory_mb + resources.WRAPPER_MB

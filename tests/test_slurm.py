@@ -230,8 +230,11 @@ def test_full_run_jobs_in_slurm_records(full_run, budget):
     assert {j.partition for j in jobs} == {"cpu"}
     for job in jobs:
         assert job.cpus == (BASE["threads"] if job.rule in THREADED else 1), job
-    # the script's budget plus the Snakemake processes every SLURM job runs (tomosnake.resources)
-    assert {j.memory for j in jobs} == {f"{budget + resources.WRAPPER_MB}M"}
+    # the script's budget plus the Snakemake processes every SLURM job runs (tomosnake.resources); a light job
+    # (the VDS, a virtual combine, the report) what it needs instead
+    heavy = [j for j in jobs if j.rule not in resources.LIGHT_MB]
+    assert {j.memory for j in heavy} == {f"{budget + resources.WRAPPER_MB}M"}
+    assert all(int(j.memory.rstrip("M")) <= budget + resources.WRAPPER_MB for j in jobs if j not in heavy)
 
 
 def test_audit_predicted_what_was_submitted(full_run):

@@ -88,9 +88,34 @@ class Resources:
     gpus: int = 0
 
 
-def memory_mb(cfg: TomoConfig, rule: str) -> int:
-    """What a job of ``rule`` uses in all: its budget plus the Snakemake processes that run it."""
-    return math.ceil(cfg.budget_mb(RULE_STAGE.get(rule)) + WRAPPER_MB)
+# Light jobs: MB besides the Snakemake processes (imports, HDF5, the report's PDF), and their data, which the
+# plan tells (`_light_bytes`); they ask for that, not the budget (the budget asked 2420 MB where 227-521 MB
+# were used, benchmarks/scale.py).
+LIGHT_MB = {"vds_merge": 120.0, "combine": 120.0, "report": 250.0}
+
+
+def _light_bytes(plan: Plan, cfg: TomoConfig, rule: str) -> float | None:
+    """The data a light job holds at once (bytes), or None where the rule uses its budget (a physical combine,
+    a pyramid)."""
+    info, (n_proj, rows, cols) = plan.info, plan.shape
+    if rule == "vds_merge":  # the report's previews: a raw and a corrected projection and sinogram, float32
+        return 3 * 4 * (info["n_proj"] * info["n_cols"] + info["n_rows"] * info["n_cols"] + n_proj * cols + rows * cols)
+    if rule == "combine" and cfg.output.combine != "physical" and not cfg.output.pyramid:
+        w = plan.recon_width  # the statistics sample and the three middle planes, float64 at most
+        return 8 * (SAMPLE_MAX + 2 * plan.n_slices * w + w * w)
+    if rule == "report":
+        return 0.0
+    return None
+
+
+def memory_mb(cfg: TomoConfig, rule: str, plan: Plan | None = None) -> int:
+    """What a job of ``rule`` uses in all: its budget (a light job with the plan: what it needs) plus the
+    Snakemake processes that run it."""
+    budget = math.ceil(cfg.budget_mb(RULE_STAGE.get(rule)) + WRAPPER_MB)
+    light = _light_bytes(plan, cfg, rule) if plan is not None and rule in LIGHT_MB else None
+    if light is not None:
+        return min(budget, math.ceil(LIGHT_MB[rule] + light / (1 << 20) + WRAPPER_MB))
+    return budget
 
 
 def memory_key(cfg: TomoConfig, rule: str) -> str:
@@ -205,7 +230,7 @@ def runtime_minutes(expected_s: float) -> int:
 def model(plan: Plan | None, cfg: TomoConfig) -> dict[str, Resources]:
     """Every rule's first-attempt request for this plan (before the plan: the shortest time limit)."""
     secs = expected_seconds(plan, cfg) if plan is not None else dict.fromkeys(RULE_STAGE, 0.0)
-    return {rule: Resources(mem_mb=memory_mb(cfg, rule), runtime=runtime_minutes(s), threads=threads(cfg, rule),
+    return {rule: Resources(mem_mb=memory_mb(cfg, rule, plan), runtime=runtime_minutes(s), threads=threads(cfg, rule),
                             partition=partition(cfg, rule)[0], gpus=gpus(cfg, rule)) for rule, s in secs.items()}
 
 
