@@ -170,24 +170,25 @@ def _seconds(text: str) -> float:
 
 
 def sacct(run_id: str) -> dict[str, dict]:
-    """Per SLURM job of the run: rule, wildcards, CPUs, requested MB, largest step MaxRSS (MB), elapsed s."""
+    """Per SLURM job of the run: rule, wildcards, CPUs, requested MB, largest step MaxRSS (MB), elapsed s,
+    TotalCPU s (the allocation's: every step's)."""
     out = subprocess.run(["sacct", "--noheader", "--parsable2", "--starttime=now-1days", f"--name={run_id}",
-                          "--format=JobID,Comment,AllocCPUS,ReqMem,MaxRSS,Elapsed,State"],
+                          "--format=JobID,Comment,AllocCPUS,ReqMem,MaxRSS,Elapsed,State,TotalCPU"],
                          capture_output=True, text=True, check=False).stdout
     jobs: dict[str, dict] = {}
     for line in out.splitlines():
-        job_id, comment, cpus, req, maxrss, elapsed, state = line.split("|")
+        job_id, comment, cpus, req, maxrss, elapsed, state, total_cpu = line.split("|")
         base = job_id.split(".")[0]
         if base == job_id:
             m = re.fullmatch(r"rule_(\w+?)(?:_wildcards_(.*))?", comment)
             jobs[base] = {"rule": m.group(1) if m else comment, "wildcards": m.group(2) if m else "",
                           "cpus": int(cpus), "req_mb": _mb(req), "maxrss_mb": None, "elapsed": _seconds(elapsed),
-                          "state": state}
+                          "state": state, "cpu_s": _seconds(total_cpu)}
         elif base in jobs and _mb(maxrss) is not None:
             jobs[base]["maxrss_mb"] = max(jobs[base]["maxrss_mb"] or 0.0, _mb(maxrss))
     # the steps can be listed before their allocation: a second pass for their MaxRSS
     for line in out.splitlines():
-        job_id, _, _, _, maxrss, _, _ = line.split("|")
+        job_id, _, _, _, maxrss, _, _, _ = line.split("|")
         base = job_id.split(".")[0]
         if base != job_id and base in jobs and _mb(maxrss) is not None:
             jobs[base]["maxrss_mb"] = max(jobs[base]["maxrss_mb"] or 0.0, _mb(maxrss))
@@ -267,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         jb["wrapper_mb"] = sampler.wrapper_peak.get(job_id)
         by_rule[jb["rule"]].append(jb)
     print(f"\n{'rule':18s}{'jobs':>5s}{'--mem MB':>10s}{'sampled':>9s}{'sacct':>8s}{'wrapper':>10s}"
-          "  (largest peak, MB)")
+          f"{'CPU eff':>9s}{'mem eff':>9s}{'job CPU':>9s}"
+          "  (largest peak, MB; efficiencies: the rule's worst job, sacct; job CPU: its own record)")
     over = 0
     for rule, js in sorted(by_rule.items()):
         def top(key: str, js: list = js) -> str:
@@ -277,8 +279,14 @@ def main(argv: list[str] | None = None) -> int:
         worst = max((jb["sampled_mb"] or 0) for jb in js)
         over += worst > req
         flag = "  OVER" if worst > req else ""
+        cpu_eff = min(jb["cpu_s"] / (jb["elapsed"] * jb["cpus"]) for jb in js if jb["elapsed"] > 0) if any(
+            jb["elapsed"] > 0 for jb in js) else float("nan")
+        mem_eff = min(((jb["maxrss_mb"] or 0) / jb["req_mb"] for jb in js if jb["req_mb"]), default=float("nan"))
+        low = "  LOW" if cpu_eff < 0.7 or mem_eff < 0.4 else ""
+        own = [r.cpu_s / r.wall for r in summary.records if r.stage == rule and r.cpu_s is not None and r.wall > 0]
+        own_s = f"{min(own):.2f}" if own else "-"
         print(f"{rule:18s}{len(js):5d}{req:10.0f}{top('sampled_mb'):>9s}{top('maxrss_mb'):>8s}"
-              f"{top('wrapper_mb'):>10s}{flag}")
+              f"{top('wrapper_mb'):>10s}{cpu_eff:>9.0%}{mem_eff:>9.0%}{own_s:>9s}{flag}{low}")
     wr = [v for v in sampler.wrapper_peak.values() if v]
     if wr:
         print(f"wrapper processes per SLURM job (job-step Snakemake, srun, shells): {np.median(wr):.0f} MB "
