@@ -40,7 +40,7 @@ UPSAMPLING = 1.25  # fine grid / image side: 2.6x less grid than 2.0, for a kern
 STRIP_ROWS = 32  # fine-grid rows spread by one task
 MAX_MARGIN = 6  # rows a strip's grid reaches beyond its own (kernel half-width + 2; 5 at NUFFT_EPS)
 ANGLE_BLOCK = 64  # angles per FFT call: fixed, so the batches (and the result) do not depend on the threads
-FFT_BLOCK = 16  # fine-grid rows or columns per FFT call (fixed as well)
+FFT_BLOCK = 64  # fine-grid rows or columns per FFT call (fixed as well)
 STRIPS_PER_THREAD = 4  # fewer, and a pair's threads wait on its densest strips: pairs run side by side
 
 
@@ -407,13 +407,20 @@ class _Pair:
             local.plan, local.sub = gr.plan(), np.empty((rows, gr.strip_cols), dtype=np.complex64)
         local.plan.setpts(gr.py[a:b], gr.px[a:b])
         sub = local.plan.execute(self.spec.reshape(-1)[gr.idx[a:b]], out=local.sub)
-        folded = sub[:, m:m + nf].copy()  # the columns spread past an edge, folded back
-        folded[:, nf - m:] += gr.wrap * sub[:, :m]
-        folded[:, :m] += gr.wrap * sub[:, nf + m:]
-        at = np.arange(rows) + i * STRIP_ROWS - m
-        folded[(at < 0) | (at >= nf)] *= gr.wrap
-        with self.lock:  # a grid row gets at most two strips' sums: their order cannot matter
-            self.grid[at % nf] += folded
+        sub[:, nf:nf + m] += gr.wrap * sub[:, :m]  # the columns spread past an edge, folded back
+        sub[:, m:2 * m] += gr.wrap * sub[:, nf + m:]
+        folded = sub[:, m:m + nf]
+        r0 = i * STRIP_ROWS - m
+        if r0 < 0:
+            folded[:-r0] *= gr.wrap  # rows spread past an edge
+        if r0 + rows > nf:
+            folded[nf - r0:] *= gr.wrap
+        # (grid rows, the strip's first row there): its own, those past the top, those past the bottom
+        parts = ((max(r0, 0), min(r0 + rows, nf), max(0, -r0)), (r0 + nf, nf, 0), (0, r0 + rows - nf, nf - r0))
+        with self.lock:  # a grid cell gets at most two strips' sums: their order cannot matter
+            for g0, g1, first in parts:
+                if g1 > g0:
+                    self.grid[g0:g1] += folded[first:first + g1 - g0]
 
     def _along_x(self, a: int) -> None:
         import scipy.fft
