@@ -138,9 +138,19 @@ def test_backend_checks_algorithm_and_filter():
         require_backend("astra")
 
 
-needs_tomopy = pytest.mark.skipif(importlib.util.find_spec("tomopy") is None,
-                                  reason="TomoPy is not on PyPI: it runs in the conda env envs/tomopy.yaml, or in a "
-                                  "venv after .ci/tomopy.sh builds it from a TomoPy checkout")
+def _tomopy_missing() -> str | None:
+    """Why TomoPy cannot run here (None: it imports, its compiled libraries too)."""
+    from tomosnake.recon.backends import import_tomopy
+
+    try:
+        import_tomopy()
+    except (ImportError, OSError) as err:
+        return (f"TomoPy does not import ({type(err).__name__}): it is not on PyPI; it runs in the conda env "
+                "envs/tomopy.yaml, or in a venv after .ci/tomopy.sh builds it from a TomoPy checkout")
+    return None
+
+
+needs_tomopy = pytest.mark.skipif(_tomopy_missing() is not None, reason=str(_tomopy_missing()))
 
 
 @needs_tomopy

@@ -208,7 +208,7 @@ def require_backend(name: str, algorithm: str | None = None, filter_name: str | 
         try:
             b.load()
         except (ImportError, OSError) as err:
-            reason = " ".join(str(err).split())
+            reason = " ".join(str(err).split()).rstrip(".")
             raise BackendUnavailable(f"backend {name!r}: {b.module!r} is installed but its compiled part does not "
                                      f"load in this job's environment ({sys.executable}): {reason}; "
                                      f"it comes from {b.provider}") from None
