@@ -212,25 +212,33 @@ def test_num_iter_reaches_tomopy(padded, truth):
 
 
 @needs_tomopy
-def test_tomopy_without_its_libraries_names_the_env(tmp_path):
-    """TomoPy's Python part without its compiled libraries (a Python whose prefix lacks them) is refused
-    by the backend check with the environment named, not left to fail later with TomoPy's own error."""
+def test_tomopy_without_its_libraries_stops_the_run_before_any_job(tmp_path):
+    """A venv that has TomoPy's Python part but not its libtomo-*.so (this venv's packages seen from another
+    venv, whose lib/ lacks them): the real workflow stops at preflight, one line naming the environment."""
     import site
     import subprocess
     import sys
     from pathlib import Path
 
-    base = Path(sys.base_prefix) / "bin" / "python3"
-    if not base.is_file() or sys.prefix == sys.base_prefix:
-        pytest.skip("needs a venv over a base Python")
-    paths = [str(Path(__file__).resolve().parents[1]), *site.getsitepackages()]
-    code = ("import sys; sys.path[:0] = sys.argv[1:]; from tomosnake.recon.backends import require_backend; "
-            "require_backend('tomopy')")
-    proc = subprocess.run([str(base), "-I", "-c", code, *paths], capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode != 0
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("tomosnake.recon.backends.BackendUnavailable") and "envs/tomopy.yaml" in last, last
-    assert "compiled part" in last and "tomo-" in last, last
+    from tomosnake.cli import PROFILES
+    from tomosnake.phantom import write_scan
+    from tomosnake.workflow import SNAKEFILE
+
+    bare = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    (purelib,) = (bare / "lib").glob("python3*/site-packages")
+    (purelib / "borrowed.pth").write_text("\n".join([str(Path(__file__).resolve().parents[1]),
+                                                      *site.getsitepackages()]) + "\n")
+    scan = write_scan(tmp_path / "scan.h5", PhantomSpec(n_cols=32, n_rows=4, n_proj=32))
+    out = tmp_path / "out"
+    proc = subprocess.run([str(bare / "bin" / "python"), "-m", "snakemake", "--snakefile", str(SNAKEFILE),
+                           "--profile", str(PROFILES / "local"), "--directory", str(tmp_path / "work"), "--config",
+                           f"input={scan}", f"outdir={out}", "recon={backend: tomopy}"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("tomosnake:")]
+    assert proc.returncode == 1 and len(lines) == 1, proc.stdout + proc.stderr
+    assert "envs/tomopy.yaml" in lines[0] and "compiled part does not load" in lines[0], lines[0]
+    assert "Traceback" not in proc.stderr and not out.exists()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tomocupy") is None,
