@@ -212,6 +212,23 @@ def test_num_iter_reaches_tomopy(padded, truth):
 
 
 @needs_tomopy
+def test_reg_par_and_num_block_reach_tomopy(padded):
+    """The algorithm's own options: ospml_hybrid's reg_par and num_block give TomoPy's own volume."""
+    from tomosnake.recon.backends import import_tomopy
+
+    sino, center = padded[0][..., N // 4:-(N // 4)], SPEC.center
+    theta = SPEC.theta()
+    opts = {"num_iter": 3, "reg_par": [0.5, 0.2], "num_block": 4}
+    cfg = ReconConfig(backend="tomopy", algorithm="ospml_hybrid", minus_log=False, pad={"enabled": False}, **opts)
+    ours = reconstruct_block(sino, theta, cfg, center, True, 2)
+    plain = import_tomopy().recon(sino, np.deg2rad(theta), center=center, algorithm="ospml_hybrid", ncore=2, **opts)
+    default = import_tomopy().recon(sino, np.deg2rad(theta), center=center, algorithm="ospml_hybrid", ncore=2,
+                                    num_iter=3)
+    np.testing.assert_allclose(ours, plain, rtol=0, atol=1e-6 * np.abs(plain).max())
+    assert np.abs(plain - default).max() > 1e-3 * np.abs(default).max()
+
+
+@needs_tomopy
 def test_tomopy_without_its_libraries_stops_the_run_before_any_job(tmp_path):
     """A venv that has TomoPy's Python part but not its libtomo-*.so (this venv's packages seen from another
     venv, whose lib/ lacks them): the real workflow stops at preflight, one line naming the environment."""
@@ -303,6 +320,7 @@ def test_filter_par_a_filter_cannot_use_is_refused(recon, fragment):
     ({"backend": "tomopy", "algorithm": "sirt", "filter_name": "parzen", "filter_par": [0.3]},
      "recon.filter_par: backend 'tomopy' with algorithm 'sirt' cannot use it (it takes num_iter)"),
     ({"backend": "tomopy", "algorithm": "sirt", "reg_par": [0.1]}, "recon.reg_par: backend 'tomopy'"),
+    ({"backend": "tomopy", "algorithm": "tikh", "reg_par": [0.1]}, "recon.reg_par: tomopy's tikh reads 2 value(s)"),
     ({"backend": "algotom", "filter_name": "hann", "filter_par": [0.3]}, "recon.filter_par: backend 'algotom'"),
     ({"backend": "tomocupy", "filter_name": "parzen", "filter_par": [0.3]}, "recon.filter_par: backend 'tomocupy'"),
 ])

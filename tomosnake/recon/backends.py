@@ -52,6 +52,7 @@ class Backend:
     run: Reconstructor
     command: str | None = None  # an executable that must be on PATH too
     params: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # per algorithm: the parameters it honours
+    sizes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # per algorithm: values a list param needs
     load: Callable[[], object] | None = None  # imports the compiled part; raises ImportError or OSError
 
 
@@ -100,6 +101,9 @@ TOMOPY_PARAMS = {"gridrec": ("filter_par",), "fbp": (), "art": ("num_iter",), "s
                  "ospml_quad": ("num_iter", "reg_par", "num_block"), "pml_hybrid": ("num_iter", "reg_par"),
                  "pml_quad": ("num_iter", "reg_par"), "tv": ("num_iter", "reg_par"), "grad": ("num_iter", "reg_par"),
                  "tikh": ("num_iter", "reg_par")}
+# How many reg_par values each reads (libtomo's recon/*.c; pml_* run ospml_*'s code with one block).
+TOMOPY_SIZES = {a: {"reg_par": n} for a, n in (("ospml_hybrid", 2), ("pml_hybrid", 2), ("tikh", 2), ("ospml_quad", 1),
+                                                ("pml_quad", 1), ("tv", 1), ("grad", 1))}
 
 
 def _run_tomopy(sino, theta, center, n_out, algorithm, filter_name, threads, **params):
@@ -161,7 +165,7 @@ BACKENDS: dict[str, Backend] = {
                        gridrec.FILTERS, _run_gridrec, params={"gridrec": ("filter_par",), "fbp": ("filter_par",)}),
     "tomopy": Backend("tomopy", "tomopy", "conda-forge, not PyPI: use envs/tomopy.yaml (or build it into a venv "
                       "with .ci/tomopy.sh)", tuple(TOMOPY_PARAMS), gridrec.FILTERS, _run_tomopy,
-                      params=TOMOPY_PARAMS, load=import_tomopy),
+                      params=TOMOPY_PARAMS, sizes=TOMOPY_SIZES, load=import_tomopy),
     "tomocupy": Backend("tomocupy", "tomocupy", "conda-forge with a CUDA GPU: use envs/tomocupy.yaml",
                         ("gridrec", "fourierrec", "lprec", "linerec"), ("shepp", "parzen"), _run_tomocupy,
                         command="tomocupy"),
@@ -188,11 +192,14 @@ def check_backend(name: str, algorithm: str | None = None, filter_name: str | No
     if filter_name is not None and filter_name not in b.filters:
         raise BackendUnavailable(f"backend {name!r} has no filter {filter_name!r}; choose one of "
                                  f"{', '.join(str(f) for f in b.filters)}")
-    for key in params or {}:
+    for key, value in (params or {}).items():
         takes = b.params.get(algorithm or "gridrec", ())
         if key not in takes:
             raise BackendUnavailable(f"recon.{key}: backend {name!r} with algorithm {algorithm!r} cannot use it "
                                      f"(it takes {', '.join(takes) or 'none of ' + ', '.join(ALGORITHM_PARAMS)})")
+        size = b.sizes.get(algorithm or "gridrec", {}).get(key)
+        if size is not None and len(value) != size:  # type: ignore[arg-type]
+            raise BackendUnavailable(f"recon.{key}: {name}'s {algorithm} reads {size} value(s), not {value}")
 
 
 def require_backend(name: str, algorithm: str | None = None, filter_name: str | None = None,
