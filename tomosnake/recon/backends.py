@@ -1,15 +1,16 @@
 """Reconstruction backends behind one small interface.
 
 A backend is a function ``(sino, theta_rad, center, n_out, algorithm, filter_name, threads, **params)
--> (n_slices, n_out, n_out) float32`` where ``params`` are the algorithm's own parameters with
-TomoPy's names and meaning (`tomosnake.config.ALGORITHM_PARAMS`), only those the backend honours
-for that algorithm (`Backend.params`; the plan refuses the others), and ``sino`` is (n_proj, n_slices, width) float32
-(already -log, stitched and padded), ``center`` the rotation axis in its columns, and the
-output grid is centred on the axis in the geometry of `tomosnake.phantom`
-(s = x cos(theta) + y sin(theta), x along columns, y along rows, both increasing with the
-index).  The default backend writes its slices in TomoPy's orientation (image rows run along -y),
-and TomoPy's, algotom's and TomocuPy's slices are used as they come: the orientations agree
-(measured on the lopsided phantom of tests/test_recon_backends.py), nothing is flipped.
+-> (n_slices, n_out, n_out) float32`` where ``sino`` is (n_proj, n_slices, width) float32 (already
+-log, stitched and padded), ``center`` the rotation axis in its columns, ``params`` the algorithm's
+own parameters that are set, with TomoPy's names and meaning (`tomosnake.config.ALGORITHM_PARAMS`;
+only those the backend honours for that algorithm, `Backend.params`: the plan refuses the others), and
+the output grid is centred on the axis in the geometry of `tomosnake.phantom` (s = x cos(theta) +
+y sin(theta), x along columns, y along rows, both increasing with the index).  The default backend
+writes its slices in TomoPy's orientation (image rows run along -y); TomoPy's, algotom's and
+TomocuPy's slices are used as they come, nothing is flipped: the orientations agree.  TomoPy's
+gridrec puts the axis on pixel ceil(n/2) rather than (n-1)/2 (half a pixel off for even n, one for
+odd); the `tomopy` backend keeps that, being TomoPy's own output (benchmarks/tomopy_parity.py).
 Algorithm "gridrec" means each backend's Fourier method (TomocuPy fourierrec, algotom dfi);
 the default backend's "fbp" is the same filtered backprojection as its "gridrec".
 """
