@@ -160,7 +160,7 @@ def _shallow(obj: object) -> dict:
     return {f.name: getattr(obj, f.name) for f in fields(obj)}  # type: ignore[arg-type]
 
 
-def _budget_bytes(cfg: TomoConfig, stage: Literal["preprocess", "recon"]) -> int:
+def budget_bytes(cfg: TomoConfig, stage: Literal["preprocess", "recon"]) -> int:
     """Bytes of a job's budget left for data once the interpreter's share is reserved."""
     total = cfg.budget_mb(stage)
     if total - cfg.overhead_mb <= 0:
@@ -320,7 +320,7 @@ def _row_sum_sinogram(scan: Scan, crop: tuple[int, int, int, int], step: int) ->
 
 def _lamino_slices_per_load(cfg: TomoConfig, geom: lamino.Geometry, theta: np.ndarray, n_proj: int) -> int:
     """The most output slices one laminography load holds within the recon budget, its row window included."""
-    budget = _budget_bytes(cfg, "recon") - FIXED_BYTES
+    budget = budget_bytes(cfg, "recon") - FIXED_BYTES
     a = math.radians(geom.angle_deg)
     spread = 2 * lamino.lateral_radius(geom, theta) * math.sin(a)
     stripes = bool(stripe_passes(cfg.recon, cfg.preprocess.stripe))
@@ -391,7 +391,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
     recon = cfg.recon if old_center is None else _with_old_center(cfg.recon, old_center)
     if cfg.recon.center is not None:
         check_center(cfg.recon.center, output_width(crop[3] - crop[2], recon))
-    tile = subchunk_shape(chain, _budget_bytes(cfg, "preprocess"), info.n_proj, info.n_rows, info.n_cols,
+    tile = subchunk_shape(chain, budget_bytes(cfg, "preprocess"), info.n_proj, info.n_rows, info.n_cols,
                           threads=cfg.threads)
     out_rows, out_cols = crop[1] - crop[0], crop[3] - crop[2]
 
@@ -403,7 +403,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
     k = min(math.ceil(info.n_proj / proj_per_job), cfg.max_chunk_jobs)
 
     per_slice = slice_bytes(info.n_proj, out_cols, recon, cfg.preprocess.stripe)
-    budget = _budget_bytes(cfg, "recon")
+    budget = budget_bytes(cfg, "recon")
     recon_threads = (cfg.threads if cfg.recon.lamino.enabled
                      else _recon_threads(cfg, budget, info.n_proj, out_cols, recon, per_slice))
     # The same allowance for HDF5 caches and allocator slack as in preprocessing.

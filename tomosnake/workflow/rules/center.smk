@@ -1,5 +1,14 @@
 # try_center: one slice per centre around the chosen one, as TIFFs plus a PDF contact sheet.
 # `snakemake try_center --config center_try='{width: 5, step: 0.25}'`; reuses the preprocessed data.
+# After cleanup the series reads the raw file and pre-processes only the rows it needs: recreating the
+# pre-processed data would make the finished run's next invocation redo every stage after them.
+
+
+def try_inputs(w) -> dict:
+    files = ScanFiles.under(OUT, w.scan)
+    if Path(files.cleanup_done).exists():
+        return {"raw": raw_input(w), "parts": stitch_inputs(w), "plan": files.plan}
+    return {"vds": files.preproc_vds, "chunks": preproc_chunks(w), "plan": files.plan}
 
 
 rule try_center:
@@ -9,13 +18,12 @@ rule try_center:
 
 rule try_center_scan:
     input:
-        vds=FILES.preproc_vds,
-        chunks=preproc_chunks,
-        plan=FILES.plan,
+        unpack(try_inputs),
     output:
         sheet=FILES.try_center_sheet,
     params:
         center_try=CFG.center_try.model_dump(mode="json"),
+        stage=stage_dict(CFG, "recon"),
     threads: resources.threads(CFG, "try_center_scan")
     resources:
         **job_resources("try_center_scan"),
@@ -38,13 +46,12 @@ rule try_lamino:
 
 rule try_lamino_scan:
     input:
-        vds=FILES.preproc_vds,
-        chunks=preproc_chunks,
-        plan=FILES.plan,
+        unpack(try_inputs),
     output:
         sheet=FILES.try_lamino_sheet,
     params:
         lamino_try=CFG.lamino_try.model_dump(mode="json"),
+        stage=stage_dict(CFG, "recon"),
     threads: resources.threads(CFG, "try_lamino_scan")
     resources:
         **job_resources("try_lamino_scan"),
