@@ -138,3 +138,43 @@ def test_try_lamino_after_cleanup_leaves_the_run_finished(tmp_path, base_env) ->
     assert len(list((scan_dir / "try_center").glob("*.tiff"))) == 3
     assert not (scan_dir / "preproc.vds.h5").exists()
     assert workflow.nothing_to_do(tmp_path, cfg)
+
+
+def _report_results(html: str) -> dict:
+    """The results Snakemake's HTML report embeds: {path: {caption, mime_type, data_uri, ...}}."""
+    import json
+
+    return json.loads(re.search(r"^\s*var results = (\{.*\})\s*;?\s*$", html, re.M).group(1))
+
+
+def test_snakemake_report_holds_the_pdf_previews_and_statistics(finished, base_env) -> None:
+    """`snakemake --report` after a run (with the base install's pygments) embeds the PDF report, the seven
+    previews and the volume's statistics, each with its caption, and the workflow's description."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    work, cfg, _ = finished
+    out = work / "snakemake_report.html"
+    workflow.run(work, cfg, "--report", str(out), env=base_env)
+    html = out.read_text()
+    assert "tomosnake reconstructs synchrotron X-ray tomography scans" in html  # report/workflow.rst
+    results = {Path(k).name: v for k, v in _report_results(html).items()}
+
+    def data(name: str) -> bytes:
+        return base64.b64decode(results[name]["data_uri"].partition("base64,")[2])
+
+    scan_dir = work / "out" / "phantom"
+    assert data("phantom_report.pdf") == (scan_dir / "phantom_report.pdf").read_bytes()
+    assert "reconstruction report (PDF)" in results["phantom_report.pdf"]["caption"]
+    pngs = sorted(n for n in results if n.endswith(".png"))
+    assert pngs == ["1_raw_projection.png", "2_corrected_projection.png", "3_raw_sinogram.png",
+                    "4_corrected_sinogram.png", "5_axial_slice.png", "6_coronal_slice.png", "7_sagittal_slice.png"]
+    axial = np.asarray(Image.open(io.BytesIO(data("5_axial_slice.png"))))
+    assert axial.shape == (SPEC.n_cols, SPEC.n_cols) and axial.std() > 10  # a slice, not a blank
+    assert all("Previews of the scan" in results[n]["caption"] for n in pngs)
+    stats = data("phantom_stats.html").decode()
+    assert "Volume statistics" in stats and f"{SPEC.n_rows} x {SPEC.n_cols} x {SPEC.n_cols}" in stats
+    assert "Statistics of the reconstructed volume" in results["phantom_stats.html"]["caption"]
+    assert workflow.nothing_to_do(work, cfg)

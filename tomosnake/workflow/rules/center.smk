@@ -1,14 +1,6 @@
 # try_center: one slice per centre around the chosen one, as TIFFs plus a PDF contact sheet.
 # `snakemake try_center --config center_try='{width: 5, step: 0.25}'`; reuses the preprocessed data.
-# After cleanup the series reads the raw file and pre-processes only the rows it needs: recreating the
-# pre-processed data would make the finished run's next invocation redo every stage after them.
-
-
-def try_inputs(w) -> dict:
-    files = ScanFiles.under(OUT, w.scan)
-    if Path(files.cleanup_done).exists():
-        return {"raw": raw_input(w), "parts": stitch_inputs(w), "plan": files.plan}
-    return {"vds": files.preproc_vds, "chunks": preproc_chunks(w), "plan": files.plan}
+# After cleanup it reads the raw file instead (`try_inputs`).
 
 
 rule try_center:
