@@ -92,6 +92,7 @@ class Plan:
     memory_mb: float
     estimates: dict = field(default_factory=dict)
     stitch_offsets: list[int] | None = None  # column offset of each of stitch.inputs, when stitching
+    stitch: dict | None = None  # how they were joined (`StitchedScan.layout`), for the report
     warnings: list[str] = field(default_factory=list)  # usable oddities of the input (log, report page 1)
     # Laminography: angle, height, lateral radius, each job's detector-row window and rows read (`lamino_plan`).
     lamino: dict | None = None
@@ -380,6 +381,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
     with open_scan(cfg, input_path) as scan:
         info: ScanInfo = scan.info
         stitch_offsets = scan.offsets if isinstance(scan, StitchedScan) else None
+        stitch = scan.layout(cfg.stitch) if isinstance(scan, StitchedScan) else None
         scan.check_flats()
         warnings = scan.check_data()
         check_excluded(info.n_proj, cfg)
@@ -445,8 +447,8 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
                 proj_chunks=split(info.n_proj, k), tile=tile, sino_chunks=sino_chunks,
                 slices_per_load=int(slices_per_load), recon_width=width,
                 center_method=center_method, log_applied=chain.log_applied, memory_mb=cfg.memory_mb,
-                estimates=estimates, stitch_offsets=stitch_offsets, lamino=lamino_info, warnings=warnings,
-                recon_threads=recon_threads,
+                estimates=estimates, stitch_offsets=stitch_offsets, stitch=stitch, lamino=lamino_info,
+                warnings=warnings, recon_threads=recon_threads,
                 # without the search (preflight) the placeholders shaped the layout only
                 center=center if search else None, axis=axis if search else None,
                 old_center=old_center if search else None)
