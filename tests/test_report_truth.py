@@ -104,6 +104,7 @@ def test_pixel_size_from_the_phase_config_when_the_file_has_none(corrected) -> N
     assert "Pixel size 6.5 µm (preprocess.phase.pixel_size; the raw file gives 1 without a unit)" in one
     assert "not given in the raw file" not in one
     assert "pixel size unknown" not in two
+    assert "µm at 6.5 µm per pixel" in two  # the FRC's resolution (crossing or Nyquist) in micrometres
     with h5py.File(pdf.parent / "phantom_recon.h5", "r") as f:
         assert f["exchange/data"].attrs["pixel_size_um"] == pytest.approx(6.5)
 

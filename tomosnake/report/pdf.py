@@ -445,7 +445,8 @@ def _resolution(prov: dict, pixel_um: float | None) -> list:
                                          if pixel_um else " (pixel size unknown)")
         text = f"Resolution {value}: the period where the FRC first falls below the 1/2-bit threshold"
     else:
-        text = "The FRC stays above the 1/2-bit threshold up to the Nyquist frequency: resolution 2 px or better"
+        text = ("The FRC stays above the 1/2-bit threshold up to the Nyquist frequency: resolution 2 px"
+                + (f" ({2 * pixel_um:.3g} µm at {pixel_um:g} µm per pixel)" if pixel_um else "") + " or better")
     text += (f". Fourier ring correlation of slices {res['rows']} reconstructed once from the even and once from "
              "the odd projections (each half has half the dose and angles, so the full data resolve somewhat finer).")
     plot = FRCPlot(res["freq"], res["frc"], res["threshold"], res.get("crossing"), 0.6 * TEXT_W, 36 * mm, pixel_um)
