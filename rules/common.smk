@@ -77,6 +77,16 @@ def recon_chunks(w) -> list[str]:
     return [ScanFiles.under(OUT, w.scan).recon_chunk(j) for j in range(plan_of(w).j)]
 
 
+def try_inputs(w) -> dict:
+    """What try_center and try_lamino read: the pre-processed data, or after cleanup the raw file (the job then
+    pre-processes only the rows it needs): recreating the pre-processed data would make the finished run's
+    next invocation redo every stage after them."""
+    files = ScanFiles.under(OUT, w.scan)
+    if Path(files.cleanup_done).exists():
+        return {"raw": raw_input(w), "parts": stitch_inputs(w), "plan": files.plan}
+    return {"vds": files.preproc_vds, "chunks": preproc_chunks(w), "plan": files.plan}
+
+
 def cluster_limits():
     """The SLURM partitions' limits when this run submits to SLURM (else None), the config checked
     against them once: a request the cluster cannot serve stops the run with one line, nothing queued.
