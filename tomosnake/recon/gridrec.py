@@ -23,13 +23,15 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import numpy as np
+
+from tomosnake.config import FILTER_PARS
 
 FILTERS = ("none", "ramlak", "shepp", "cosine", "hann", "hamming", "parzen", "butterworth")
 # Requested relative accuracy of the gridding.  Measured at 1024 px / 1201 angles against
@@ -51,7 +53,7 @@ def fft_length(width: int) -> int:
     return scipy.fft.next_fast_len(int(width))
 
 
-def filter_response(name: str, n: int) -> np.ndarray:
+def filter_response(name: str, n: int, par: Sequence[float] | None = None) -> np.ndarray:
     """Real filter of length ``n`` in FFT order: ramp times window (TomoPy's filter names).
 
     The ramp is the FFT of the band-limited spatial ramp kernel (Kak & Slaney eq. 3.61:
@@ -59,9 +61,17 @@ def filter_response(name: str, n: int) -> np.ndarray:
     level, unlike |k|/n sampled in frequency.  Windows reach zero at the Nyquist frequency
     (parzen (1-2|f|)^3, butterworth order 8 with cut-off 0.5, hann, hamming, cosine, and
     shepp's sinc(f)); "none" is plain backprojection, as in TomoPy.
+
+    ``par`` is TomoPy's ``filter_par`` for the windows of `FILTER_PARS`, with TomoPy's formulas
+    (f in cycles per pixel): hann 0.5 (1 + cos(2 pi f / c)), hamming 0.54 + 0.46 cos(2 pi f / c),
+    parzen (1 - |f| / c)^3, butterworth 1 / (1 + (|f| / c)^(2 order)). Without it, hann and
+    hamming take c = 1 (hann reaches zero at Nyquist; TomoPy's default c = 0.5 puts the zero at
+    f = 0.25 and rises back to 1 at Nyquist), parzen c = 0.5 and butterworth [0.5, 8] (TomoPy's).
     """
     if name not in FILTERS:
         raise ValueError(f"unknown filter_name {name!r}; choose one of {', '.join(FILTERS)}")
+    if par is not None and len(par) != FILTER_PARS.get(name, 0):
+        raise ValueError(f"filter_par: filter {name!r} takes {FILTER_PARS.get(name, 0)} values, not {len(par)}")
     f = np.fft.fftfreq(n)  # cycles per pixel, in [-0.5, 0.5)
     if name == "none":
         return np.ones(n)
@@ -72,15 +82,16 @@ def filter_response(name: str, n: int) -> np.ndarray:
     h[odd] = -1.0 / (np.pi * m[odd]) ** 2
     ramp = np.real(np.fft.fft(h))
     a = np.abs(f)
+    c = par[0] if par is not None else {"hann": 1.0, "hamming": 1.0}.get(name, 0.5)
     window = {
-        "ramlak": np.ones(n),
-        "shepp": np.sinc(f),
-        "cosine": np.cos(np.pi * f),
-        "hann": 0.5 * (1.0 + np.cos(2 * np.pi * f)),
-        "hamming": 0.54 + 0.46 * np.cos(2 * np.pi * f),
-        "parzen": (1.0 - 2.0 * a) ** 3,
-        "butterworth": 1.0 / (1.0 + (a / 0.5) ** 16),
-    }[name]
+        "ramlak": lambda: np.ones(n),
+        "shepp": lambda: np.sinc(f),
+        "cosine": lambda: np.cos(np.pi * f),
+        "hann": lambda: 0.5 * (1.0 + np.cos(2 * np.pi * f / c)),
+        "hamming": lambda: 0.54 + 0.46 * np.cos(2 * np.pi * f / c),
+        "parzen": lambda: (1.0 - a / c) ** 3,
+        "butterworth": lambda: 1.0 / (1.0 + (a / c) ** (2 * (par[1] if par is not None else 8.0))),
+    }[name]()
     return ramp * window
 
 
@@ -176,7 +187,8 @@ def _kernel(nf: int) -> np.ndarray:
     return spread[rows // 2] / np.sqrt(spread[rows // 2, nf // 2])
 
 
-def _build(theta: np.ndarray, center: float, g: int, n_out: int, filter_name: str, threads: int) -> Gridding:
+def _build(theta: np.ndarray, center: float, g: int, n_out: int, filter_name: str, threads: int,
+           filter_par: Sequence[float] | None) -> Gridding:
     n_proj = len(theta)
     nf = fine_grid(n_out)
     kern = _kernel(nf)
@@ -239,7 +251,7 @@ def _build(theta: np.ndarray, center: float, g: int, n_out: int, filter_name: st
     kernel_ft = (kern[support] * np.cos((modes[:, None] + delta) * x[support])).sum(axis=1)  # kern is even
     sign = np.where(modes % 2, -1.0, 1.0)  # the fine grid's origin is its middle
     return Gridding(n_out=n_out, g=g, nf=nf, margin=margin, bounds=bounds, idx=idx, px=px, py=py,
-                    row=_spectral_row(center, g, filter_response(filter_name, g)),
+                    row=_spectral_row(center, g, filter_response(filter_name, g, filter_par)),
                     weights=angle_weights(theta).astype(np.float32),
                     shift=np.exp(1j * delta * x).astype(np.complex64),
                     deconv=(sign / kernel_ft).astype(np.float32))
@@ -252,16 +264,18 @@ _spare: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 _spare_lock = threading.Lock()
 
 
-def gridding(theta: np.ndarray, center: float, g: int, n_out: int, filter_name: str, threads: int = 1) -> Gridding:
+def gridding(theta: np.ndarray, center: float, g: int, n_out: int, filter_name: str, threads: int = 1,
+             filter_par: Sequence[float] | None = None) -> Gridding:
     """The `Gridding` of these angles and sizes: built once and kept (one at a time) for the job's next loads."""
     from tomosnake.report import timings
 
     key = (hashlib.sha1(np.ascontiguousarray(theta, dtype=np.float64)).hexdigest(), float(center), g, n_out,
-           filter_name)
+           filter_name, None if filter_par is None else tuple(float(p) for p in filter_par))
     if key not in _cache:
         forget()  # before building: two at a time would not fit the budget
         with timings.phase("gridding: points"):
-            _cache[key] = _build(np.asarray(theta, dtype=np.float64), center, g, n_out, filter_name, threads)
+            _cache[key] = _build(np.asarray(theta, dtype=np.float64), center, g, n_out, filter_name, threads,
+                                 filter_par)
     return _cache[key]
 
 
@@ -292,12 +306,14 @@ def working_bytes(n_proj: int, g: int, n_out: int, threads: int) -> int:
 
 
 def reconstruct(sino: np.ndarray, theta_rad: np.ndarray, center: float, filter_name: str = "shepp",
-                threads: int = 1, n_out: int | None = None, fft_len: int | None = None) -> np.ndarray:
+                threads: int = 1, n_out: int | None = None, fft_len: int | None = None,
+                filter_par: Sequence[float] | None = None) -> np.ndarray:
     """Reconstruct ``sino`` (n_proj, n_slices, width) to (n_slices, n_out, n_out) float32.
 
     ``center`` is the rotation axis in columns of ``sino``; the output grid is centred on it and
     oriented as TomoPy's (see `tomosnake.phantom` for the geometry).
-    ``n_out`` defaults to the width; ``fft_len`` (>= width) to `fft_length`.
+    ``n_out`` defaults to the width; ``fft_len`` (>= width) to `fft_length`; ``filter_par`` is TomoPy's
+    (`filter_response`).
 
     Slice pairs (two real slices as one complex signal, as in gridrec), `parallel_pairs` at a time, the
     threads sharing each: its spectrum in fixed blocks of angles, its spreading strip by strip (each
@@ -311,7 +327,7 @@ def reconstruct(sino: np.ndarray, theta_rad: np.ndarray, center: float, filter_n
     g = fft_length(width) if fft_len is None else int(fft_len)
     if g < width:
         raise ValueError("fft_len must be >= the sinogram width")
-    grid_of = gridding(np.asarray(theta_rad, dtype=np.float64), center, g, n_out, filter_name, threads)
+    grid_of = gridding(np.asarray(theta_rad, dtype=np.float64), center, g, n_out, filter_name, threads, filter_par)
     out = np.empty((n_slices, n_out, n_out), dtype=np.float32)
     starts = list(range(0, n_slices, 2))
     n_pairs = max(1, min(parallel_pairs(n_out, threads), len(starts)))
