@@ -376,11 +376,15 @@ def wall_estimate(a: ScanAudit, cfg: TomoConfig, limits: dict[str, cluster.Parti
     else:
         nodes, cpus, io = 1, os.cpu_count() or 1, resources.IO_BYTES_PER_S
         where = f"this machine ({cpus} CPUs, storage at {io / 1e9:g} GB/s)"
-    stages = resources.cluster_seconds(Plan.read(a.plan_path), cfg, nodes, cpus, io)
+    plan = Plan.read(a.plan_path)
+    stages = resources.cluster_seconds(plan, cfg, nodes, cpus, io)
     total = sum(stages.values())
     parts = ", ".join(f"{k} {v / 60:.1f}" for k, v in stages.items())
+    per_job = resources.expected_seconds(plan, cfg)  # the longest job of each rule
+    core_h = sum(per_job.get(j.rule, 0.0) * j.threads for j in a.submitted) / 3600
     return (f"expected wall time on {where}: {total / 60:.1f} min ({parts} min; without the plan and "
-            f"report; time limits are {resources.SAFETY:g}x these figures per job)")
+            f"report); expected core-hours <= {core_h:.2f} (each job as its rule's longest; time limits are "
+            f"{resources.SAFETY:g}x a job's expected time, at least {resources.MIN_MINUTES} min)")
 
 
 def cluster_line(limits: dict[str, cluster.Partition]) -> str:
