@@ -59,7 +59,9 @@ class ReconRates:
     build_per_point: float  # per job and point: the gridding's points (`gridrec.gridding`, once per job)
 
 
-RECON = ReconRates(per_point=60e-9, per_cell=1.5e-9, build_per_point=120e-9)
+# benchmarks/facility.py on this shared 2-core machine gave 28-85 ns a point, 1.6-2.9 ns a cell x log2 and 62-190 ns
+# a point per job, run to run (the machine's load): figures in that range, not its best.
+RECON = ReconRates(per_point=40e-9, per_cell=2.0e-9, build_per_point=100e-9)
 CLUSTER_IO_BYTES_PER_S = 10e9  # a facility's storage, read plus write, all jobs together (the seed paper's SSDs)
 JOB_START_S = 5.0  # scheduling and start of a wave of jobs on a cluster (SLURM latency, Snakemake's start)
 # The environment of every job. glibc raises its mmap threshold as large arrays are freed, after which
