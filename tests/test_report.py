@@ -192,8 +192,8 @@ def test_a_job_in_a_busy_process_records_its_own_cpu_memory_and_threads(tmp_path
             np.sort(data)
         busy["cpu"] = next(t.user_time + t.system_time for t in me() if t.id == threading.get_native_id())
 
-    sino = np.random.default_rng(1).random((600, 4, 384), dtype=np.float32)
-    theta = np.linspace(0, np.pi, 600, endpoint=False)
+    sino = np.random.default_rng(1).random((1200, 4, 1536), dtype=np.float32)
+    theta = np.linspace(0, np.pi, 1200, endpoint=False)
     log = tmp_path / "recon_0.log"
     thread = threading.Thread(target=other)
     thread.start()
@@ -203,7 +203,7 @@ def test_a_job_in_a_busy_process_records_its_own_cpu_memory_and_threads(tmp_path
             block = np.ones((200, 1 << 20), dtype=np.uint8)  # 200 MB, touched
             for _ in range(3):
                 gridrec.forget()
-                gridrec.reconstruct(sino, theta, 191.5, "cosine", threads=2, n_out=256)
+                gridrec.reconstruct(sino, theta, 767.5, "cosine", threads=2, n_out=1024)
             del block
     finally:
         stop.set()

@@ -132,7 +132,7 @@ class JobRecord:
     slurm_job_id: str | None = None
     phases: dict[str, float] = field(default_factory=dict)  # named parts of the job (`phase`), seconds
     cpu_s: float | None = None  # CPU seconds of the job's threads (`JobCPU`)
-    threads_used: int | None = None  # the most threads of the job running at once (`JobSampler`)
+    threads_used: int | None = None  # the most threads of the job busy at once (`JobSampler`)
     start_rss_mb: float | None = None  # the process's resident memory when the job started
 
     @property
@@ -183,29 +183,38 @@ class JobCPU:
 
 
 class JobSampler:
-    """Samples the process's resident memory every `SAMPLE_S` (and the job's threads every fourth time) in a
-    thread of its own while a job runs: the peak RSS, and the most threads of the job alive at once (the
-    threads started since, the job's own thread included)."""
+    """Samples, in a thread of its own while a job runs, the process's resident memory every `SAMPLE_S` and,
+    every `THREAD_EVERY` samples, which of the job's threads (its own and those started since) ran: the peak
+    RSS, and the most threads that were busy at once (each with at least a third of the interval's CPU)."""
 
     SAMPLE_S = 0.02
+    THREAD_EVERY = 5
 
-    def __init__(self) -> None:
+    def __init__(self, job_thread: int | None = None) -> None:
         self._proc = psutil.Process()
         self.start_rss = self._proc.memory_info().rss
         self.peak_rss = self.start_rss
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tomosnake-job-sampler", daemon=True)
-        self._before = {t.id for t in self._proc.threads()}
+        self._job = threading.get_native_id() if job_thread is None else job_thread
+        self._before = {t.id for t in self._proc.threads()} - {self._job}
         self.threads = 1
+        self._thread = threading.Thread(target=self._run, name="tomosnake-job-sampler", daemon=True)
         self._thread.start()
 
+    def _busy(self, last: dict[int, float], me: int) -> int:
+        now = {t.id: t.user_time + t.system_time for t in self._proc.threads()
+               if t.id not in self._before and t.id != me}
+        busy = sum(cpu - last.get(tid, cpu) >= self.SAMPLE_S * self.THREAD_EVERY / 3 for tid, cpu in now.items())
+        last.clear()
+        last.update(now)
+        return busy
+
     def _run(self) -> None:
-        me, n = threading.get_native_id(), 0
+        me, n, last = threading.get_native_id(), 0, {}
         while not self._stop.wait(self.SAMPLE_S if n else 0):
             self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
-            if n % 4 == 0:
-                ids = {t.id for t in self._proc.threads()}
-                self.threads = max(self.threads, 1 + len(ids - self._before - {me}))
+            if n % self.THREAD_EVERY == 0:
+                self.threads = max(self.threads, self._busy(last, me))
             n += 1
 
     def stop(self) -> None:
