@@ -7,12 +7,17 @@ image's 2D spectrum, and the image is the sum over those polar samples,
     f(x, y) = sum_theta w_theta sum_k  P_theta(k) H(k) exp(2 pi i k/G (x cos theta + y sin theta)) / G,
 
 with P the detector-axis FFT (length G, origin at the rotation axis), H the filter and
-w_theta the angular quadrature weights.  The polar-to-Cartesian gridding, its kernel
-(exponential of semicircle) and deapodisation are done by FINUFFT's type-1 transform, which
-is what TomoPy's gridrec does by hand with a PSWF kernel; the library is used instead of a
-hand-written gridding loop because it is well kept, threaded, vectorised and faster.
-Two real slices travel as one complex signal (real and imaginary parts), as in gridrec;
-each worker thread's plan (points sorted once) is reused for every pair it reconstructs.
+w_theta the angular quadrature weights.  The polar-to-Cartesian spreading with its kernel
+(exponential of semicircle) is FINUFFT's (``spreadinterponly``: what TomoPy's gridrec does by hand
+with a PSWF kernel; the library is well kept, vectorised and faster than a hand-written loop); the
+grid's FFT and the deapodisation (by the kernel's transform, sampled from FINUFFT itself) are done
+here, because the threads must share one grid: FINUFFT's own multithreaded spreading is not
+reproducible bit for bit (upstream wontfix), and a grid per thread would not fit the budget of a
+wide scan (~3.5 GB each at the ovine bone's 16606 px). So each strip of `STRIP_ROWS` grid rows is
+spread by a single-threaded plan into a grid of its own, with margins, and added to the slice
+pair's grid, where at most two strips meet: the strips are fixed by the data, and a sum of two
+does not depend on its order. Two real slices travel as one complex signal (real and imaginary
+parts), as in gridrec.
 
 Geometry is that of `tomosnake.phantom`: detector column u sees s = u - center, pixel
 (row, col) of an n x n slice sits at x = col - (n-1)/2, y = row - (n-1)/2 from the axis.
