@@ -51,6 +51,7 @@ HEAVY = {"preprocess": {"outlier": {"enabled": True}, "stripe": {"enabled": True
          "recon": {"stripe": {"enabled": True}, "ring_removal": {"enabled": True}}}
 PAGE = os.sysconf("SC_PAGE_SIZE")
 DISTINCT_ROWS = 16
+RECORD_RULE = {"preprocess": "preprocess_chunk", "recon": "recon_chunk"}  # a timing record's stage -> its rule
 
 
 def write_scan(path: Path, n_proj: int, n_rows: int, n_cols: int, block: int = 16) -> None:
@@ -268,8 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         jb["wrapper_mb"] = sampler.wrapper_peak.get(job_id)
         by_rule[jb["rule"]].append(jb)
     print(f"\n{'rule':18s}{'jobs':>5s}{'--mem MB':>10s}{'sampled':>9s}{'sacct':>8s}{'wrapper':>10s}"
-          f"{'CPU eff':>9s}{'mem eff':>9s}{'job CPU':>9s}"
-          "  (largest peak, MB; efficiencies: the rule's worst job, sacct; job CPU: its own record)")
+          f"{'CPU eff':>9s}{'mem eff':>9s}{'sampled':>9s}{'job CPU':>9s}"
+          "  (largest peak, MB; efficiencies: the rule's worst job, from sacct, and memory from the sampled tree;"
+          " job CPU: CPU / wall of its own records)")
     over = 0
     for rule, js in sorted(by_rule.items()):
         def top(key: str, js: list = js) -> str:
@@ -282,11 +284,13 @@ def main(argv: list[str] | None = None) -> int:
         cpu_eff = min(jb["cpu_s"] / (jb["elapsed"] * jb["cpus"]) for jb in js if jb["elapsed"] > 0) if any(
             jb["elapsed"] > 0 for jb in js) else float("nan")
         mem_eff = min(((jb["maxrss_mb"] or 0) / jb["req_mb"] for jb in js if jb["req_mb"]), default=float("nan"))
-        low = "  LOW" if cpu_eff < 0.7 or mem_eff < 0.4 else ""
-        own = [r.cpu_s / r.wall for r in summary.records if r.stage == rule and r.cpu_s is not None and r.wall > 0]
+        sampled_eff = min(((jb["sampled_mb"] or 0) / jb["req_mb"] for jb in js if jb["req_mb"]), default=float("nan"))
+        low = "  LOW" if cpu_eff < 0.7 or max(mem_eff, sampled_eff) < 0.4 else ""
+        own = [r.cpu_s / r.wall for r in summary.records if RECORD_RULE.get(r.stage, r.stage) == rule
+               and r.cpu_s is not None and r.wall > 0]
         own_s = f"{min(own):.2f}" if own else "-"
         print(f"{rule:18s}{len(js):5d}{req:10.0f}{top('sampled_mb'):>9s}{top('maxrss_mb'):>8s}"
-              f"{top('wrapper_mb'):>10s}{cpu_eff:>9.0%}{mem_eff:>9.0%}{own_s:>9s}{flag}{low}")
+              f"{top('wrapper_mb'):>10s}{cpu_eff:>9.0%}{mem_eff:>9.0%}{sampled_eff:>9.0%}{own_s:>9s}{flag}{low}")
     wr = [v for v in sampler.wrapper_peak.values() if v]
     if wr:
         print(f"wrapper processes per SLURM job (job-step Snakemake, srun, shells): {np.median(wr):.0f} MB "
