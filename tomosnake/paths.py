@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Folders of the output directory itself that the run writes: its state (lock, resolved config, input
+# aliases; `tomosnake.outdir`), Snakemake's records, and the SLURM executor's logs (the profiles' slurm-logdir).
+RUN_DIRS = (".tomosnake", ".snakemake", "logs")
+
 
 @dataclass(frozen=True)
 class ScanFiles:
@@ -99,3 +103,18 @@ class ScanFiles:
 
     def benchmark(self, job: str) -> str:
         return f"{self.benchmarks}/{job}.tsv"
+
+    # every name above: what the workflow may write, replace or delete
+    @property
+    def managed_files(self) -> dict[str, str]:
+        """Files the workflow writes or deletes in ``dir`` (beyond `managed_dirs`), by what they are."""
+        return {"plan": self.plan, "pre-processed VDS": self.preproc_vds, "conversion range": self.recon_range,
+                "input checksum": self.input_sha256, "volume": self.volume, "volume's config": self.volume_config,
+                "report previews": self.previews, "report": self.report, "cleanup mark": self.cleanup_done}
+
+    @property
+    def managed_dirs(self) -> dict[str, str]:
+        """Folders in ``dir`` whose whole content the workflow writes or deletes, by what they hold."""
+        return {"pre-processed chunks": self._in("preproc"), "reconstructed chunks": self._in("recon"),
+                "OME-Zarr copy": self.ome_zarr, "TIFF stack": self.tiff, "try_center": self._in("try_center"),
+                "try_lamino": self._in("try_lamino"), "job logs": self.logs, "benchmarks": self.benchmarks}

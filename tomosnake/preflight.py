@@ -17,11 +17,12 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from tomosnake import config as tconfig
+from tomosnake import guard
 from tomosnake.config import OutputConfig, TomoConfig, scan_name
 from tomosnake.paths import ScanFiles
 from tomosnake.stages.plan import Plan, make_plan
@@ -137,15 +138,17 @@ def check_disk(outdir: str | Path, need: int) -> None:
                              f"to skip this check)")
 
 
-def check(raw: Mapping[str, Any]) -> dict[str, Plan]:
+def check(raw: Mapping[str, Any], configfiles: Iterable[str | os.PathLike] = ()) -> dict[str, Plan]:
     """Every check, in order; returns each scan's plan (without the automatic centre).
 
+    First of all, no input (``configfiles`` included) may lie where the workflow writes (`guard`).
     Raises `PreflightError` with one line naming the file, dataset or key.
     """
     try:
         cfg = tconfig.load(dict(raw))
         named = scans(cfg)
-    except ValueError as err:  # ConfigError, ToriError
+        guard.check_outside(cfg, named, configfiles)
+    except ValueError as err:  # ConfigError, ToriError, InputInOutdir
         raise PreflightError(_one_line(str(err))) from None
     plans = {name: plan_scan(cfg, path, name) for name, path in named.items()}
     if cfg.disk_check:
@@ -153,13 +156,13 @@ def check(raw: Mapping[str, Any]) -> dict[str, Plan]:
     return plans
 
 
-def check_or_exit(raw: Mapping[str, Any]) -> None:
+def check_or_exit(raw: Mapping[str, Any], configfiles: Iterable[str | os.PathLike] = ()) -> None:
     """`check`; on failure print its one line to stderr and exit with status 1 (no traceback).
 
     The plans' warnings (input that is usable, but odd) are printed one line each and the run goes on.
     """
     try:
-        plans = check(raw)
+        plans = check(raw, configfiles)
     except PreflightError as err:
         print(f"tomosnake: {_one_line(str(err))}", file=sys.stderr, flush=True)
         sys.exit(1)
