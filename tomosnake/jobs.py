@@ -33,6 +33,7 @@ from typing import Any
 
 from tomosnake import config as tconfig
 from tomosnake.config import TomoConfig
+from tomosnake.io.scan import ScanError
 from tomosnake.report import timings
 from tomosnake.resources import JOB_ENV
 
@@ -107,8 +108,8 @@ def _job_logging(log: list[str]) -> Iterator[None]:
     logger.propagate = False
     try:
         yield
-    except BaseException as err:
-        logger.critical("%s: %s", type(err).__name__, err, exc_info=True)
+    except BaseException as err:  # bad input (a frame the job read): its one line, no traceback
+        logger.critical("%s: %s", type(err).__name__, err, exc_info=not isinstance(err, ScanError))
         raise
     finally:
         for h in handlers:
@@ -188,7 +189,8 @@ class _Attrs(dict):
 
 def _log_uncaught(kind: type[BaseException], err: BaseException, tb: Any) -> None:
     """Put a job's fatal error in its log file, where Snakemake points the user."""
-    logging.getLogger("tomosnake").critical("%s: %s", kind.__name__, err, exc_info=(kind, err, tb))
+    trace = None if isinstance(err, ScanError) else (kind, err, tb)  # bad input: its one line
+    logging.getLogger("tomosnake").critical("%s: %s", kind.__name__, err, exc_info=trace)
 
 
 # ----------------------------------------------------------------------------- fault injection

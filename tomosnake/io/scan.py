@@ -9,6 +9,7 @@ the input.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,6 +149,31 @@ def _sample(n: int, count: int) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, n - 1, max(1, min(count, n))).round()})
 
 
+def check_frames(block: np.ndarray, frames: Sequence[int], ds: h5py.Dataset, label: str) -> None:
+    """Refuse a block of raw frames (frames, rows, columns) holding non-finite values or negative counts,
+    naming the file, the dataset and the first bad frame (``frames``: the block's frame indices in the file).
+    Two passes over the block for floats (min and max: NaN and infinities show in them), one for signed
+    integers, none for unsigned; the bad frame is looked for only once there is one."""
+    if block.dtype.kind not in "if" or not block.size:
+        return
+    lo = block.min()
+    hi = block.max() if block.dtype.kind == "f" else 0
+    flat = block.reshape(len(block), -1)
+    where = f"{ds.file.filename}: {label} '{ds.name}'"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        bad = ~np.isfinite(flat).all(axis=1)
+        i = int(np.flatnonzero(bad)[0])
+        cols = np.flatnonzero(~np.isfinite(block[i]).all(axis=0))
+        raise ScanError(f"{where} frame {frames[i]} holds NaN or infinite values in {_columns(cols)} (of the "
+                        f"selection; {int(bad.sum())} of the {len(block)} frames read have them)")
+    if lo < 0:
+        low = flat.min(axis=1)
+        i = int(np.flatnonzero(low < 0)[0])
+        cols = np.flatnonzero((block[i] < 0).any(axis=0))
+        raise ScanError(f"{where} ({block.dtype}) frame {frames[i]} holds negative counts (as low as {low[i]:g}) "
+                        f"in {_columns(cols)} (of the selection); raw counts cannot be negative")
+
+
 class RawScan:
     """A raw scan opened read-only, with flats and darks possibly in other files."""
 
@@ -156,6 +182,7 @@ class RawScan:
         self.path = str(path)
         self.cfg = datasets
         self.warnings: list[str] = []  # usable oddities, shown in the log and on the report's first page
+        self._nonzero: dict[int, bool] = {}  # projection (file index) -> any non-zero value read
         self._files: list[h5py.File] = []
         f = self._file(self.path)
         self._data = _dataset(f, datasets.data_path, "projections")
@@ -245,18 +272,52 @@ class RawScan:
 
     # -- reads -----------------------------------------------------------------
     def projections(self, p0: int, p1: int, r0: int, r1: int) -> np.ndarray:
-        """Projections ``p0:p1``, rows ``r0:r1`` (selected coordinates), all selected columns, float32."""
+        """Projections ``p0:p1``, rows ``r0:r1`` (selected coordinates), all selected columns, float32.
+
+        Every frame read is checked (`check_frames`); which frames were all zero is kept for `zero_frames`.
+        """
         block = self._data[self.proj.raw(p0, p1), self.rows.raw(r0, r1), self.cols.raw(0, self.cols.size)]
+        frames = range(self.proj.start + p0 * self.proj.step, self.proj.start + p1 * self.proj.step, self.proj.step)
+        check_frames(block, frames, self._data, "projections")
+        for i, nonzero in zip(frames, block.reshape(len(block), -1).any(axis=1), strict=True):
+            self._nonzero[i] = self._nonzero.get(i, False) or bool(nonzero)
         return block.astype(np.float32, copy=False)
+
+    def zero_frames(self, p0: int = 0, p1: int | None = None) -> list[int]:
+        """Projections ``p0:p1`` (selected coordinates) read so far whose every value read was zero, as frame
+        indices in the file."""
+        span = range(self.proj.start + p0 * self.proj.step, self.proj.start + (self.proj.size if p1 is None else p1)
+                     * self.proj.step, self.proj.step)
+        return sorted(i for i, nonzero in self._nonzero.items() if not nonzero and i in span)
+
+    def zero_warning(self, p0: int = 0, p1: int | None = None) -> str | None:
+        """The warning for `zero_frames` (usable but odd input, README), or None."""
+        zero = self.zero_frames(p0, p1)
+        if not zero:
+            return None
+        named = ", ".join(map(str, zero[:12])) + (", ..." if len(zero) > 12 else "")
+        return (f"{self.path}: projections '/{self.cfg.data_path}' frames {named} ({len(zero)} in all) are all zero "
+                f"(leave them out with recon.excluded_proj)")
 
     def _frames_rows(self, ds: h5py.Dataset, r0: int, r1: int, max_frames: int | None) -> np.ndarray:
         rows, cols = self.rows.raw(r0, r1), self.cols.raw(0, self.cols.size)
         n = ds.shape[0]
+        label = "flat fields" if ds is self._flat else "dark fields"
         if max_frames is None or max_frames >= n:
-            return ds[:, rows, cols].astype(np.float32, copy=False)
+            block = ds[:, rows, cols]
+            check_frames(block, range(n), ds, label)
+            return block.astype(np.float32, copy=False)
         # Evenly spaced frames (each an HDF5 chunk at beamlines), read one by one: h5py's list indexing is
         # ~15x slower than separate reads.
-        return np.stack([ds[i, rows, cols] for i in _sample(n, max_frames)]).astype(np.float32, copy=False)
+        picks = _sample(n, max_frames)
+        block = np.stack([ds[i, rows, cols] for i in picks])
+        check_frames(block, picks, ds, label)
+        return block.astype(np.float32, copy=False)
+
+    def frames_label(self, kind: str) -> str:
+        """'<file>: flat fields '/<dataset>'' for ``kind`` 'flat' or 'dark' (the file that holds them)."""
+        ds = self._flat if kind == "flat" else self._dark
+        return f"{ds.file.filename}: {kind} fields '{ds.name}'"
 
     def flats(self, r0: int, r1: int, max_frames: int | None = None) -> np.ndarray:
         """Flat frames (all, or at most ``max_frames`` evenly spaced), rows ``r0:r1``, float32 (frames, rows, cols)."""
@@ -308,8 +369,8 @@ class RawScan:
         """Refuse projections that cannot give a right volume, from `SAMPLE_FRAMES` evenly spaced frames;
         return the warnings (the file's own, e.g. angles read as radians, and some all-zero frames).
 
-        Refused: all sampled frames zero, non-finite values (they become streaks), negative counts in
-        signed-integer data.
+        Refused: all sampled frames zero, non-finite values (they become streaks), negative counts
+        (integer or float data). The jobs check every frame they read (`check_frames`).
         """
         n = self.info.n_proj
         picks = np.unique(np.linspace(0, n - 1, min(SAMPLE_FRAMES, n)).round().astype(int))
@@ -324,7 +385,9 @@ class RawScan:
             if not np.any(frame):
                 zero.append(int(p))
             if frame.dtype.kind == "f":
-                bad_cols |= ~np.all(np.isfinite(frame), axis=0)
+                finite = np.isfinite(frame)
+                bad_cols |= ~np.all(finite, axis=0)
+                lowest = min(lowest, float(np.min(frame, initial=0, where=finite)))
             elif frame.dtype.kind == "i":
                 lowest = min(lowest, int(frame.min()))
         if len(zero) == len(picks):
@@ -333,7 +396,7 @@ class RawScan:
             raise ScanError(f"{label} hold NaN or infinite values in {_columns(np.flatnonzero(bad_cols))} "
                             f"(of the selection; they would reconstruct as streaks)")
         if lowest < 0:
-            raise ScanError(f"{label} ({self._data.dtype}) hold negative counts (as low as {lowest}); raw "
+            raise ScanError(f"{label} ({self._data.dtype}) hold negative counts (as low as {lowest:g}); raw "
                             f"counts cannot be negative")
         warnings = list(self.warnings)
         if zero:

@@ -189,8 +189,9 @@ def _page_one(plan: Plan, cfg: TomoConfig, v: Previews, sl: Slices, prov: dict, 
         ["Run", f"{plan.k} pre-processing jobs at {cfg.budget_mb('preprocess'):g} MB, {plan.j} reconstruction "
                 f"jobs at {cfg.budget_mb('recon'):g} MB; " + time_line],
     ]
-    if plan.warnings:  # usable but odd input (`RawScan.check_data`): first, where nobody misses it
-        rows.insert(0, ["Warnings", "<br/>".join(f'<font color="#b00000">{escape(w)}</font>' for w in plan.warnings)])
+    warnings = plan.warnings + v.warnings  # usable but odd input (the plan's sample, then every frame the jobs read)
+    if warnings:  # first, where nobody misses it
+        rows.insert(0, ["Warnings", "<br/>".join(f'<font color="#b00000">{escape(w)}</font>' for w in warnings)])
     out: list = [Paragraph(f"Reconstruction report: {escape(plan.scan)}", H1),
                  _table(rows, [26 * mm, TEXT_W - 26 * mm], header=False, zebra=True), Spacer(1, 3 * mm)]
     half, third = TEXT_W / 2 - 2 * mm, TEXT_W / 3 - 2 * mm

@@ -11,6 +11,7 @@ resolution (`tomosnake.report.figures.reduce_for_display`), with their full shap
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ class Previews:
     steps: list[str]  # corrections as recorded by the pre-processing jobs
     acquired: str | None
     raw_modified: str
+    warnings: list[str]  # usable oddities the pre-processing jobs found (all-zero projections)
 
     @classmethod
     def read(cls, path: str | Path) -> Previews:
@@ -53,7 +55,8 @@ class Previews:
                        shapes={k: tuple(int(n) for n in f[k].attrs["full_shape"]) for k in IMAGES},  # type: ignore[misc]
                        proj_index=int(a["proj_index"]), corr_row=int(a["corr_row"]), raw_row=int(a["raw_row"]),
                        raw_sino_step=int(a["raw_sino_step"]), steps=[str(s) for s in a["steps"]],
-                       acquired=str(a["acquired"]) or None, raw_modified=str(a["raw_modified"]))
+                       acquired=str(a["acquired"]) or None, raw_modified=str(a["raw_modified"]),
+                       warnings=json.loads(a.get("warnings", "[]")))
 
 
 def _steps_applied(vds: h5py.Dataset, plan: Plan, cfg: TomoConfig) -> list[str]:
@@ -69,6 +72,17 @@ def _steps_applied(vds: h5py.Dataset, plan: Plan, cfg: TomoConfig) -> list[str]:
     from tomosnake.stages.preprocess_chunk import build_chain  # the report imports this module: no SciPy for it
 
     return build_chain(cfg.preprocess, has_i0=plan.info.get("has_i0")).names
+
+
+def _chunk_warnings(vds: h5py.Dataset) -> list[str]:
+    """The warnings the pre-processing jobs recorded in their chunk files, in chunk order."""
+    out: list[str] = []
+    for source in vds.virtual_sources() if vds.is_virtual else []:
+        chunk = Path(vds.file.filename).parent / source.file_name
+        if chunk.is_file():
+            with h5py.File(chunk, "r") as f:
+                out += json.loads(f["exchange/data"].attrs.get("warnings", "[]"))
+    return out
 
 
 def _acquired(raw_path: str) -> str:
@@ -89,6 +103,7 @@ def write_previews(plan: Plan, cfg: TomoConfig, vds_path: str | Path, out_path: 
         row = corr.shape[1] // 2
         images = {"corr_proj": corr[p], "corr_sino": corr[:, row, :]}
         steps = _steps_applied(corr, plan, cfg)
+        warnings = _chunk_warnings(corr)
     raw_row = plan.crop[0] + row
     step = math.ceil(n_proj / RAW_SINO_ANGLES)
     with RawScan(plan.input, cfg.datasets) as scan:
@@ -101,4 +116,4 @@ def write_previews(plan: Plan, cfg: TomoConfig, vds_path: str | Path, out_path: 
             ds = f.create_dataset(name, data=reduce_for_display(images[name]))
             ds.attrs["full_shape"] = images[name].shape
         f.attrs.update(proj_index=p, corr_row=row, raw_row=raw_row, raw_sino_step=step, steps=steps,
-                       acquired=_acquired(plan.input), raw_modified=modified)
+                       acquired=_acquired(plan.input), raw_modified=modified, warnings=json.dumps(warnings))

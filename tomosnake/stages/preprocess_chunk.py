@@ -11,6 +11,7 @@ stack, the reference the tiled result must equal.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -175,6 +176,10 @@ def process_chunk(scan: RawScan, cfg: PreprocessConfig, p0: int, p1: int, tile: 
                   after_tile: Callable[[], None] | None = None) -> None:
     """Pre-process projections ``p0:p1`` tile by tile into ``out_path`` (float32 /exchange/data), atomically.
 
+    Every raw frame read is checked (`tomosnake.io.scan.check_frames`, and flats against the darks in
+    `tomosnake.corrections.flatdark`): a fault stops the job naming file, dataset and frame. All-zero
+    projections are usable: a warning in the log and in the dataset's ``warnings`` (JSON), for the report.
+
     ``after_tile`` is called after each tile is written (fault injection in tests).
     """
     info = scan.info
@@ -206,6 +211,10 @@ def process_chunk(scan: RawScan, cfg: PreprocessConfig, p0: int, p1: int, tile: 
                 if after_tile is not None:
                     after_tile()
                 del block
+        warning = scan.zero_warning(p0, p1)  # usable but odd: all-zero projections (README), in the log and the report
+        if warning:
+            log.warning("%s", warning)
+        dset.attrs["warnings"] = json.dumps([warning] if warning else [])
         dset.attrs["log_applied"] = chain.log_applied
         dset.attrs["steps"] = chain.names
         dset.attrs["p0"] = p0
