@@ -10,8 +10,13 @@ The main Snakemake process (`enter`, called while the Snakefile is parsed):
   path, in the environment (``TOMOSNAKE_RUN_CONFIG``; sbatch exports it). Snakemake would otherwise put
   every ``--config`` value and config file path into each job's command line, which the SLURM executor
   runs through a shell (``sbatch --wrap="..."``), unquoted for ``$``, backticks and backslashes;
-- gives each raw file a safe name, ``<outdir>/.tomosnake/inputs/<scan>.h5``, a symlink (rule inputs
-  reach the job's command line in ``--wait-for-files``); jobs open the real file (`real_input`);
+- gives each raw file a safe name, ``<outdir>/.tomosnake/inputs/<scan>.h5``, a symlink; jobs open the
+  real file (`real_input`);
+- writes each scan's identity file, ``<outdir>/.tomosnake/inputs/<scan>.id.json``: the content
+  fingerprints (`tomosnake.io.fingerprint`) of every file the scan is read from, rewritten only when
+  one changes. The rules depend on it instead of the raw files, so Snakemake's date comparison sees a
+  replaced input whatever its date (``cp -p``, ``rsync -a``) and nothing when an input is only touched
+  (it compares dates, and checksums only for files under 1 MB);
 - makes the outdir Snakemake's working directory and the directory jobs start in, so ``.snakemake/``,
   relative ``--slurm-logdir`` logs and the plan all belong to it, whatever directory the run started in.
 
@@ -33,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from tomosnake.io import atomic
+from tomosnake.io.fingerprint import content_fingerprint
 from tomosnake.config import deep_merge, load
 from tomosnake.preflight import scans
 
@@ -138,6 +144,34 @@ def link_inputs(outdir: Path, cfg: Mapping[str, Any], scans: Mapping[str, str]) 
                 _link(outdir / input_alias(scan, i), part)
 
 
+def input_id(scan: str) -> str:
+    """The scan's identity file, relative to the outdir (what the rules declare as their raw input)."""
+    return f"{STATE}/inputs/{scan}.id.json"
+
+
+def scan_files(cfg: Mapping[str, Any], raw: str) -> list[str]:
+    """Every file a scan is read from: the raw file (or the stitched parts), external flats and darks."""
+    stitch = cfg.get("stitch") or {}
+    parts = list(stitch["inputs"]) if stitch.get("enabled") else [raw]
+    datasets = cfg.get("datasets") or {}
+    return parts + [p for p in (datasets.get("flat_file"), datasets.get("dark_file")) if p]
+
+
+def write_input_ids(outdir: Path, cfg: Mapping[str, Any], scans: Mapping[str, str]) -> None:
+    """Write each scan's identity file if its content changed (its date then tells Snakemake the input did)."""
+    for scan, raw in scans.items():
+        text = json.dumps([{"size": os.stat(p).st_size, "fingerprint": content_fingerprint(p)}
+                           for p in scan_files(cfg, raw)], indent=1) + "\n"
+        path = outdir / input_id(scan)
+        if not path.is_file() or path.read_text() != text:
+            atomic.write_text(path, text)
+
+
+def scan_input(cfg: Any, scan: str) -> str:
+    """In a job: the scan's raw file (behind its safe name in the outdir ``cfg.outdir``)."""
+    return real_input(Path(cfg.outdir) / input_alias(scan))
+
+
 def real_input(path: str | os.PathLike) -> str:
     """The raw file behind a safe name (HDF5 resolves a virtual dataset's sources next to the real file)."""
     return os.path.realpath(path)
@@ -156,7 +190,9 @@ def enter(workflow: Any, config: MutableMapping[str, Any]) -> None:
     path = out / STATE / "config.json"
     atomic.write_text(path, json.dumps(resolved, indent=1, ensure_ascii=False))
     os.environ[CONFIG_ENV] = str(path)
-    link_inputs(out, resolved, scans(load(resolved)))
+    named = scans(load(resolved))
+    link_inputs(out, resolved, named)
+    write_input_ids(out, resolved, named)
     config.clear()
     config.update(resolved)
     # Jobs get the config from the file above, never as command-line values (Snakemake 9's

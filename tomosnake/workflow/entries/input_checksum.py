@@ -2,12 +2,13 @@
 from tomosnake.io.atomic import write_text
 from tomosnake.io.fingerprint import input_files, sha256_line
 from tomosnake.jobs import Job
-from tomosnake.outdir import real_input
+from tomosnake.outdir import scan_input
 from tomosnake.report import timings
 
 
 def run(job: Job) -> None:
     with timings.io_timer():
-        files = input_files(real_input(job.input.raw), job.cfg.datasets.flat_file, job.cfg.datasets.dark_file)
+        d = job.cfg.datasets
+        files = input_files(scan_input(job.cfg, job.wildcards.scan), d.flat_file, d.dark_file)
         lines = [sha256_line(p) for p in files]
     write_text(job.output.sha, "".join(lines))

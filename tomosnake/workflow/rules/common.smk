@@ -46,15 +46,10 @@ wildcard_constraints:
 
 
 def raw_input(w) -> str:
-    """The scan's raw file under its safe name (a symlink in the outdir; jobs open the real file)."""
-    return f"{OUT}/{outdir.input_alias(w.scan)}"
-
-
-def stitch_inputs(w) -> list[str]:
-    """Every file a stitched scan is joined from (none otherwise), so that a change to any reruns its jobs."""
-    if not CFG.stitch.enabled:
-        return []
-    return [f"{OUT}/{outdir.input_alias(w.scan, i)}" for i in range(len(CFG.stitch.inputs))]
+    """The scan's identity file (the content fingerprints of every file it is read from, rewritten only when
+    one changes: see tomosnake/outdir.py), so a replaced input reruns what depends on it whatever its date,
+    and a touched one nothing. Jobs open the real files (outdir.scan_input)."""
+    return f"{OUT}/{outdir.input_id(w.scan)}"
 
 
 def plan_path(scan: str) -> str:
