@@ -27,9 +27,10 @@ class ConfigError(ValueError):
 
 
 class Strict(BaseModel):
-    """Base: unknown keys are errors, assignments are validated."""
+    """Base: unknown keys are errors, assignments are validated, no number is infinite or NaN (YAML's
+    ``.inf`` and ``.nan``)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- input

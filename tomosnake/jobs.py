@@ -16,11 +16,13 @@ job's arguments go to a JSON file beside its log, and `main` runs the job as tha
 from __future__ import annotations
 
 import ctypes
+import errno
 import gc
 import importlib
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
@@ -89,6 +91,21 @@ def run_job(entry: str, ctx: Mapping[str, Any], config: Mapping[str, Any]) -> No
         _entry(entry)(job)
 
 
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # the disk's fault, not the code's
+_H5_FILENAME = re.compile(r"filename = '([^']*)'")  # where HDF5's error text names the file
+
+
+def one_line(err: BaseException) -> str | None:
+    """The one line that says all of an error that is not a bug (bad input; a full, over-quota or read-only
+    disk, naming the path), or None: a traceback is then worth showing."""
+    if isinstance(err, ScanError):
+        return f"{type(err).__name__}: {err}"
+    if isinstance(err, OSError) and err.errno in STORAGE_ERRNOS:
+        named = err.filename or (m.group(1) if (m := _H5_FILENAME.search(str(err))) else None)
+        return f"{os.strerror(err.errno)}: cannot write {named or '(HDF5 did not say which file)'}"
+    return None
+
+
 def _entry(entry: str) -> Callable[[Job], None]:
     # lazy: an entry imports what its stage needs, once per process (see tomosnake/__init__.py)
     return importlib.import_module(f"tomosnake.workflow.entries.{entry}").run
@@ -108,8 +125,9 @@ def _job_logging(log: list[str]) -> Iterator[None]:
     logger.propagate = False
     try:
         yield
-    except BaseException as err:  # bad input (a frame the job read): its one line, no traceback
-        logger.critical("%s: %s", type(err).__name__, err, exc_info=not isinstance(err, ScanError))
+    except BaseException as err:  # bad input, a full or read-only disk: one line, no traceback
+        line = one_line(err)
+        logger.critical("%s", line or f"{type(err).__name__}: {err}", exc_info=line is None)
         raise
     finally:
         for h in handlers:
@@ -189,8 +207,9 @@ class _Attrs(dict):
 
 def _log_uncaught(kind: type[BaseException], err: BaseException, tb: Any) -> None:
     """Put a job's fatal error in its log file, where Snakemake points the user."""
-    trace = None if isinstance(err, ScanError) else (kind, err, tb)  # bad input: its one line
-    logging.getLogger("tomosnake").critical("%s: %s", kind.__name__, err, exc_info=trace)
+    line = one_line(err)  # bad input, a full or read-only disk: one line, no traceback
+    logging.getLogger("tomosnake").critical("%s", line or f"{kind.__name__}: {err}",
+                                            exc_info=None if line else (kind, err, tb))
 
 
 # ----------------------------------------------------------------------------- fault injection

@@ -181,18 +181,22 @@ def enter(workflow: Any, config: MutableMapping[str, Any]) -> None:
     """Set the main process up as the module docstring says; exit with one line on failure."""
     resolved = resolve(config, Path.cwd())
     out = Path(resolved["outdir"])
+    path = out / STATE / "config.json"
     try:
         check_carriable(str(out))
         lock(out)
+        atomic.write_text(path, json.dumps(resolved, indent=1, ensure_ascii=False))
+        named = scans(load(resolved))
+        link_inputs(out, resolved, named)
+        write_input_ids(out, resolved, named)
     except OutdirError as err:
         print(f"tomosnake: {err}", file=sys.stderr, flush=True)
         sys.exit(1)
-    path = out / STATE / "config.json"
-    atomic.write_text(path, json.dumps(resolved, indent=1, ensure_ascii=False))
+    except OSError as err:  # a full, over-quota or read-only disk
+        print(f"tomosnake: config key 'outdir': cannot write {err.filename or out}: {err.strerror or err}",
+              file=sys.stderr, flush=True)
+        sys.exit(1)
     os.environ[CONFIG_ENV] = str(path)
-    named = scans(load(resolved))
-    link_inputs(out, resolved, named)
-    write_input_ids(out, resolved, named)
     config.clear()
     config.update(resolved)
     # Jobs get the config from the file above, never as command-line values (Snakemake 9's

@@ -24,7 +24,7 @@ from typing import Any
 from tomosnake import config as tconfig
 from tomosnake import guard
 from tomosnake.config import OutputConfig, TomoConfig, scan_name
-from tomosnake.paths import ScanFiles
+from tomosnake.paths import RUN_DIRS, ScanFiles
 from tomosnake.stages.plan import Plan, make_plan
 from tomosnake.stages.preprocess_chunk import MemoryBudgetError
 from tomosnake.recon.backends import BackendUnavailable
@@ -138,6 +138,20 @@ def check_disk(outdir: str | Path, need: int) -> None:
                              f"to skip this check)")
 
 
+def check_writable(outdir: str | Path, scans: Iterable[str]) -> None:
+    """Fail unless the folders the run writes in that exist already (the outdir, its state, each scan's folder
+    and its subfolders) are writable folders: a read-only one would fail a job, not the run's start."""
+    out = Path(outdir).absolute()
+    folders = [out, *(out / d for d in RUN_DIRS)]
+    for scan in scans:
+        f = ScanFiles.under(str(out), scan)
+        folders += [Path(f.dir), *map(Path, f.managed_dirs.values())]
+    for d in folders:
+        if d.exists() and not (d.is_dir() and os.access(d, os.W_OK | os.X_OK)):
+            why = "is not a folder" if not d.is_dir() else "is read-only"
+            raise PreflightError(f"config key 'outdir': {d} {why}; the run writes there")
+
+
 def check(raw: Mapping[str, Any], configfiles: Iterable[str | os.PathLike] = ()) -> dict[str, Plan]:
     """Every check, in order; returns each scan's plan (without the automatic centre).
 
@@ -150,6 +164,7 @@ def check(raw: Mapping[str, Any], configfiles: Iterable[str | os.PathLike] = ())
         guard.check_outside(cfg, named, configfiles)
     except ValueError as err:  # ConfigError, ToriError, InputInOutdir
         raise PreflightError(_one_line(str(err))) from None
+    check_writable(cfg.outdir, named)
     plans = {name: plan_scan(cfg, path, name) for name, path in named.items()}
     if cfg.disk_check:
         check_disk(cfg.outdir, sum(disk_need(p, cfg, Path(cfg.outdir) / name) for name, p in plans.items()))

@@ -149,6 +149,29 @@ def _sample(n: int, count: int) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, n - 1, max(1, min(count, n))).round()})
 
 
+class UnreadableFrame(ScanError, OSError):
+    """HDF5 cannot read a frame (a corrupt compressed chunk, a truncated file); names file, dataset, frame."""
+
+
+def read_frames(ds: h5py.Dataset, frames: slice | Sequence[int], rows: slice, cols: slice, label: str) -> np.ndarray:
+    """``ds[frames, rows, cols]`` (frames: a slice, or indices read one by one); a frame HDF5 cannot read
+    is named (the block's frames are tried one at a time to find it)."""
+    index = range(ds.shape[0])[frames] if isinstance(frames, slice) else frames
+    try:
+        if isinstance(frames, slice):
+            return ds[frames, rows, cols]
+        return np.stack([ds[i, rows, cols] for i in frames])
+    except OSError as err:
+        for i in index:
+            try:
+                ds[i, rows, cols]
+            except OSError as frame_err:
+                raise UnreadableFrame(f"{ds.file.filename}: {label} '{ds.name}' frame {i} cannot be read "
+                                      f"({frame_err})") from None
+        raise UnreadableFrame(f"{ds.file.filename}: {label} '{ds.name}' frames {index[0]} to {index[-1]} cannot "
+                              f"be read ({err})") from None
+
+
 def check_frames(block: np.ndarray, frames: Sequence[int], ds: h5py.Dataset, label: str) -> None:
     """Refuse a block of raw frames (frames, rows, columns) holding non-finite values or negative counts,
     naming the file, the dataset and the first bad frame (``frames``: the block's frame indices in the file).
@@ -276,7 +299,8 @@ class RawScan:
 
         Every frame read is checked (`check_frames`); which frames were all zero is kept for `zero_frames`.
         """
-        block = self._data[self.proj.raw(p0, p1), self.rows.raw(r0, r1), self.cols.raw(0, self.cols.size)]
+        block = read_frames(self._data, self.proj.raw(p0, p1), self.rows.raw(r0, r1), self.cols.raw(0, self.cols.size),
+                            "projections")
         frames = range(self.proj.start + p0 * self.proj.step, self.proj.start + p1 * self.proj.step, self.proj.step)
         check_frames(block, frames, self._data, "projections")
         for i, nonzero in zip(frames, block.reshape(len(block), -1).any(axis=1), strict=True):
@@ -304,13 +328,13 @@ class RawScan:
         n = ds.shape[0]
         label = "flat fields" if ds is self._flat else "dark fields"
         if max_frames is None or max_frames >= n:
-            block = ds[:, rows, cols]
+            block = read_frames(ds, slice(None), rows, cols, label)
             check_frames(block, range(n), ds, label)
             return block.astype(np.float32, copy=False)
         # Evenly spaced frames (each an HDF5 chunk at beamlines), read one by one: h5py's list indexing is
         # ~15x slower than separate reads.
         picks = _sample(n, max_frames)
-        block = np.stack([ds[i, rows, cols] for i in picks])
+        block = read_frames(ds, picks, rows, cols, label)
         check_frames(block, picks, ds, label)
         return block.astype(np.float32, copy=False)
 
@@ -336,6 +360,18 @@ class RawScan:
             raise ScanError(f"{self.path}: beam monitor '/{self.cfg.i0_path}' starts at {first}")
         return self._i0[self.proj.raw(p0, p1)].astype(np.float64) / first
 
+    def check_i0(self) -> None:
+        """Refuse a beam monitor the I0 correction cannot divide by: its selected values (one number per
+        projection, read whole) must be finite and positive, the first above all (the others are relative to it)."""
+        values = self._i0[self.proj.raw(0, self.proj.size)] if self._i0 is not None else np.ones(1)
+        bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
+        if bad.size:
+            i = int(bad[0])
+            where = "starts at" if i == 0 else f"at frame {self.proj.start + i * self.proj.step} is"
+            more = f" ({bad.size} bad values)" if bad.size > 1 else ""
+            raise ScanError(f"{self.path}: beam monitor '/{self.cfg.i0_path}' {where} {values[i]:g}{more}, and the I0 "
+                            f"correction divides by it; set preprocess.i0.source: air, or preprocess.i0.enabled: false")
+
     def check_flats(self) -> None:
         """Reject flats or darks that would divide by zero or invert contrast, block of `FLAT_CHECK_ROWS`
         rows by block. Reads `FLAT_CHECK_FRAMES` evenly spaced flats and darks, a whole flat and dark at a
@@ -344,8 +380,8 @@ class RawScan:
         flat_ids, dark_ids = (_sample(ds.shape[0], FLAT_CHECK_FRAMES) for ds in (self._flat, self._dark))
         dead = np.zeros(self.info.n_cols, dtype=bool)
         for k in range(max(len(flat_ids), len(dark_ids))):
-            flat = self._flat[flat_ids[min(k, len(flat_ids) - 1)], rows, cols]
-            dark = self._dark[dark_ids[min(k, len(dark_ids) - 1)], rows, cols]
+            flat = read_frames(self._flat, [flat_ids[min(k, len(flat_ids) - 1)]], rows, cols, "flat fields")[0]
+            dark = read_frames(self._dark, [dark_ids[min(k, len(dark_ids) - 1)]], rows, cols, "dark fields")[0]
             for frame, key, label in ((flat, self.cfg.flat_path, "flat"), (dark, self.cfg.dark_path, "dark")):
                 if frame.dtype.kind == "f" and not np.all(np.isfinite(frame)):
                     raise ScanError(f"{self.path}: {label} fields '/{key}' hold non-finite values")
@@ -381,7 +417,7 @@ class RawScan:
         label = f"{self.path}: projections '/{self.cfg.data_path}'"
         zero, bad_cols, lowest = [], np.zeros(self.info.n_cols, dtype=bool), 0
         for p in picks:
-            frame = self._data[self.proj.start + int(p) * self.proj.step, rows, cols]
+            frame = read_frames(self._data, [self.proj.start + int(p) * self.proj.step], rows, cols, "projections")[0]
             if not np.any(frame):
                 zero.append(int(p))
             if frame.dtype.kind == "f":

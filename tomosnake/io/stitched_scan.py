@@ -226,6 +226,10 @@ class StitchedScan:
         """The first file's beam monitor, relative to its first selected projection, or None."""
         return self._parts[0].i0(p0, p1)
 
+    def check_i0(self) -> None:
+        """`RawScan.check_i0` of the first file (its monitor is the one used)."""
+        self._parts[0].check_i0()
+
     def check_flats(self) -> None:
         """`RawScan.check_flats` of every file."""
         for part in self._parts:
