@@ -27,7 +27,7 @@ from tomosnake.config import OutputConfig, TomoConfig, scan_name
 from tomosnake.paths import RUN_DIRS, ScanFiles
 from tomosnake.stages.plan import Plan, make_plan
 from tomosnake.stages.preprocess_chunk import MemoryBudgetError
-from tomosnake.recon.backends import BackendUnavailable
+from tomosnake.recon.backends import BackendUnavailable, require_backend
 from tomosnake.io.stitched_scan import stitched_input
 
 MB = 1 << 20
@@ -152,10 +152,23 @@ def check_writable(outdir: str | Path, scans: Iterable[str]) -> None:
             raise PreflightError(f"config key 'outdir': {d} {why}; the run writes there")
 
 
-def check(raw: Mapping[str, Any], configfiles: Iterable[str | os.PathLike] = ()) -> dict[str, Plan]:
+def check_backend_here(cfg: TomoConfig) -> None:
+    """Fail unless this interpreter, the one every job runs in when Snakemake deploys no software of its own
+    (no ``--sdm``), has the reconstruction backend: otherwise every reconstruction job would fail, and be
+    retried, for nothing."""
+    try:
+        require_backend(cfg.recon.backend)
+    except BackendUnavailable as err:
+        raise PreflightError(f"config key 'recon.backend': {err}; the jobs run in this Python (without --sdm "
+                             f"conda, which gives them the backend's env)") from None
+
+
+def check(raw: Mapping[str, Any], configfiles: Iterable[str | os.PathLike] = (),
+          own_envs: bool = False) -> dict[str, Plan]:
     """Every check, in order; returns each scan's plan (without the automatic centre).
 
-    First of all, no input (``configfiles`` included) may lie where the workflow writes (`guard`).
+    First of all, no input (``configfiles`` included) may lie where the workflow writes (`guard`); unless the
+    jobs get environments of their own (``own_envs``: ``--sdm``), the backend must be installed here.
     Raises `PreflightError` with one line naming the file, dataset or key.
     """
     try:
@@ -164,6 +177,8 @@ def check(raw: Mapping[str, Any], configfiles: Iterable[str | os.PathLike] = ())
         guard.check_outside(cfg, named, configfiles)
     except ValueError as err:  # ConfigError, ToriError, InputInOutdir
         raise PreflightError(_one_line(str(err))) from None
+    if not own_envs:
+        check_backend_here(cfg)
     check_writable(cfg.outdir, named)
     plans = {name: plan_scan(cfg, path, name) for name, path in named.items()}
     if cfg.disk_check:
@@ -171,13 +186,14 @@ def check(raw: Mapping[str, Any], configfiles: Iterable[str | os.PathLike] = ())
     return plans
 
 
-def check_or_exit(raw: Mapping[str, Any], configfiles: Iterable[str | os.PathLike] = ()) -> None:
+def check_or_exit(raw: Mapping[str, Any], configfiles: Iterable[str | os.PathLike] = (),
+                  own_envs: bool = False) -> None:
     """`check`; on failure print its one line to stderr and exit with status 1 (no traceback).
 
     The plans' warnings (input that is usable, but odd) are printed one line each and the run goes on.
     """
     try:
-        plans = check(raw, configfiles)
+        plans = check(raw, configfiles, own_envs)
     except PreflightError as err:
         print(f"tomosnake: {_one_line(str(err))}", file=sys.stderr, flush=True)
         sys.exit(1)
