@@ -87,8 +87,20 @@ def run_job(entry: str, ctx: Mapping[str, Any], config: Mapping[str, Any]) -> No
     job = Job(rule=ctx["rule"], input=ctx["input"], output=ctx["output"], log=ctx["log"],
               wildcards=ctx["wildcards"], threads=int(ctx["threads"]),
               cfg=tconfig.load(dict(config)))
-    with _ONE_AT_A_TIME, _job_logging(job.log), timings.recorded(job.log[0], job.threads):
-        _entry(entry)(job)
+    failed = None
+    try:
+        with _ONE_AT_A_TIME, _job_logging(job.log), timings.recorded(job.log[0], job.threads):
+            _entry(entry)(job)
+    except Exception as err:
+        failed = one_line(err)
+        if failed is None:
+            raise
+    if failed is not None:  # what Snakemake then shows: the line, not the stack below the rule
+        raise JobFailed(failed)
+
+
+class JobFailed(RuntimeError):
+    """A job stopped by an error that is not a bug (`one_line`); the text is that one line."""
 
 
 STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # the disk's fault, not the code's
