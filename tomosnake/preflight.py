@@ -1,6 +1,8 @@
 """Checks run before any job is queued, in the main Snakemake process, from metadata, the flats and a few frames.
 
-`check` validates the config (a .tori underneath, `config.load`), then for every scan: its
+`check` validates the config (a .tori underneath, `config.load`), refuses inputs lying where the workflow
+writes (`guard`), a backend the jobs' Python lacks (without ``--sdm``) and existing read-only folders of the
+outdir, then for every scan: its
 datasets (dtype, virtual sources), shapes, angles, flats and darks (`RawScan`, `RawScan.check_flats`),
 a few sampled projections (`RawScan.check_data`), the backend, a configured centre, excluded
 projections, the width and the memory budget, by running the planner itself (`plan.make_plan`)
