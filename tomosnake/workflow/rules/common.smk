@@ -16,8 +16,9 @@ from tomosnake.stages.plan import Plan
 # Then the run moves into its output directory (lock, resolved config, safe input names): see
 # tomosnake/outdir.py. Jobs read the config the main process resolved, never from their command line.
 if workflow.is_main_process:
-    preflight.check_or_exit(config, workflow.config_settings.configfiles,
-                            own_envs=bool(workflow.deployment_settings.deployment_method))
+    preflight.check_or_exit(
+        config, workflow.config_settings.configfiles, own_envs=bool(workflow.deployment_settings.deployment_method)
+    )
     outdir.enter(workflow, config)
 else:
     outdir.job_config(workflow, config)
