@@ -120,7 +120,7 @@ def test_page_one_says_what_the_volume_is(made):
 def test_processing_page_lists_corrections_conversion_and_pyramid(made):
     _, _, d, pdf = made
     text = page_text(pdf, 2)
-    assert "flat dark" in text and "normalize_dark=True" in text
+    assert "flat/dark field" in text and "normalize_dark=True" in text
     conv = json.loads((d / "recon_range.json").read_text())
     assert "Converted to uint16" in text and f"{conv['min']:.3g}" in text
     assert "/exchange/pyramid/2" in text and "/exchange/pyramid/4" in text

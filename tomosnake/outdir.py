@@ -41,6 +41,7 @@ from tomosnake.io import atomic
 from tomosnake.io.fingerprint import content_fingerprint
 from tomosnake.config import deep_merge, load
 from tomosnake.preflight import scans
+from tomosnake.workflow import WORKFLOW_DIR
 
 STATE = ".tomosnake"
 CONFIG_ENV = "TOMOSNAKE_RUN_CONFIG"
@@ -64,7 +65,7 @@ def resolve(raw: Mapping[str, Any], base: Path) -> dict[str, Any]:
     """The config with the .tori merged underneath and every file path absolute (relative to ``base``)."""
     cfg: dict[str, Any] = json.loads(json.dumps(dict(raw)))
     if cfg.get("tori"):
-        from tomosnake import tori
+        from tomosnake.io import tori
 
         cfg["tori"] = str(base / cfg["tori"])
         cfg = deep_merge(tori.to_config(tori.read(cfg["tori"])), cfg)
@@ -92,7 +93,7 @@ def check_carriable(outdir: str) -> None:
     if why:
         raise OutdirError(f"config key 'outdir': {outdir!r} {why}: Snakemake reads braces as wildcards and the "
                           "SLURM executor passes paths through a shell; choose an output directory without them")
-    for what, path in (("the Python interpreter", sys.executable), ("the workflow", str(Path(__file__).parent))):
+    for what, path in (("the Python interpreter", sys.executable), ("the workflow", str(WORKFLOW_DIR))):
         if not PLAIN_PATH.fullmatch(path):
             raise OutdirError(f"{what} is installed under {path!r}, which the SLURM executor puts into job commands "
                               "unquoted; install it under a path of letters, digits and ./_-+@%:,=~ only")
@@ -118,13 +119,13 @@ def lock(outdir: Path) -> None:
         f.unlink(missing_ok=True)
 
 
-def input_alias(scan: str, part: int | None = None) -> str:
-    """The safe name, relative to the outdir, under which a scan's raw file (or stitched part) is declared."""
-    return f"{STATE}/inputs/{scan}.h5" if part is None else f"{STATE}/inputs/{scan}.part{part}.h5"
+def input_alias(scan: str) -> str:
+    """The safe name, relative to the outdir, of a scan's raw file (a stitched scan's first file)."""
+    return f"{STATE}/inputs/{scan}.h5"
 
 
 def _link(alias: Path, target: str) -> None:
-    """Point ``alias`` at ``target``; an unchanged link is kept (its age tells Snakemake nothing changed)."""
+    """Point ``alias`` at ``target``; an unchanged link is kept."""
     if alias.is_symlink() and os.readlink(alias) == target:
         return
     alias.parent.mkdir(parents=True, exist_ok=True)
@@ -134,14 +135,10 @@ def _link(alias: Path, target: str) -> None:
     os.replace(tmp, alias)
 
 
-def link_inputs(outdir: Path, cfg: Mapping[str, Any], scans: Mapping[str, str]) -> None:
-    """Give every raw file of the run its safe name in ``outdir``."""
+def link_inputs(outdir: Path, scans: Mapping[str, str]) -> None:
+    """Give every scan's raw file its safe name in ``outdir`` (a stitched scan's parts are read from the config)."""
     for scan, path in scans.items():
         _link(outdir / input_alias(scan), path)
-        stitch = cfg.get("stitch") or {}
-        if stitch.get("enabled"):
-            for i, part in enumerate(stitch["inputs"]):
-                _link(outdir / input_alias(scan, i), part)
 
 
 def input_id(scan: str) -> str:
@@ -187,7 +184,7 @@ def enter(workflow: Any, config: MutableMapping[str, Any]) -> None:
         lock(out)
         atomic.write_text(path, json.dumps(resolved, indent=1, ensure_ascii=False))
         named = scans(load(resolved))
-        link_inputs(out, resolved, named)
+        link_inputs(out, named)
         write_input_ids(out, resolved, named)
     except OutdirError as err:
         print(f"tomosnake: {err}", file=sys.stderr, flush=True)

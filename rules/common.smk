@@ -7,7 +7,7 @@ from tomosnake import config as tconfig
 from tomosnake import outdir, placement, preflight
 from tomosnake import workflow as tworkflow
 from tomosnake.config import stage_dict
-from tomosnake.jobs import exit_promptly, return_freed_memory, run_job
+from tomosnake.jobs import exit_promptly, return_freed_memory, run_job, run_jobs_in_this_process
 from tomosnake.paths import ScanFiles
 from tomosnake.stages.plan import Plan
 
@@ -50,7 +50,9 @@ wildcard_constraints:
 def raw_input(w) -> str:
     """The scan's identity file (the content fingerprints of every file it is read from, rewritten only when
     one changes: see tomosnake/outdir.py), so a replaced input reruns what depends on it whatever its date,
-    and a touched one nothing. Jobs open the real files (outdir.scan_input)."""
+    and a touched one nothing; jobs open the real files (outdir.scan_input). Every run's DAG holds the plan,
+    whose input this is: where the run's jobs are set to run in this process."""
+    run_jobs_in_this_process(workflow)
     return f"{OUT}/{outdir.input_id(w.scan)}"
 
 
@@ -69,6 +71,16 @@ def preproc_chunks(w) -> list[str]:
 
 def recon_chunks(w) -> list[str]:
     return [ScanFiles.under(OUT, w.scan).recon_chunk(j) for j in range(plan_of(w).j)]
+
+
+def try_inputs(w) -> dict:
+    """What try_center and try_lamino read: the pre-processed data, or after cleanup the raw file (the job then
+    pre-processes only the rows it needs): recreating the pre-processed data would make the finished run's
+    next invocation redo every stage after them."""
+    files = ScanFiles.under(OUT, w.scan)
+    if Path(files.cleanup_done).exists():
+        return {"raw": raw_input(w), "plan": files.plan}
+    return {"vds": files.preproc_vds, "chunks": preproc_chunks(w), "plan": files.plan}
 
 
 def cluster_limits():

@@ -8,7 +8,9 @@ from tomosnake.report import timings
 
 def run(job: Job) -> None:
     with timings.io_timer():
-        d = job.cfg.datasets
-        files = input_files(scan_input(job.cfg, job.wildcards.scan), d.flat_file, d.dark_file)
+        cfg = job.cfg
+        parts = cfg.stitch.inputs if cfg.stitch.enabled else []
+        files = input_files(scan_input(cfg, job.wildcards.scan), cfg.datasets.flat_file, cfg.datasets.dark_file,
+                            parts)
         lines = [sha256_line(p) for p in files]
     write_text(job.output.sha, "".join(lines))
