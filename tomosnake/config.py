@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -129,6 +131,17 @@ class StripeRemoval(Strict):
     enabled: bool = False
     function: str = Field("profile", description="profile, sorting, or an algotom stripe removal by name")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="profile/sorting: size (odd, columns)")
+
+    @field_validator("kwargs", mode="before")
+    @classmethod
+    def _as_given(cls, v: Any) -> Any:
+        """``kwargs: null``: the function's defaults. Snakemake reads a ``--config`` mapping with YAML's base
+        loader (every scalar a string): each string value is read again as a YAML scalar (``"9"`` -> 9)."""
+        if v is None or v == "null":
+            return {}
+        if isinstance(v, dict):
+            return {k: _scalar(x) if isinstance(x, str) else x for k, x in v.items()}
+        return v
 
 
 class Background(Strict):
@@ -440,11 +453,24 @@ def scan_name(path: str | Path) -> str:
     return SCAN_NAME.sub("_", stem).strip("._") or "scan"
 
 
+def _scalar(text: str) -> Any:
+    """A string read as a YAML scalar (a number, bool or null), else the string itself."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if value is None or isinstance(value, bool | int | float | str) else text
+
+
 def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """Recursive dict merge; values of ``top`` win."""
+    """Recursive dict merge; values of ``top`` win. A ``kwargs`` mapping is one function's whole set of arguments:
+    ``top``'s replaces ``base``'s, and a ``function`` in ``top`` other than ``base``'s drops ``base``'s kwargs
+    (a config's ``stripe: {function: profile}`` over a .tori's TomoPy function keeps none of its arguments)."""
     out = dict(base)
+    if "function" in top and top["function"] != base.get("function"):
+        out.pop("kwargs", None)
     for key, val in top.items():
-        if isinstance(val, dict) and isinstance(out.get(key), dict):
+        if key != "kwargs" and isinstance(val, dict) and isinstance(out.get(key), dict):
             out[key] = deep_merge(out[key], val)
         else:
             out[key] = val
@@ -476,7 +502,7 @@ def load(raw: dict[str, Any]) -> TomoConfig:
     if tori_path:
         from tomosnake.io import tori
 
-        raw = deep_merge(tori.to_config(tori.read(tori_path)), raw)
+        raw = tori.under(tori_path, raw)
     return validate(raw)
 
 
