@@ -107,7 +107,7 @@ def row_window(geom: Geometry, theta_deg: np.ndarray, i0: int, i1: int) -> tuple
     return r0, r1
 
 
-def filter_rows(proj: np.ndarray, filter_name: str, npad: int, pad_mode: str) -> np.ndarray:
+def filter_rows(proj: np.ndarray, filter_name: str, npad: int, pad_mode: steps.PadMode) -> np.ndarray:
     """Pad the columns and ramp-filter each detector row of (n_proj, rows, cols): (n_proj, rows, cols + 2 npad).
 
     One detector row at a time (a batch of n_proj lines), so a row filters to the same bits

@@ -84,7 +84,7 @@ class PanelSpec:
 
     @property
     def full_shape(self) -> tuple[int, int]:
-        return self.shape or self.data.shape  # type: ignore[return-value]
+        return self.shape or self.data.shape
 
 
 class ImagePanel(Flowable):

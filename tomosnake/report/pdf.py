@@ -24,6 +24,7 @@ from xml.sax.saxutils import escape
 import h5py
 import numpy as np
 import yaml
+from pydantic import BaseModel
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
@@ -246,7 +247,7 @@ def _corrections(cfg: TomoConfig, steps: list[str]) -> list:
     rows = [["#", "Correction", "Parameters"]]
     for i, name in enumerate(steps, 1):
         section = getattr(cfg.preprocess, name, None)
-        params = (section.model_dump(mode="json") if hasattr(section, "model_dump") else {})
+        params = (section.model_dump(mode="json") if isinstance(section, BaseModel) else {})
         params.pop("enabled", None)
         rows.append([str(i), name.replace("_", " "), escape(_params(params))])
     if len(rows) == 1:

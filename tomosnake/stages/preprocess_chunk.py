@@ -27,6 +27,7 @@ from tomosnake.corrections import FULL, Context, Facts, Needs, Step, configured_
 from tomosnake.corrections.base import Extent
 from tomosnake.corrections.crop import window
 from tomosnake.io.scan import RawScan
+from tomosnake.io.stitched_scan import Scan
 
 __all__ = ["FULL", "Chain", "MemoryBudgetError", "Needs", "build_chain", "output_window", "process_chunk",
            "process_whole", "subchunk_shape"]
@@ -170,7 +171,7 @@ def _tiles(a: int, b: int, step: int) -> list[tuple[int, int]]:
     return [(s, min(s + step, b)) for s in range(a, b, step)]
 
 
-def process_chunk(scan: RawScan, cfg: PreprocessConfig, p0: int, p1: int, tile: tuple[int, int],
+def process_chunk(scan: Scan, cfg: PreprocessConfig, p0: int, p1: int, tile: tuple[int, int],
                   out_path: str | Path, *, threads: int | None = None,
                   after_tile: Callable[[], None] | None = None) -> None:
     """Pre-process projections ``p0:p1`` tile by tile into ``out_path`` (float32 /exchange/data), atomically.
