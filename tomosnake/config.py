@@ -8,6 +8,7 @@ model defaults < .tori file < config file < ``--config`` overrides.
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -483,9 +484,22 @@ def _error_text(err: ValidationError) -> str:
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = "unknown key" + _did_you_mean(e["loc"])
         lines.append(f"config key '{key}': {msg}")
     return "; ".join(lines)
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """`` (did you mean 'memory_mb'?)`` for an unknown key close to a key of its section (difflib), else ''."""
+    model: type[BaseModel] = TomoConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        sub = field.annotation if field else None
+        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            return ""
+        model = sub
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f" (did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?)" if close else ""
 
 
 def validate(raw: dict[str, Any]) -> TomoConfig:
