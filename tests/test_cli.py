@@ -126,3 +126,9 @@ def test_ctrl_c_stops_with_one_line_and_the_same_command_resumes(tmp_path: Path)
     again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (out / "scan" / "scan_recon.h5").is_file() and (out / "scan" / "cleanup.done").is_file()
+
+
+def test_audit_help_is_plain_text(tmp_path: Path) -> None:
+    done = tomosnake("audit", "--help", cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.startswith("tomosnake audit: what a run would submit")
+    assert "`" not in done.stdout

@@ -6,6 +6,7 @@ one."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -60,10 +61,15 @@ The workflow's keys (--config KEY=VALUE, nested keys as KEY="{sub: value}", or i
 
 
 def _relay(src: IO[bytes], dst: IO[bytes], quiet: threading.Event) -> None:
+    """Copy ``src`` to ``dst`` until its end, dropping it while ``quiet`` is set or once ``dst`` is closed."""
+    closed = False
     for chunk in iter(lambda: src.read1(65536), b""):  # type: ignore[attr-defined]
-        if not quiet.is_set():
-            dst.write(chunk)
-            dst.flush()
+        if not (quiet.is_set() or closed):
+            try:
+                dst.write(chunk)
+                dst.flush()
+            except BrokenPipeError:  # read by a command that stopped reading (e.g. `| head`)
+                closed = True
 
 
 def call(cmd: list[str], cwd: Path | None = None) -> int:
@@ -150,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a command that stopped reading (e.g. `| head`): no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _main(argv: list[str]) -> int:
