@@ -108,3 +108,12 @@ def test_a_config_value_replaces_the_tori_stripe_setting(tmp_path: Path, user_en
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
         used = config.load(json.loads((tmp_path / "out" / ".tomosnake" / "config.json").read_text()))
         assert (used.preprocess.stripe.function, used.preprocess.stripe.kwargs) == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TORIS)
+def test_audit_with_a_tori(name: str, tmp_path: Path, user_env: dict[str, str]) -> None:
+    cmd = ["tomosnake", "audit", "--profile", "local", *user_args(name, tmp_path)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=user_env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "jobs per rule" in proc.stdout and "Traceback" not in proc.stderr
