@@ -131,7 +131,7 @@ def export_targets(scan: str) -> list[str]:
 
 def cleanup_inputs(w) -> list[str]:
     files = ScanFiles.under(OUT, w.scan)
-    inputs = [files.volume, *export_targets(w.scan)]
+    inputs = [files.volume, *export_targets(w.scan), *analysis_targets(w.scan)]
     if CFG.report:
         inputs.append(files.report)
     return inputs
@@ -145,7 +145,7 @@ def final_targets(w=None) -> list[str]:
         if CFG.cleanup:
             targets.append(files.cleanup_done)
         else:
-            targets.append(files.volume)
+            targets += [files.volume, *analysis_targets(scan)]
             if CFG.report:
                 targets.append(files.report)
     return targets

@@ -5,6 +5,7 @@
 
 rule report:
     input:
+        unpack(analysis_report_inputs),
         previews=FILES.previews,
         volume=FILES.volume,
         plan=FILES.plan,

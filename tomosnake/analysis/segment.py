@@ -1,0 +1,106 @@
+"""One slab's segmentation: phases from global thresholds, and the objects of one phase.
+
+The thresholds come from the whole volume's histogram, which the recon chunks recorded and combine
+joined (`tomosnake.io.volume_stats`): Otsu's (`skimage.filters.threshold_multiotsu`, two classes) or
+multi-Otsu's, the same for every slab. Smoothing (`dask_image.ndfilters.gaussian_filter`) and the
+thresholding run on blocks of rows in the job's threads (Dask's threaded scheduler); a voxel's value
+is the one a whole-volume filter gives, as every slab is read with the filter's radius around it.
+Objects: 6-connected components (`scipy.ndimage.label`), or a watershed of the distance transform
+(`skimage.segmentation.watershed`) seeded at its maxima (`skimage.feature.peak_local_max`, one per
+component at least); labels are numbered in raster order of their first voxel, so that merging the
+slabs gives the same numbering whatever the slabs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import h5py
+import numpy as np
+from scipy import ndimage
+
+from tomosnake.analysis.layout import AnalysisError
+from tomosnake.stages.combine import HIST_PATH, read_histogram
+
+ROW_BLOCK = 64  # rows per Dask block: blocks of a few MB, several per thread
+
+
+def thresholds(counts: np.ndarray, edges: np.ndarray, phases: int, source: str = "the histogram") -> list[float]:
+    """``phases - 1`` increasing thresholds by multi-Otsu on a histogram; one line naming ``source`` if the
+    histogram cannot separate that many classes."""
+    from skimage.filters import threshold_multiotsu
+
+    filled = int(np.count_nonzero(counts))
+    if filled < phases:
+        raise AnalysisError(f"{source}: {filled} non-empty bins cannot hold config key 'analysis.phases' {phases}")
+    centres = (edges[:-1] + edges[1:]) / 2
+    th = [float(t) for t in threshold_multiotsu(hist=(np.asarray(counts), centres), classes=phases)]
+    if len(set(th)) < len(th):
+        raise AnalysisError(f"{source}: no {phases} distinct classes in the histogram (config key 'analysis.phases')")
+    return th
+
+
+def volume_thresholds(volume_path: str, phases: int) -> list[float]:
+    """The thresholds from the histogram in a volume file (``/process/tomosnake/histogram``)."""
+    with h5py.File(volume_path, "r") as f:
+        counts, edges, _ = read_histogram(f)
+    return thresholds(counts, edges, phases, f"{volume_path} ({HIST_PATH})")
+
+
+def phase_labels(slab: np.ndarray, sigma: float, crop: tuple[int, int], th: Sequence[float],
+                 threads: int) -> np.ndarray:
+    """Phase of each voxel (uint8, 0 darkest) of ``slab`` less ``crop`` slices at each end, after an
+    optional Gaussian of ``sigma`` (reflected at the slab's ends: a slab's end is the volume's, or lies
+    ``crop`` or more slices beyond the part kept)."""
+    import dask.array as da
+    from dask_image.ndfilters import gaussian_filter
+
+    arr = da.from_array(slab, chunks=(-1, ROW_BLOCK, -1))
+    if sigma > 0:
+        arr = gaussian_filter(arr, sigma, mode="reflect", truncate=4.0)
+    arr = arr[crop[0]:len(slab) - crop[1]]
+    bins = np.asarray(th, dtype=np.float64)
+    out = arr.map_blocks(lambda b: np.digitize(b, bins, right=True).astype(np.uint8), dtype=np.uint8)
+    return out.compute(scheduler="threads", num_workers=threads)
+
+
+def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """6-connected components of ``mask`` (int32, numbered in raster order by `scipy.ndimage.label`)."""
+    return ndimage.label(mask)
+
+
+def watershed(mask: np.ndarray, seed_distance: int) -> np.ndarray:
+    """Touching particles of ``mask`` apart: a watershed of the distance transform from its maxima at least
+    ``seed_distance`` apart (one per component at least). Labels int32, not in raster order."""
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed as skwatershed
+
+    dist = ndimage.distance_transform_edt(mask)
+    cc, _ = ndimage.label(mask)
+    peaks = peak_local_max(dist, min_distance=seed_distance, labels=cc, exclude_border=False)
+    del cc
+    seeds = np.zeros(mask.shape, np.int32)
+    seeds[tuple(peaks.T)] = 1
+    seeds, _ = ndimage.label(seeds, structure=np.ones((3, 3, 3), bool))  # a plateau's peaks are one seed
+    return skwatershed(-dist, seeds, mask=mask).astype(np.int32, copy=False)
+
+
+def raster_order(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """``labels`` renumbered 1..n in raster order of each label's first voxel (0 stays 0); and n."""
+    ids, first = np.unique(labels.ravel(), return_index=True)
+    keep = ids != 0
+    ids, first = ids[keep], first[keep]
+    lut = np.zeros(int(ids.max()) + 1 if ids.size else 1, np.int32)
+    lut[ids[np.argsort(first, kind="stable")]] = np.arange(1, ids.size + 1, dtype=np.int32)
+    return lut[labels], int(ids.size)
+
+
+def label_stats(labels: np.ndarray, n: int, z0: int) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels of each label 0..n (int64), and the bounding box of each label 1..n as (n, 6) int32 rows
+    ``z0, y0, x0, z1, y1, x1`` (half-open; z from ``z0``, the first slice of ``labels`` in the volume)."""
+    counts = np.bincount(labels.ravel(), minlength=n + 1).astype(np.int64)
+    bbox = np.zeros((n, 6), np.int32)
+    for i, sl in enumerate(ndimage.find_objects(labels, max_label=n)):
+        if sl is not None:
+            bbox[i] = (sl[0].start + z0, sl[1].start, sl[2].start, sl[0].stop + z0, sl[1].stop, sl[2].stop)
+    return counts, bbox
