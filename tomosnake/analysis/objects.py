@@ -1,11 +1,14 @@
 """Objects counted once across the slabs: labels that meet across a slab face joined (union-find).
 
 Each slab numbers its objects 1..n in raster order; slab ``u``'s label ``l`` is node ``offset[u] + l - 1``.
-Across the face between two slabs, the last slice of one and the first of the next are compared voxel
-by voxel: connected components join every pair of labels that touch there (what labelling the whole
-volume joins); watershed regions join only pairs that are each other's largest contact (two touching
-particles also touch across the face, where their watershed line crosses it, but over far fewer voxels
-than each particle with itself). The joined objects are numbered in raster order of their first voxel
+Across the face between two slabs, connected components join every pair of labels that touch there (the
+last slice of one slab and the first of the next, voxel by voxel: what labelling the whole volume joins).
+Watershed regions cannot: two touching particles touch across the face too, where their watershed line
+crosses it. Each slab's watershed ran over its halo, so each slab also labelled the slice just beyond
+each of its faces (``ahead``, ``behind``), with the labels of its own regions: on those same voxels the
+two slabs' labels of one particle overlap, and a pair joins when each is the other's largest overlap
+(with a halo that holds the seeds and distances near the face, the two labellings are the same there and
+the overlaps are one to one). The joined objects are numbered in raster order of their first voxel
 (their smallest node), so the result is the same whatever the slabs. The components of the graph come
 from `scipy.sparse.csgraph.connected_components`.
 """
@@ -18,6 +21,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+
+@dataclass
+class Face:
+    """A slab's labels on its first and last slices, and (watershed) on the slices just outside them."""
+
+    first: np.ndarray
+    last: np.ndarray
+    behind: np.ndarray | None = None
+    ahead: np.ndarray | None = None
 
 
 @dataclass
@@ -52,18 +65,27 @@ def face_pairs(below: np.ndarray, above: np.ndarray, mutual_best: bool) -> np.nd
     return np.asarray(sorted(keep), np.int64).reshape(-1, 2)
 
 
-def merge(counts: Sequence[np.ndarray], bboxes: Sequence[np.ndarray], faces: Sequence[tuple[np.ndarray, np.ndarray]],
-          mutual_best: bool, min_voxels: int = 1) -> Objects:
+def joined_pairs(lower: Face, upper: Face) -> np.ndarray:
+    """(k, 2) labels of ``lower`` and ``upper`` (adjacent slabs) that are one object."""
+    if lower.ahead is None or upper.behind is None:
+        return face_pairs(lower.last, upper.first, mutual_best=False)
+    pairs = np.concatenate([face_pairs(lower.ahead, upper.first, mutual_best=True),
+                            face_pairs(lower.last, upper.behind, mutual_best=True)])
+    return np.unique(pairs, axis=0)
+
+
+def merge(counts: Sequence[np.ndarray], bboxes: Sequence[np.ndarray], faces: Sequence[Face],
+          min_voxels: int = 1) -> Objects:
     """Join the slabs' labels into objects.
 
     ``counts[u]``: voxels of labels 0..n_u of slab u; ``bboxes[u]``: (n_u, 6) boxes in volume coordinates;
-    ``faces[u]``: (first slice, last slice) of slab u's labels. Objects under ``min_voxels`` are dropped.
+    ``faces[u]``: slab u's labels on its faces. Objects under ``min_voxels`` are dropped.
     """
     first_node = offsets(counts)
     total = int(first_node[-1])
     edges = [np.zeros((0, 2), np.int64)]
     for u in range(len(counts) - 1):
-        pairs = face_pairs(faces[u][1], faces[u + 1][0], mutual_best)
+        pairs = joined_pairs(faces[u], faces[u + 1])
         edges.append(np.stack([pairs[:, 0] - 1 + first_node[u], pairs[:, 1] - 1 + first_node[u + 1]], axis=1))
     e = np.concatenate(edges)
     graph = coo_matrix((np.ones(len(e), np.int8), (e[:, 0], e[:, 1])), shape=(total, total))

@@ -85,14 +85,15 @@ def watershed(mask: np.ndarray, seed_distance: int) -> np.ndarray:
     return skwatershed(-dist, seeds, mask=mask).astype(np.int32, copy=False)
 
 
-def raster_order(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    """``labels`` renumbered 1..n in raster order of each label's first voxel (0 stays 0); and n."""
+def raster_order(labels: np.ndarray, top: int) -> tuple[np.ndarray, int]:
+    """The renumbering (a lookup table over 0..``top``) of the labels in ``labels`` as 1..n in raster order
+    of their first voxel there (0, and labels absent from ``labels``, to 0); and n."""
     ids, first = np.unique(labels.ravel(), return_index=True)
     keep = ids != 0
     ids, first = ids[keep], first[keep]
-    lut = np.zeros(int(ids.max()) + 1 if ids.size else 1, np.int32)
+    lut = np.zeros(top + 1, np.int32)
     lut[ids[np.argsort(first, kind="stable")]] = np.arange(1, ids.size + 1, dtype=np.int32)
-    return lut[labels], int(ids.size)
+    return lut, int(ids.size)
 
 
 def label_stats(labels: np.ndarray, n: int, z0: int) -> tuple[np.ndarray, np.ndarray]:

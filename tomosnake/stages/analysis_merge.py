@@ -56,12 +56,13 @@ def analysis_merge(chunk_paths: Sequence[str | Path], volume_path: str | Path, l
             th = [float(t) for t in f.attrs["thresholds"]]
             counts.append(g["label_voxels"][()])
             bboxes.append(g["bbox"][()].astype(np.int64))
-            faces.append((g["objects"][0], g["objects"][-1]))
+            faces.append(objects.Face(g["objects"][0], g["objects"][-1], *(g[k][()] if k in g else None
+                                                                           for k in ("behind", "ahead"))))
             phase_voxels += g["phase_voxels"][()]
             for key in PLANES:
                 if key in g:
                     planes[key].append(g[key][()])
-    objs = objects.merge(counts, bboxes, faces, mutual_best=a.watershed, min_voxels=a.min_voxels)
+    objs = objects.merge(counts, bboxes, faces, min_voxels=a.min_voxels)
     first = objects.offsets(counts)
     _write_labels(units, objs, first, lay, th, planes, labels_path)
     with h5py.File(volume_path, "r") as f:

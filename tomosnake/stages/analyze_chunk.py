@@ -2,7 +2,8 @@
 
 Each slab (`tomosnake.analysis.layout`) is read with its halo, smoothed and thresholded
 (`tomosnake.analysis.segment`), its objects labelled; the job's file holds per slab (group ``units/<u>``):
-``phases`` (uint8) and ``objects`` (uint32, slab labels in raster order) of its core slices, the
+``phases`` (uint8) and ``objects`` (uint32, slab labels in raster order) of its core slices (with the
+watershed also ``behind`` and ``ahead``: its regions' labels on the slices just outside the core), the
 voxels of each phase and of each label, the labels' boxes, and for the report the grey values and phases
 of its rows of the middle planes (and the middle slice, in the slab that holds it).
 """
@@ -37,15 +38,22 @@ def analyze_unit(data: h5py.Dataset, lay: Layout, u: int, cfg: TomoConfig, th: l
         data.read_direct(slab, np.s_[r0:r1])
     phases = segment.phase_labels(slab, a.smooth, (s0 - r0, r1 - s1), th, threads)
     mask = phases == a.objects_of
-    if a.watershed:
-        labels, n = segment.raster_order(segment.watershed(mask, seed_distance(a))[z0 - s0:z1 - s0])
+    extra = {}
+    if a.watershed:  # the regions in the core; their labels on the slices either side of it, for the merge
+        regions = segment.watershed(mask, seed_distance(a))
+        lut, n = segment.raster_order(regions[z0 - s0:z1 - s0], int(regions.max()))
+        labels = lut[regions[z0 - s0:z1 - s0]]
+        empty = np.zeros((ny, nx), np.int32)
+        extra = {"behind": lut[regions[z0 - 1 - s0]] if z0 > s0 else empty,
+                 "ahead": lut[regions[z1 - s0]] if z1 < s1 else empty}
+        del regions
     else:
         labels, n = segment.components(mask[z0 - s0:z1 - s0])
     del mask
     core = phases[z0 - s0:z1 - s0]
     counts, bbox = segment.label_stats(labels, n, z0)
     grey = slab[z0 - r0:z1 - r0]
-    out = {"phases": core, "objects": labels.astype(np.uint32),
+    out = extra | {"phases": core, "objects": labels.astype(np.uint32),
            "phase_voxels": np.bincount(core.ravel(), minlength=a.phases).astype(np.int64),
            "label_voxels": counts, "bbox": bbox,
            "coronal_grey": grey[:, ny // 2].copy(), "coronal_phases": core[:, ny // 2].copy(),
