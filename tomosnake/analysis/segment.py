@@ -44,7 +44,7 @@ def volume_thresholds(volume_path: str, phases: int) -> list[float]:
     """The thresholds from the histogram in a volume file (``/process/tomosnake/histogram``)."""
     with h5py.File(volume_path, "r") as f:
         counts, edges, _ = read_histogram(f)
-    return thresholds(counts, edges, phases, f"{volume_path} ({HIST_PATH})")
+    return thresholds(counts, edges, phases, f"{volume_path} (/{HIST_PATH})")
 
 
 def phase_labels(slab: np.ndarray, sigma: float, crop: tuple[int, int], th: Sequence[float],

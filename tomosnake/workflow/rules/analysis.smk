@@ -10,6 +10,13 @@ def analysis_jobs(w) -> list[str]:
     return [ScanFiles.under(OUT, w.scan).analysis_chunk(j) for j in range(len(lay.jobs))]
 
 
+def analysis_slabs(w) -> list[list[int]]:
+    """The slices of job j's slabs: a new layout (another budget) reruns the job."""
+    lay = alayout.of_plan(plan_of(w), CFG)
+    u0, u1 = lay.jobs[int(w.j)]
+    return [list(lay.units[u]) for u in range(u0, u1)]
+
+
 def analysis_targets(scan: str) -> list[str]:
     """The analysis outputs of a scan the config asks for (none when analysis is off)."""
     if not CFG.analysis.enabled:
@@ -33,6 +40,7 @@ rule analyze_chunk:
         chunk=temp(FILES.analysis_chunk()),
     params:
         analysis=CFG.analysis.model_dump(mode="json"),
+        slabs=analysis_slabs,
     threads: resources.threads(CFG, "analyze_chunk")
     resources:
         **job_resources("analyze_chunk"),
