@@ -51,8 +51,8 @@ DEFAULT_STEP_RATE = 50e6  # the other steps are elementwise (i0, -log, unity, ba
 # measured from 512 to 2048 px with one thread; the larger, as the grid outgrows the caches.
 RECON_S_PER_POINT = 1.25e-6
 # Analysis (`tomosnake.analysis`), voxels of a slab and its halo per second per core, without and with the
-# watershed (benchmarks/analysis.py, 2 threads, the slower figure per core, rounded down).
-ANALYSIS_VOXELS_PER_S = {False: 5e6, True: 0.5e6}
+# watershed (benchmarks/analysis.py, 2 threads: 3.7-7.6 and 0.54-0.83 Mvoxel/s per core), rounded down.
+ANALYSIS_VOXELS_PER_S = {False: 3e6, True: 0.4e6}
 # The environment of every job. glibc raises its mmap threshold as large arrays are freed, after which
 # freed blocks stay in the heap instead of going back to the system: the steps' transients then add up
 # (measured: 41 MiB kept after stripe removal on a 156 MiB block, 23 % over the model). A fixed

@@ -19,11 +19,12 @@ from tomosnake.config import AnalysisConfig, TomoConfig
 from tomosnake.io.pyramid import level_shape
 from tomosnake.stages.plan import Plan, split
 
-# Peak bytes per voxel of a slab with its halo, measured with benchmarks/analysis.py (peak RSS over
-# the slab's voxels, 96^3 to 192^3, 2 threads), rounded up: the float32 slab and its smoothed blocks,
-# phases (uint8), the mask and labels (int32); with the watershed also the distance transform (float64,
-# and scipy's feature transform inside it, 3 x int32) and skimage's watershed and seeds.
-BYTES_PER_VOXEL = {False: 24, True: 80}
+# Peak bytes per voxel of a slab with its halo (the job's peak RSS less its RSS before the first slab, over
+# the largest slab's voxels), measured with benchmarks/analysis.py on 128^3 to 256^3, 2 threads: 21.6-23.2
+# (components), 67.4-77.5 (watershed); with a margin. The float32 slab, the blocks being smoothed,
+# phases (uint8), the mask and labels (int32); with the watershed the distance transform (float64, and
+# scipy's feature transform inside it, 3 x int32), skimage's watershed (padded float64 copies) and seeds.
+BYTES_PER_VOXEL = {False: 28, True: 88}
 
 
 class AnalysisError(ValueError):

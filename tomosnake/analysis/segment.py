@@ -2,9 +2,11 @@
 
 The thresholds come from the whole volume's histogram, which the recon chunks recorded and combine
 joined (`tomosnake.io.volume_stats`): Otsu's (`skimage.filters.threshold_multiotsu`, two classes) or
-multi-Otsu's, the same for every slab. Smoothing (`dask_image.ndfilters.gaussian_filter`) and the
-thresholding run on blocks of rows in the job's threads (Dask's threaded scheduler); a voxel's value
-is the one a whole-volume filter gives, as every slab is read with the filter's radius around it.
+multi-Otsu's, the same for every slab. Smoothing (scipy's Gaussian) and the thresholding run on blocks
+of rows with the filter's radius of overlap (`dask.array.map_overlap`, what dask-image's filters do) in
+the job's threads; one task does both, so that no smoothed block outlives its task (dask-image's filter
+and then a threshold held some 28 bytes a voxel). A voxel's value is the one a whole-volume filter gives,
+as every slab is read with the filter's radius around it.
 Objects: 6-connected components (`scipy.ndimage.label`), or a watershed of the distance transform
 (`skimage.segmentation.watershed`) seeded at its maxima (`skimage.feature.peak_local_max`, one per
 component at least); labels are numbered in raster order of their first voxel, so that merging the
@@ -19,10 +21,10 @@ import h5py
 import numpy as np
 from scipy import ndimage
 
-from tomosnake.analysis.layout import AnalysisError
+from tomosnake.analysis.layout import AnalysisError, smooth_radius
 from tomosnake.stages.combine import HIST_PATH, read_histogram
 
-ROW_BLOCK = 64  # rows per Dask block: blocks of a few MB, several per thread
+BLOCKS_PER_THREAD = 4  # Dask blocks of rows per thread: the blocks in flight hold a quarter of the slab or less
 
 
 def thresholds(counts: np.ndarray, edges: np.ndarray, phases: int, source: str = "the histogram") -> list[float]:
@@ -53,15 +55,19 @@ def phase_labels(slab: np.ndarray, sigma: float, crop: tuple[int, int], th: Sequ
     optional Gaussian of ``sigma`` (reflected at the slab's ends: a slab's end is the volume's, or lies
     ``crop`` or more slices beyond the part kept)."""
     import dask.array as da
-    from dask_image.ndfilters import gaussian_filter
 
-    arr = da.from_array(slab, chunks=(-1, ROW_BLOCK, -1))
-    if sigma > 0:
-        arr = gaussian_filter(arr, sigma, mode="reflect", truncate=4.0)
-    arr = arr[crop[0]:len(slab) - crop[1]]
-    bins = np.asarray(th, dtype=np.float64)
-    out = arr.map_blocks(lambda b: np.digitize(b, bins, right=True).astype(np.uint8), dtype=np.uint8)
-    return out.compute(scheduler="threads", num_workers=threads)
+    def block(b: np.ndarray) -> np.ndarray:
+        g = ndimage.gaussian_filter(b, sigma, mode="reflect", truncate=4.0) if sigma > 0 else b
+        out = np.zeros(g.shape, np.uint8)
+        for t in th:  # the phase is the number of thresholds below the value (skimage's "> threshold")
+            out += g > t
+        return out
+
+    rows = max(8, -(-slab.shape[1] // (BLOCKS_PER_THREAD * threads)))
+    arr = da.from_array(slab, chunks=(-1, rows, -1))
+    radius = smooth_radius(sigma)
+    phases = arr.map_overlap(block, depth={0: 0, 1: radius, 2: 0}, boundary="none", dtype=np.uint8)
+    return phases[crop[0]:len(slab) - crop[1]].compute(scheduler="threads", num_workers=threads)
 
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -87,19 +93,28 @@ def watershed(mask: np.ndarray, seed_distance: int) -> np.ndarray:
 
 def raster_order(labels: np.ndarray, top: int) -> tuple[np.ndarray, int]:
     """The renumbering (a lookup table over 0..``top``) of the labels in ``labels`` as 1..n in raster order
-    of their first voxel there (0, and labels absent from ``labels``, to 0); and n."""
-    ids, first = np.unique(labels.ravel(), return_index=True)
-    keep = ids != 0
-    ids, first = ids[keep], first[keep]
+    of their first voxel there (0, and labels absent from ``labels``, to 0); and n. Slice by slice: the
+    memory of one slice."""
+    never = np.iinfo(np.int64).max
+    first = np.full(top + 1, never, np.int64)
+    area = labels[0].size if len(labels) else 0
+    for z, plane in enumerate(labels):
+        ids, at = np.unique(plane, return_index=True)
+        new = first[ids] == never
+        first[ids[new]] = z * area + at[new]
+    first[0] = never
+    ids = np.flatnonzero(first != never)
     lut = np.zeros(top + 1, np.int32)
-    lut[ids[np.argsort(first, kind="stable")]] = np.arange(1, ids.size + 1, dtype=np.int32)
+    lut[ids[np.argsort(first[ids], kind="stable")]] = np.arange(1, ids.size + 1, dtype=np.int32)
     return lut, int(ids.size)
 
 
 def label_stats(labels: np.ndarray, n: int, z0: int) -> tuple[np.ndarray, np.ndarray]:
     """Voxels of each label 0..n (int64), and the bounding box of each label 1..n as (n, 6) int32 rows
     ``z0, y0, x0, z1, y1, x1`` (half-open; z from ``z0``, the first slice of ``labels`` in the volume)."""
-    counts = np.bincount(labels.ravel(), minlength=n + 1).astype(np.int64)
+    counts = np.zeros(n + 1, np.int64)
+    for plane in labels:  # a slice at a time: bincount counts in a copy of its input as int64
+        counts += np.bincount(plane.ravel(), minlength=n + 1)
     bbox = np.zeros((n, 6), np.int32)
     for i, sl in enumerate(ndimage.find_objects(labels, max_label=n)):
         if sl is not None:

@@ -23,6 +23,7 @@ from tomosnake.io.atomic import atomic_path
 from tomosnake.report.timings import io_timer
 
 log = logging.getLogger(__name__)
+LABELS = ("objects", "behind", "ahead")  # stored as uint32
 
 
 def analyze_unit(data: h5py.Dataset, lay: Layout, u: int, cfg: TomoConfig, th: list[float],
@@ -53,7 +54,7 @@ def analyze_unit(data: h5py.Dataset, lay: Layout, u: int, cfg: TomoConfig, th: l
     core = phases[z0 - s0:z1 - s0]
     counts, bbox = segment.label_stats(labels, n, z0)
     grey = slab[z0 - r0:z1 - r0]
-    out = extra | {"phases": core, "objects": labels.astype(np.uint32),
+    out = extra | {"phases": core, "objects": labels,
            "phase_voxels": np.bincount(core.ravel(), minlength=a.phases).astype(np.int64),
            "label_voxels": counts, "bbox": bbox,
            "coronal_grey": grey[:, ny // 2].copy(), "coronal_phases": core[:, ny // 2].copy(),
@@ -76,5 +77,5 @@ def analyze_chunk(volume_path: str | Path, lay: Layout, job: int, cfg: TomoConfi
             g = out.create_group(f"units/{u}")
             g.attrs["z"] = lay.units[u]
             for key, val in rec.items():
-                g.create_dataset(key, data=val)
+                g.create_dataset(key, data=val, dtype=np.uint32 if key in LABELS else val.dtype)
             log.info("analyze_chunk: slab %d, slices %d-%d: %d labels", u, *lay.units[u], len(rec["label_voxels"]) - 1)
