@@ -5,33 +5,6 @@
 from tomosnake.analysis import layout as alayout
 
 
-def analysis_jobs(w) -> list[str]:
-    lay = alayout.of_plan(plan_of(w), CFG)
-    return [ScanFiles.under(OUT, w.scan).analysis_chunk(j) for j in range(len(lay.jobs))]
-
-
-def analysis_slabs(w) -> list[list[int]]:
-    """The slices of job j's slabs: a new layout (another budget) reruns the job."""
-    lay = alayout.of_plan(plan_of(w), CFG)
-    u0, u1 = lay.jobs[int(w.j)]
-    return [list(lay.units[u]) for u in range(u0, u1)]
-
-
-def analysis_targets(scan: str) -> list[str]:
-    """The analysis outputs of a scan the config asks for (none when analysis is off)."""
-    if not CFG.analysis.enabled:
-        return []
-    files = ScanFiles.under(OUT, scan)
-    return [files.analysis_json, *([files.labels_ome_zarr] if CFG.output.ome_zarr else [])]
-
-
-def analysis_report_inputs(w) -> dict[str, str]:
-    if not CFG.analysis.enabled:
-        return {}
-    files = ScanFiles.under(OUT, w.scan)
-    return {"analysis": files.analysis_json, "labels": files.labels}
-
-
 rule analyze_chunk:
     input:
         volume=FILES.volume,
@@ -40,7 +13,7 @@ rule analyze_chunk:
         chunk=temp(FILES.analysis_chunk()),
     params:
         analysis=CFG.analysis.model_dump(mode="json"),
-        slabs=analysis_slabs,
+        slabs=lambda w: atargets.slabs(alayout.of_plan(plan_of(w), CFG), int(w.j)),
     threads: resources.threads(CFG, "analyze_chunk")
     resources:
         **job_resources("analyze_chunk"),
@@ -58,7 +31,7 @@ rule analysis_merge:
     input:
         volume=FILES.volume,
         plan=FILES.plan,
-        chunks=analysis_jobs,
+        chunks=lambda w: atargets.chunk_files(ScanFiles.under(OUT, w.scan), alayout.of_plan(plan_of(w), CFG)),
     output:
         labels=FILES.labels,
         json=FILES.analysis_json,

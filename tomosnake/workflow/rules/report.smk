@@ -5,7 +5,7 @@
 
 rule report:
     input:
-        unpack(analysis_report_inputs),
+        unpack(lambda w: atargets.report_inputs(CFG, ScanFiles.under(OUT, w.scan))),
         previews=FILES.previews,
         volume=FILES.volume,
         plan=FILES.plan,
