@@ -8,7 +8,7 @@ from tomosnake import outdir, placement, preflight
 from tomosnake import workflow as tworkflow
 from tomosnake.analysis import targets as atargets
 from tomosnake.config import stage_dict
-from tomosnake.jobs import exit_promptly, return_freed_memory, run_job
+from tomosnake.jobs import exit_promptly, return_freed_memory, run_job, run_jobs_in_this_process
 from tomosnake.paths import ScanFiles
 from tomosnake.stages.plan import Plan
 
@@ -47,7 +47,9 @@ wildcard_constraints:
 
 
 def raw_input(w) -> str:
-    """The scan's raw file under its safe name (a symlink in the outdir; jobs open the real file)."""
+    """The scan's raw file under its safe name (a symlink in the outdir; jobs open the real file). Every run's
+    DAG holds the plan, whose input this is: where the run's jobs are set to run in this process."""
+    run_jobs_in_this_process(workflow)
     return f"{OUT}/{outdir.input_alias(w.scan)}"
 
 
