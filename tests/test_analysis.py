@@ -8,6 +8,7 @@ compare the counts and fractions with the beads' truth.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -17,7 +18,7 @@ from pypdf import PdfReader
 from scipy import ndimage
 
 from tests.conftest import read_only
-from tests.workflow import run
+from tests.workflow import nothing_to_do, run
 from tomosnake import config as tconfig
 from tomosnake.analysis import objects, segment
 from tomosnake.analysis.layout import AnalysisError, make_layout
@@ -190,12 +191,19 @@ def test_touching_beads_split_by_the_watershed(touching_beads, tmp_path):
 
 @pytest.mark.slow
 def test_pyramid_level_and_labels_as_ome_zarr(separate_beads, tmp_path):
+    """Level 1 of the pyramid; then, after cleanup, a new analysis parameter reruns the analysis alone."""
     import zarr
 
     scan, beads, t = separate_beads
     out = tmp_path / "out"
-    cfg = _config(scan, out, level=1, smooth=0.0) | {"output": {"pyramid": [2], "ome_zarr": True}}
+    cfg = _config(scan, out, level=1, smooth=0.0) | {"output": {"pyramid": [2], "ome_zarr": True}, "cleanup": True}
     run(tmp_path, cfg)
+    assert nothing_to_do(tmp_path, cfg)
+    cfg["analysis"]["phases"] = 3
+    dry = run(tmp_path, cfg, "-n").stdout
+    assert set(re.findall(r"^(\w+)\s+\d+$", dry, re.M)) == {"analyze_chunk", "analysis_merge", "labels_ome_zarr",
+                                                            "report", "cleanup", "all", "total"}
+    cfg["analysis"]["phases"] = 2
     result, labels = _outputs(out)
     assert result["level"] == 1 and result["factor"] == 2 and result["shape"] == [N // 2] * 3
     assert abs(result["phases"][1]["fraction"] - t.mean()) < 0.01
