@@ -44,7 +44,8 @@ def _volume_file(path: Path, vol: np.ndarray) -> Path:
     return path
 
 
-def _analyse(volume: Path, work: Path, analysis: dict, budget_mb: float) -> tuple[int, dict, np.ndarray, np.ndarray]:
+def _analyse(volume: Path, work: Path, analysis: dict, budget_mb: float,
+             threads: int = 2) -> tuple[int, dict, np.ndarray, np.ndarray]:
     """(slabs, JSON, phases, objects) of the stage's jobs run one after the other, as the workflow runs them."""
     cfg = tconfig.validate({"memory_mb": 1000, "overhead_mb": 0, "analysis_memory_mb": budget_mb,
                             "analysis": {"enabled": True, **analysis}})
@@ -52,7 +53,7 @@ def _analyse(volume: Path, work: Path, analysis: dict, budget_mb: float) -> tupl
         lay = make_layout(f["exchange/data"].shape, cfg)
     chunks = [work / f"chunk_{j}.h5" for j in range(len(lay.jobs))]
     for j, path in enumerate(chunks):
-        analyze_chunk(volume, lay, j, cfg, path, threads=2)
+        analyze_chunk(volume, lay, j, cfg, path, threads=threads)
     result = analysis_merge(chunks, volume, lay, cfg, work / "labels.h5", work / "a.json", work / "o.csv", "s")
     with h5py.File(work / "labels.h5", "r") as f:
         return len(lay.units), result, f["exchange/data"][()], f["exchange/objects"][()]
@@ -78,6 +79,15 @@ def test_slabs_label_like_the_whole_volume(noisy_beads, tmp_path, budget_mb):
     np.testing.assert_array_equal(labels, whole)
     _, _, phases_one, _ = _analyse(volume, tmp_path / "one", {"smooth": 1.0}, 1000)
     np.testing.assert_array_equal(phases, phases_one)  # the smoothing's halo: same phases as one slab
+
+
+def test_threads_change_nothing(noisy_beads, tmp_path):
+    """The rows each thread smooths follow the threads; the phases and labels do not."""
+    volume, _ = noisy_beads
+    one = _analyse(volume, tmp_path / "1", {"smooth": 1.5}, 3.0, threads=1)
+    three = _analyse(volume, tmp_path / "3", {"smooth": 1.5}, 3.0, threads=3)
+    np.testing.assert_array_equal(one[2], three[2])
+    np.testing.assert_array_equal(one[3], three[3])
 
 
 def test_watershed_over_slabs_equals_one_slab(noisy_beads, tmp_path):

@@ -74,19 +74,18 @@ def joined_pairs(lower: Face, upper: Face) -> np.ndarray:
     return np.unique(pairs, axis=0)
 
 
-def merge(counts: Sequence[np.ndarray], bboxes: Sequence[np.ndarray], faces: Sequence[Face],
+def merge(counts: Sequence[np.ndarray], bboxes: Sequence[np.ndarray], pairs: Sequence[np.ndarray],
           min_voxels: int = 1) -> Objects:
     """Join the slabs' labels into objects.
 
     ``counts[u]``: voxels of labels 0..n_u of slab u; ``bboxes[u]``: (n_u, 6) boxes in volume coordinates;
-    ``faces[u]``: slab u's labels on its faces. Objects under ``min_voxels`` are dropped.
+    ``pairs[u]``: `joined_pairs` of slabs u and u + 1. Objects under ``min_voxels`` are dropped.
     """
     first_node = offsets(counts)
     total = int(first_node[-1])
     edges = [np.zeros((0, 2), np.int64)]
-    for u in range(len(counts) - 1):
-        pairs = joined_pairs(faces[u], faces[u + 1])
-        edges.append(np.stack([pairs[:, 0] - 1 + first_node[u], pairs[:, 1] - 1 + first_node[u + 1]], axis=1))
+    for u, p in enumerate(pairs):
+        edges.append(np.stack([p[:, 0] - 1 + first_node[u], p[:, 1] - 1 + first_node[u + 1]], axis=1))
     e = np.concatenate(edges)
     graph = coo_matrix((np.ones(len(e), np.int8), (e[:, 0], e[:, 1])), shape=(total, total))
     n_comp, comp = connected_components(graph, directed=False)

@@ -5,7 +5,7 @@ darkest; ``/exchange/objects``: object of each voxel, uint32, 1..count in raster
 middle planes for the report under ``/process/tomosnake/analysis``), ``<scan>_analysis.json`` (phases
 darkest first with their fractions, objects with their volumes) and ``<scan>_objects.csv`` (a row per
 object). Objects that cross slab faces are joined once (`tomosnake.analysis.objects`). Memory: one slab
-of labels at a time, and a few numbers per slab label.
+of labels at a time, the faces of two, and a few numbers per slab label.
 """
 
 from __future__ import annotations
@@ -48,21 +48,24 @@ def analysis_merge(chunk_paths: Sequence[str | Path], volume_path: str | Path, l
     """Write the labels file, the JSON and the CSV; return the JSON's content."""
     a = cfg.analysis
     units = _units(chunk_paths)
-    counts, bboxes, faces, planes = [], [], [], {k: [] for k in PLANES}
+    counts, bboxes, pairs, planes = [], [], [], {k: [] for k in PLANES}
     phase_voxels = np.zeros(a.phases, np.int64)
+    face = None  # the previous slab's: two slabs' faces in memory at a time
     for path, group in units:
         with h5py.File(path, "r") as f:
             g = f[group]
             th = [float(t) for t in f.attrs["thresholds"]]
             counts.append(g["label_voxels"][()])
             bboxes.append(g["bbox"][()].astype(np.int64))
-            faces.append(objects.Face(g["objects"][0], g["objects"][-1], *(g[k][()] if k in g else None
-                                                                           for k in ("behind", "ahead"))))
+            below, face = face, objects.Face(g["objects"][0], g["objects"][-1],
+                                             *(g[k][()] if k in g else None for k in ("behind", "ahead")))
+            if below is not None:
+                pairs.append(objects.joined_pairs(below, face))
             phase_voxels += g["phase_voxels"][()]
             for key in PLANES:
                 if key in g:
                     planes[key].append(g[key][()])
-    objs = objects.merge(counts, bboxes, faces, min_voxels=a.min_voxels)
+    objs = objects.merge(counts, bboxes, pairs, min_voxels=a.min_voxels)
     first = objects.offsets(counts)
     _write_labels(units, objs, first, lay, th, planes, labels_path)
     with h5py.File(volume_path, "r") as f:
