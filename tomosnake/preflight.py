@@ -110,7 +110,7 @@ def disk_need(plan: Plan, cfg: TomoConfig, scan_dir: str | Path) -> int:
     """
     f = ScanFiles(str(scan_dir), plan.scan)
     s = storage(plan.estimates, cfg.output)
-    need = s["peak"]
+    need = s["peak"] + analysis_layout.disk_bytes(plan, cfg)
     have = _size([*_glob(f.recon_chunk("*")), Path(f.volume)])
     if Path(f.cleanup_done).exists():
         need -= s["preprocessed"]

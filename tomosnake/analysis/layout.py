@@ -109,6 +109,15 @@ def check(cfg: TomoConfig, plan: Plan, volume_path: str) -> None:
         volume_thresholds(volume_path, cfg.analysis.phases)
 
 
+def disk_bytes(plan: Plan, cfg: TomoConfig) -> int:
+    """What the analysis writes at its peak: the jobs' slabs and the labels file (phases uint8, objects uint32),
+    and the labels' OME-Zarr copy."""
+    if not cfg.analysis.enabled:
+        return 0
+    voxels = math.prod(of_plan(plan, cfg).shape)
+    return voxels * (5 + 5 + (1 if cfg.output.ome_zarr else 0))
+
+
 def of_plan(plan: Plan, cfg: TomoConfig) -> Layout:
     """The layout of the volume the plan makes (slices x width x width)."""
     return make_layout((plan.n_slices, plan.recon_width, plan.recon_width), cfg)
