@@ -245,3 +245,23 @@ def test_bad_analysis_input_is_one_line_before_anything_runs(separate_beads, tmp
     line = _refused(tmp_path, _config(scan, out, phases=3))
     assert f"{volume} (/process/tomosnake/histogram): 2 non-empty bins cannot hold config key 'analysis.phases' 3" \
         in line
+
+
+@pytest.mark.slurm
+def test_analysis_jobs_on_slurm(separate_beads, tmp_path):
+    """The analysis's jobs as SLURM jobs of their own (profile slurm-test), with the same count as locally."""
+    from tests.test_slurm import NO_CONTROLLER, slurm_jobs, snakemake_slurm
+
+    if NO_CONTROLLER is not None:
+        pytest.skip(NO_CONTROLLER)
+    scan, beads, _ = separate_beads
+    out = tmp_path / "out"
+    cfg = _config(scan, out, budget_mb=4.0) | {"report": False, "recon_memory_mb": 200}
+    proc = snakemake_slurm(tmp_path, cfg)
+    assert proc.returncode == 0, proc.output[-3000:]
+    result, _ = _outputs(out)
+    assert result["objects"]["count"] == len(beads)
+    jobs = [j for j in slurm_jobs(proc) if j.rule.startswith("analy")]  # SLURM's accounting records
+    assert all(j.state == "COMPLETED" for j in jobs)
+    rules = [j.rule for j in jobs]
+    assert rules.count("analyze_chunk") >= 2 and rules.count("analysis_merge") == 1
