@@ -81,6 +81,18 @@ def test_slabs_label_like_the_whole_volume(noisy_beads, tmp_path, budget_mb):
     np.testing.assert_array_equal(phases, phases_one)  # the smoothing's halo: same phases as one slab
 
 
+@pytest.mark.parametrize("shape, sigma", [((20, 6, 6), 3.0), ((20, 100, 30), 3.0), ((12, 9, 50), 2.5),
+                                          ((30, 40, 40), 0.0)])
+def test_phases_are_scipys_whole_array_filter_and_threshold(shape, sigma):
+    """Blocks of rows in threads, thinner or thicker than the filter's radius: scipy's Gaussian of the whole
+    array, thresholded (skimage's convention: above the threshold is the brighter phase)."""
+    v = np.random.default_rng(1).random(shape).astype(np.float32)
+    smooth = ndimage.gaussian_filter(v, sigma, mode="reflect", truncate=4.0) if sigma else v
+    for threads in (1, 2, 4):
+        phases = segment.phase_labels(v, sigma, (2, 3), [0.4, 0.6], threads)
+        np.testing.assert_array_equal(phases, ((smooth > 0.4).astype(np.uint8) + (smooth > 0.6))[2:-3])
+
+
 def test_threads_change_nothing(noisy_beads, tmp_path):
     """The rows each thread smooths follow the threads; the phases and labels do not."""
     volume, _ = noisy_beads

@@ -63,10 +63,11 @@ def phase_labels(slab: np.ndarray, sigma: float, crop: tuple[int, int], th: Sequ
             out += g > t
         return out
 
-    rows = max(8, -(-slab.shape[1] // (BLOCKS_PER_THREAD * threads)))
+    radius = smooth_radius(sigma)  # rows of overlap, so that no block is thinner than it
+    rows = max(8, radius, -(-slab.shape[1] // (BLOCKS_PER_THREAD * threads)))
     arr = da.from_array(slab, chunks=(-1, rows, -1))
-    radius = smooth_radius(sigma)
-    phases = arr.map_overlap(block, depth={0: 0, 1: radius, 2: 0}, boundary="none", dtype=np.uint8)
+    depth = radius if rows < slab.shape[1] else 0
+    phases = arr.map_overlap(block, depth={0: 0, 1: depth, 2: 0}, boundary="none", dtype=np.uint8)
     return phases[crop[0]:len(slab) - crop[1]].compute(scheduler="threads", num_workers=threads)
 
 

@@ -54,11 +54,12 @@ def analyze_unit(data: h5py.Dataset, lay: Layout, u: int, cfg: TomoConfig, th: l
     core = phases[z0 - s0:z1 - s0]
     counts, bbox = segment.label_stats(labels, n, z0)
     grey = slab[z0 - r0:z1 - r0]
-    out = extra | {"phases": core, "objects": labels,
-           "phase_voxels": np.bincount(core.ravel(), minlength=a.phases).astype(np.int64),
-           "label_voxels": counts, "bbox": bbox,
-           "coronal_grey": grey[:, ny // 2].copy(), "coronal_phases": core[:, ny // 2].copy(),
-           "sagittal_grey": grey[:, :, nx // 2].copy(), "sagittal_phases": core[:, :, nx // 2].copy()}
+    phase_voxels = sum(np.bincount(plane.ravel(), minlength=a.phases) for plane in core)  # bincount copies
+    out = extra | {
+        "phases": core, "objects": labels, "phase_voxels": np.asarray(phase_voxels, np.int64),
+        "label_voxels": counts, "bbox": bbox,
+        "coronal_grey": grey[:, ny // 2].copy(), "coronal_phases": core[:, ny // 2].copy(),
+        "sagittal_grey": grey[:, :, nx // 2].copy(), "sagittal_phases": core[:, :, nx // 2].copy()}
     if z0 <= nz // 2 < z1:
         out["axial_grey"], out["axial_phases"] = grey[nz // 2 - z0].copy(), core[nz // 2 - z0].copy()
     return out
