@@ -10,7 +10,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-LAYOUT = ("Snakefile", "rules", "scripts", "config", "profiles", "envs")  # tomosnake.workflow.LAYOUT
+LAYOUT = ("Snakefile", "rules", "scripts", "config", "profiles", "envs", "report")  # tomosnake.workflow.LAYOUT
 
 
 class BuildPyWithWorkflow(build_py):

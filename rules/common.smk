@@ -17,7 +17,8 @@ from tomosnake.stages.plan import Plan
 # Then the run moves into its output directory (lock, resolved config, safe input names): see
 # tomosnake/outdir.py. Jobs read the config the main process resolved, never from their command line.
 if workflow.is_main_process:
-    preflight.check_or_exit(config)
+    # without --sdm the jobs run in this Python environment: a CPU backend that does not load is refused now
+    preflight.check_or_exit(config, jobs_share_env=not workflow.deployment_settings.deployment_method)
     outdir.enter(workflow, config)
 else:
     outdir.job_config(workflow, config)
@@ -75,6 +76,16 @@ def preproc_chunks(w) -> list[str]:
 
 def recon_chunks(w) -> list[str]:
     return [ScanFiles.under(OUT, w.scan).recon_chunk(j) for j in range(plan_of(w).j)]
+
+
+def try_inputs(w) -> dict:
+    """What try_center and try_lamino read: the pre-processed data, or after cleanup the raw file (the job then
+    pre-processes only the rows it needs): recreating the pre-processed data would make the finished run's
+    next invocation redo every stage after them."""
+    files = ScanFiles.under(OUT, w.scan)
+    if Path(files.cleanup_done).exists():
+        return {"raw": raw_input(w), "parts": stitch_inputs(w), "plan": files.plan}
+    return {"vds": files.preproc_vds, "chunks": preproc_chunks(w), "plan": files.plan}
 
 
 def cluster_limits():

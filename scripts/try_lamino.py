@@ -2,9 +2,14 @@
 from pathlib import Path
 
 from tomosnake.jobs import Job
+from tomosnake.outdir import real_input
 from tomosnake.stages.plan import Plan
-from tomosnake.stages.recon_chunk import try_lamino
+from tomosnake.stages.recon_chunk import preprocessed_rows, try_lamino
 
 
 def run(job: Job) -> None:
-    try_lamino(job.input.vds, Plan.read(job.input.plan), job.cfg, Path(job.output.sheet).parent)
+    plan = Plan.read(job.input.plan)
+    raw = getattr(job.input, "raw", None)  # the rule gives the pre-processed data or, after cleanup, the raw file
+    with preprocessed_rows(plan, job.cfg, vds=getattr(job.input, "vds", None),
+                           raw=real_input(raw) if raw else None) as rows:
+        try_lamino(rows, plan, job.cfg, Path(job.output.sheet).parent)

@@ -23,7 +23,7 @@ def _build_wheel(tmp_path: Path) -> Path:
     shutil.copytree(REPO / "tomosnake", src / "tomosnake", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "Snakefile"):
         shutil.copy2(REPO / name, src / name)
-    for name in ("rules", "scripts", "config", "profiles", "envs"):
+    for name in ("rules", "scripts", "config", "profiles", "envs", "report"):
         shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(tmp_path / "dist"), str(src)], check=True, capture_output=True, text=True)

@@ -3,7 +3,8 @@ inside this package.
 
 ``Snakefile`` (table of contents) · ``rules/`` (one .smk per stage) · ``scripts/`` (each rule's job:
 unpacks its arguments, calls its stage) · ``config/config.yaml`` (defaults) · ``profiles/`` (local,
-SLURM; ``default`` is Snakemake's workflow profile) · ``envs/`` (per-rule conda envs).
+SLURM; ``default`` is Snakemake's workflow profile) · ``envs/`` (per-rule conda envs) · ``report/`` (captions
+of Snakemake's HTML report).
 
 In a checkout or an editable install these are the repository's own folders; ``pip install .`` copies them into
 this package's folder (setup.py's ``build_py``), where they are found first.
@@ -19,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 # The folders and files of the workflow, as named at the repository's top level (setup.py copies these).
-LAYOUT = ("Snakefile", "rules", "scripts", "config", "profiles", "envs")
+LAYOUT = ("Snakefile", "rules", "scripts", "config", "profiles", "envs", "report")
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 WORKFLOW_DIR = _PACKAGE_DIR if (_PACKAGE_DIR / "Snakefile").is_file() else _PACKAGE_DIR.parents[1]
