@@ -34,8 +34,8 @@ rule analysis_merge:
         chunks=lambda w: atargets.chunk_files(ScanFiles.under(OUT, w.scan), alayout.of_plan(plan_of(w), CFG)),
     output:
         labels=FILES.labels,
-        json=FILES.analysis_json,
-        csv=FILES.objects_csv,
+        json=report(FILES.analysis_json, caption="../report/analysis.rst", category="Analysis", subcategory="{scan}"),
+        csv=report(FILES.objects_csv, caption="../report/objects.rst", category="Analysis", subcategory="{scan}"),
     params:
         analysis=CFG.analysis.model_dump(mode="json"),
     resources:
