@@ -390,6 +390,39 @@ class OutputConfig(Strict):
         return v
 
 
+class AnalysisConfig(Strict):
+    """Segmentation and measurement of the reconstructed volume (`tomosnake.analysis`), after combine.
+
+    Phases from global thresholds on the volume's histogram (Otsu; multi-Otsu for ``phases`` > 2),
+    darkest first; objects are the connected components (6-connected) of ``object_phase``, optionally
+    split by a distance-transform watershed, counted once across the volume.
+    """
+
+    enabled: bool = False
+    level: int = Field(0, ge=0, description="0: the full volume; i >= 1: the pyramid level of the i-th factor "
+                       "of output.pyramid (the OME-Zarr's level i), for a quick look")
+    phases: int = Field(2, ge=2, le=5, description="classes of grey values (multi-Otsu), darkest first")
+    smooth: float = Field(0.0, ge=0, description="Gaussian sigma (voxels of the level) before thresholding; 0: none")
+    object_phase: int | None = Field(None, ge=0, description="phase whose objects are measured; default the "
+                                     "brightest (phases - 1)")
+    watershed: bool = Field(False, description="split touching particles by a distance-transform watershed")
+    particle_radius: float = Field(8.0, gt=0, description="watershed: the largest particle's radius (voxels of "
+                                   "the level); seeds lie at least half of it apart, the slabs' halo follows")
+    min_voxels: int = Field(1, ge=1, description="objects smaller than this are not counted")
+
+    @model_validator(mode="after")
+    def _object_phase(self) -> AnalysisConfig:
+        if self.object_phase is not None and self.object_phase >= self.phases:
+            raise ValueError(f"object_phase {self.object_phase} is not one of the {self.phases} phases (0 to "
+                             f"{self.phases - 1}, darkest first)")
+        return self
+
+    @property
+    def objects_of(self) -> int:
+        """The phase whose objects are measured."""
+        return self.phases - 1 if self.object_phase is None else self.object_phase
+
+
 class LaminoTry(Strict):
     """The ``try_lamino`` target: one slice per tilt angle, for picking the laminography angle by eye."""
 
@@ -433,6 +466,7 @@ class TomoConfig(Strict):
     memory_mb: float = Field(2000.0, gt=0, description="memory budget per job (peak RSS), MB")
     preprocess_memory_mb: float | None = Field(None, gt=0, description="budget of preprocess jobs; default memory_mb")
     recon_memory_mb: float | None = Field(None, gt=0, description="budget of reconstruction jobs; default memory_mb")
+    analysis_memory_mb: float | None = Field(None, gt=0, description="budget of analysis jobs; default memory_mb")
     overhead_mb: float = Field(300.0, ge=0, description="part of a budget taken by the interpreter and libraries")
     subchunks_per_job: int = Field(4, ge=1, description="memory loads per chunk job, at least")
     max_chunk_jobs: int = Field(200, ge=1, description="most preprocessing (and most reconstruction) jobs per "
@@ -444,6 +478,7 @@ class TomoConfig(Strict):
     preprocess: PreprocessConfig = PreprocessConfig()
     recon: ReconConfig = ReconConfig()
     output: OutputConfig = OutputConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
     report: bool = True
     cleanup: bool = True
     center_try: CenterTry = CenterTry()
@@ -451,12 +486,12 @@ class TomoConfig(Strict):
     slurm: SlurmConfig = SlurmConfig()
     fault: FaultInjection = FaultInjection()
 
-    def budget_key(self, stage: Literal["preprocess", "recon"] | None = None) -> str:
+    def budget_key(self, stage: Literal["preprocess", "recon", "analysis"] | None = None) -> str:
         """The config key that sets the memory budget of ``stage``'s jobs."""
         key = f"{stage}_memory_mb"
         return key if stage and getattr(self, key) is not None else "memory_mb"
 
-    def budget_mb(self, stage: Literal["preprocess", "recon"] | None = None) -> float:
+    def budget_mb(self, stage: Literal["preprocess", "recon", "analysis"] | None = None) -> float:
         """The memory budget (peak RSS, MB) of one job of ``stage``."""
         return getattr(self, self.budget_key(stage))
 
