@@ -6,6 +6,7 @@ from tomosnake import audit, cluster, resources
 from tomosnake import config as tconfig
 from tomosnake import outdir, placement, preflight
 from tomosnake import workflow as tworkflow
+from tomosnake.analysis import targets as atargets
 from tomosnake.config import stage_dict
 from tomosnake.jobs import exit_promptly, return_freed_memory, run_job, run_jobs_in_this_process
 from tomosnake.paths import ScanFiles
@@ -16,8 +17,11 @@ from tomosnake.stages.plan import Plan
 # Then the run moves into its output directory (lock, resolved config, safe input names): see
 # tomosnake/outdir.py. Jobs read the config the main process resolved, never from their command line.
 if workflow.is_main_process:
+    # without --sdm the jobs run in this Python environment: a backend it lacks is refused now
     preflight.check_or_exit(
-        config, workflow.config_settings.configfiles, own_envs=bool(workflow.deployment_settings.deployment_method)
+        config,
+        jobs_share_env=not workflow.deployment_settings.deployment_method,
+        configfiles=workflow.config_settings.configfiles,
     )
     outdir.enter(workflow, config)
 else:
@@ -140,7 +144,7 @@ def export_targets(scan: str) -> list[str]:
 
 def cleanup_inputs(w) -> list[str]:
     files = ScanFiles.under(OUT, w.scan)
-    inputs = [files.volume, *export_targets(w.scan)]
+    inputs = [files.volume, *export_targets(w.scan), *atargets.outputs(CFG, files)]
     if CFG.report:
         inputs.append(files.report)
     return inputs
@@ -154,7 +158,7 @@ def final_targets(w=None) -> list[str]:
         if CFG.cleanup:
             targets.append(files.cleanup_done)
         else:
-            targets.append(files.volume)
+            targets += [files.volume, *atargets.outputs(CFG, files)]
             if CFG.report:
                 targets.append(files.report)
     return targets

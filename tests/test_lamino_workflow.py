@@ -87,8 +87,8 @@ def test_tomocupy_plans_here_and_fails_in_the_job(scan, tmp_path) -> None:
     raw = config(scan, tmp_path / "out", backend="tomocupy")
     with pytest.raises(PreflightError, match=r"config key 'recon.backend': backend 'tomocupy' needs the Python "
                        r"package 'tomocupy'.*without --sdm conda"):
-        check(raw)
-    check(raw, own_envs=True)
+        check(raw, jobs_share_env=True)
+    check(raw)  # the jobs get their conda env (--sdm conda): nothing to check here
     cfg = validate(raw)
     plan = make_plan(cfg, str(scan), "flat_sample")
     with pytest.raises(BackendUnavailable, match=r"needs the Python package 'tomocupy'.*job's environment.*"

@@ -376,7 +376,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
 
     The backend is checked by name here; whether it is installed is checked by the jobs that run it.
     """
-    check_backend(cfg.recon.backend, cfg.recon.algorithm, cfg.recon.filter_name)
+    check_backend(cfg.recon.backend, cfg.recon.algorithm, cfg.recon.filter_name, cfg.recon.algorithm_params())
     check_stripes(cfg)
     with open_scan(cfg, input_path) as scan:
         info: ScanInfo = scan.info
