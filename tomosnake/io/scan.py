@@ -303,8 +303,9 @@ class RawScan:
                             "projections")
         frames = range(self.proj.start + p0 * self.proj.step, self.proj.start + p1 * self.proj.step, self.proj.step)
         check_frames(block, frames, self._data, "projections")
-        for i, nonzero in zip(frames, block.reshape(len(block), -1).any(axis=1), strict=True):
-            self._nonzero[i] = self._nonzero.get(i, False) or bool(nonzero)
+        nonzero = np.any(block.reshape(len(block), -1), axis=1).tolist()
+        for i, any_value in zip(frames, nonzero, strict=True):
+            self._nonzero[i] = self._nonzero.get(i, False) or any_value
         return block.astype(np.float32, copy=False)
 
     def zero_frames(self, p0: int = 0, p1: int | None = None) -> list[int]:
@@ -415,7 +416,7 @@ class RawScan:
         rows = slice(self.rows.start, self.rows.stop, self.rows.step * row_step)
         cols = self.cols.raw(0, self.cols.size)
         label = f"{self.path}: projections '/{self.cfg.data_path}'"
-        zero, bad_cols, lowest = [], np.zeros(self.info.n_cols, dtype=bool), 0
+        zero, bad_cols, lowest = [], np.zeros(self.info.n_cols, dtype=bool), 0.0
         for p in picks:
             frame = read_frames(self._data, [self.proj.start + int(p) * self.proj.step], rows, cols, "projections")[0]
             if not np.any(frame):
@@ -425,7 +426,7 @@ class RawScan:
                 bad_cols |= ~np.all(finite, axis=0)
                 lowest = min(lowest, float(np.min(frame, initial=0, where=finite)))
             elif frame.dtype.kind == "i":
-                lowest = min(lowest, int(frame.min()))
+                lowest = min(lowest, float(frame.min()))
         if len(zero) == len(picks):
             raise ScanError(f"{label} are all zero in the {len(picks)} frames sampled")
         if bad_cols.any():
