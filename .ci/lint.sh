@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(cd "${VENV:-.venv}/bin" && pwd)
 "$bin/ruff" check --no-cache .
-"$bin/snakefmt" --check tomosnake/workflow
+"$bin/snakefmt" --check Snakefile rules
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$bin/python" -c "import sys; from tomosnake.phantom import PhantomSpec, write_scan

@@ -60,7 +60,7 @@ def _record():
 
 atexit.register(_record)
 '''
-# What every job process imports before it touches data (the entries' modules).
+# What every job process imports before it touches data (the scripts' modules).
 IMPORTS = ("import tomosnake.jobs, tomosnake.stages.plan, tomosnake.stages.preprocess_chunk, "
            "tomosnake.stages.recon_chunk, tomosnake.stages.combine, tomosnake.report.pdf, tomosnake.stages.cleanup, "
            "tomosnake.io.vds")

@@ -19,7 +19,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from tomosnake.config import ReconConfig
-from tomosnake.workflow import ENVS, WORKFLOW_DIR, conda_env
+from tomosnake.workflow import ENVS, SNAKEFILE, WORKFLOW_DIR, conda_env
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_FILES = sorted(ENVS.glob("*.yaml"))
@@ -125,7 +125,7 @@ def test_explicit_pin_parser_reads_and_rejects():
 def test_conda_directives_point_at_existing_env_files():
     """Every `conda:` directive of the workflow names a file in envs/: a literal path (relative to its .smk
     file), or `conda_env(stage)`, the package's choice, for every backend."""
-    sources = [p for p in WORKFLOW_DIR.rglob("*") if p.name == "Snakefile" or p.suffix == ".smk"]
+    sources = [SNAKEFILE, *sorted((WORKFLOW_DIR / "rules").glob("*.smk"))]
     backends = typing.get_args(ReconConfig.model_fields["backend"].annotation)
     directives = scripts = 0
     for src in sources:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -20,11 +21,34 @@ def _build_wheel(tmp_path: Path) -> Path:
     """The wheel of a clean copy of the sources (no build artefacts in the checkout, no network)."""
     src = tmp_path / "src"
     shutil.copytree(REPO / "tomosnake", src / "tomosnake", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "Snakefile"):
         shutil.copy2(REPO / name, src / name)
+    for name in ("rules", "scripts", "config", "profiles", "envs", "report"):
+        shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(tmp_path / "dist"), str(src)], check=True, capture_output=True, text=True)
     return next((tmp_path / "dist").glob("tomosnake-*.whl"))
+
+
+def _workflow_files() -> set[str]:
+    """Every file of the workflow at the checkout's top level, as the wheel must hold it under tomosnake/workflow/."""
+    from tomosnake.workflow import LAYOUT
+
+    files = {"Snakefile"}
+    for name in LAYOUT[1:]:
+        files |= {p.relative_to(REPO).as_posix() for p in (REPO / name).rglob("*")
+                  if p.is_file() and "__pycache__" not in p.parts}
+    return {f"tomosnake/workflow/{f}" for f in files}
+
+
+def test_wheel_ships_the_top_level_workflow(tmp_path: Path):
+    """The design card's top level (Snakefile, rules/, scripts/, config/, profiles/, envs/) travels in the wheel,
+    inside the package, and nothing of it lands outside the package."""
+    names = set(zipfile.ZipFile(_build_wheel(tmp_path)).namelist())
+    assert _workflow_files() <= names, sorted(_workflow_files() - names)
+    assert {"tomosnake/workflow/scripts/plan.py", "tomosnake/workflow/profiles/local/profile.yaml",
+            "tomosnake/workflow/config/config.yaml", "tomosnake/workflow/rules/common.smk"} <= names
+    assert not {n for n in names if not n.startswith(("tomosnake/", "tomosnake-"))}, sorted(names)[:20]
 
 
 @pytest.mark.slow
@@ -47,6 +71,9 @@ def test_wheel_in_a_fresh_environment_runs_the_demo(tmp_path: Path):
     where = subprocess.run([str(python), "-c", "import tomosnake; print(tomosnake.__file__)"], cwd=tmp_path, env=env,
                            check=True, capture_output=True, text=True).stdout
     assert Path(where.strip()).is_relative_to(fresh_site), where
+    snakefile = subprocess.run([str(python), "-c", "from tomosnake.workflow import SNAKEFILE; print(SNAKEFILE)"],
+                               cwd=tmp_path, env=env, check=True, capture_output=True, text=True).stdout
+    assert Path(snakefile.strip()) == fresh_site / "tomosnake" / "workflow" / "Snakefile", snakefile
 
     # k = j = 1 (a budget the demo scan fits in): the fewest jobs, the whole chain
     demo = subprocess.run([str(env_dir / "bin" / "tomosnake"), "demo", "--workdir", str(tmp_path / "demo"),

@@ -120,7 +120,7 @@ def test_page_one_says_what_the_volume_is(made):
 def test_processing_page_lists_corrections_conversion_and_pyramid(made):
     _, _, d, pdf = made
     text = page_text(pdf, 2)
-    assert "flat dark" in text and "normalize_dark=True" in text
+    assert "flat/dark field" in text and "normalize_dark=True" in text
     conv = json.loads((d / "recon_range.json").read_text())
     assert "Converted to uint16" in text and f"{conv['min']:.3g}" in text
     assert "/exchange/pyramid/2" in text and "/exchange/pyramid/4" in text
@@ -210,3 +210,16 @@ def test_resolution_is_plotted_with_its_crossing(made):
         assert "resolution 2 px or better" in text
     else:
         assert f"{res['resolution_px']:.2f} px" in text
+
+
+def test_a_tori_asking_for_tomopys_gridrec_is_told_what_differs(made, tmp_path):
+    """The report names the backend; when a .tori named gridrec and the default backend ran, it says that this is
+    not TomoPy's own gridrec, and why the slices differ."""
+    plan, cfg, d, pdf = made
+    assert "Not TomoPy's gridrec" not in page_text(pdf, 2) and "gridrec / gridrec" in page_text(pdf, 2)
+    from_tori = cfg.model_copy(update={"tori": "scan.tori"})
+    told = tmp_path / "tori_report.pdf"
+    report.write_report(plan, from_tori, d / "report_previews.h5", d / "phantom_recon.h5", told, scan_dir=d)
+    assert "not TomoPy's own gridrec, which the .tori named" in page_text(told, 1)
+    text = page_text(told, 2)
+    assert "Not TomoPy's gridrec" in text and "half a pixel" in text and "recon.backend: tomopy" in text

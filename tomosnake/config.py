@@ -280,6 +280,11 @@ class Lamino(Strict):
 #   128 px, Poisson     0.069   0.076   0.087   0.069   (features a few pixels wide)
 # Cosine is never far from the best. algotom has no cosine: Hann; TomocuPy offers shepp and parzen.
 DEFAULT_FILTER = {"gridrec": "cosine", "tomopy": "cosine", "algotom": "hann", "tomocupy": "shepp"}
+# The filters with parameters (TomoPy's filter_par) and how many values each reads (TomoPy's filters.h).
+FILTER_PARS = {"hann": 1, "hamming": 1, "parzen": 1, "butterworth": 2}
+# Parameters of the reconstruction algorithm beyond the filter's name (tomopy.recon keywords); each
+# backend says which it honours (`tomosnake.recon.backends.Backend.params`).
+ALGORITHM_PARAMS = ("filter_par", "num_iter", "reg_par", "num_block")
 
 
 class ReconConfig(Strict):
@@ -292,7 +297,15 @@ class ReconConfig(Strict):
     algorithm: str = "gridrec"
     filter_name: str = Field(None, validate_default=False,  # type: ignore[assignment]
                              description="default: the backend's DEFAULT_FILTER")
-    filter_par: list[float] | None = Field(None, description="TomoPy recon filter_par (e.g. butterworth cutoff, order)")
+    filter_par: list[float] | None = Field(None, description="the filter's parameters, TomoPy's formulas: [c] for "
+                                           "hann and hamming (period c: hann's zero at c/2), parzen (zero at c), "
+                                           "[c, order] for butterworth (cut-off c), c in cycles per pixel; null: "
+                                           "each window's default (`gridrec.filter_response`)")
+    num_iter: int | None = Field(None, ge=1, description="iterations of TomoPy's iterative algorithms (art, sirt, "
+                                 "mlem, osem, tv, ...); null: TomoPy's default, 1")
+    reg_par: list[float] | None = Field(None, description="TomoPy's reg_par: the regularisation of tv, grad, tikh, "
+                                        "pml_*, ospml_*")
+    num_block: int | None = Field(None, ge=1, description="TomoPy's num_block: data blocks of bart, osem, ospml_*")
     center: float | None = Field(None, description="rotation axis in columns of the sinogram reconstructed "
                                  "(after cropping and 360-to-180, before padding); null: automatic")
     center_search: CenterSearch = CenterSearch()
@@ -327,7 +340,21 @@ class ReconConfig(Strict):
     def _default_filter(self) -> ReconConfig:
         if self.filter_name is None:
             self.filter_name = DEFAULT_FILTER[self.backend]
+        if self.filter_par is not None:  # TomoPy's filters.h: which filters read which values
+            takes = FILTER_PARS.get(self.filter_name, 0)
+            if takes == 0:
+                raise ValueError(f"recon.filter_par: filter {self.filter_name!r} takes no parameters (hann, hamming "
+                                 "and parzen take [c], butterworth [c, order])")
+            if len(self.filter_par) != takes:
+                raise ValueError(f"recon.filter_par: filter {self.filter_name!r} takes {takes} value(s) "
+                                 f"({'[c, order]' if takes == 2 else '[c]'}), not {self.filter_par}")
+            if self.filter_par[0] <= 0:
+                raise ValueError(f"recon.filter_par: c must be positive, not {self.filter_par[0]}")
         return self
+
+    def algorithm_params(self) -> dict[str, Any]:
+        """The algorithm's own parameters that are set (filter_par, num_iter, reg_par, num_block), TomoPy's names."""
+        return {k: getattr(self, k) for k in ALGORITHM_PARAMS if getattr(self, k) is not None}
 
 
 # -------------------------------------------------------------------------- output

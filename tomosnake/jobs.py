@@ -1,11 +1,11 @@
 """How a rule's job runs: in the Snakemake process that executes it, or in a process of its own.
 
 Every rule ends in ``run: run_job("<entry>", locals(), config)``; the entry is the function ``run`` of
-``tomosnake.workflow.entries.<entry>``. A job runs in the Snakemake process that executes it (the local
-run's main process, or the SLURM job's own Snakemake): a fresh interpreter importing numpy, h5py and
-the package per job cost 0.35-0.5 s, more than several stages' work on a small scan. Jobs of one
-process run one at a time (logging and timing records are per process), which costs nothing where
-each job uses all the cores it was given.
+the workflow's ``scripts/<entry>.py`` (`tomosnake.workflow.script`). A job runs in the Snakemake process
+that executes it (the local run's main process, or the SLURM job's own Snakemake): a fresh interpreter
+importing numpy, h5py and the package per job cost 0.35-0.5 s, more than several stages' work on a small
+scan. Jobs of one process run one at a time (logging and timing records are per process), which costs
+nothing where each job uses all the cores it was given.
 
 A job runs in a process of its own where its code must run in a conda environment (``--sdm conda``:
 ``run:`` code is not run in the rule's ``conda:`` env, only its shell commands are) or where
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import importlib
 import json
 import logging
 import os
@@ -32,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from tomosnake import config as tconfig
+from tomosnake import workflow
 from tomosnake.config import TomoConfig
 from tomosnake.report import timings
 from tomosnake.resources import JOB_ENV
 
 PROCESS_ENV = "TOMOSNAKE_JOB_PROCESS"  # "1": every job in a process of its own (tests, debugging)
-LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s pid %(process)d: %(message)s"  # pid: which process ran the job
 _ONE_AT_A_TIME = threading.Lock()
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (the environment's MALLOC_MMAP_THRESHOLD_)
 
@@ -90,7 +90,7 @@ def run_job(entry: str, ctx: Mapping[str, Any], config: Mapping[str, Any]) -> No
 
 def _entry(entry: str) -> Callable[[Job], None]:
     # lazy: an entry imports what its stage needs, once per process (see tomosnake/__init__.py)
-    return importlib.import_module(f"tomosnake.workflow.entries.{entry}").run
+    return workflow.job_function(entry)
 
 
 @contextmanager
@@ -224,3 +224,14 @@ def exit_promptly() -> None:
         if isinstance(thread, threading.Timer):
             thread.cancel()
     gc.freeze()
+
+
+
+def run_jobs_in_this_process(workflow: Any) -> None:
+    """Make Snakemake's local executor run every job in this process, as ``--force-use-threads`` does, whatever
+    the profile: without it each ``run:`` job starts a Snakemake of its own (a plain ``snakemake --cores 2``
+    took 26 s against 8.5 s), which re-parses the user's Snakefile (a Snakemake ``module`` deployment then
+    misses its ``configfile``). Call it from an input function every run evaluates: the run's settings are
+    assigned after the Snakefile is parsed, and the executor reads them after the DAG is built."""
+    if workflow.execution_settings is not None:
+        workflow.execution_settings.use_threads = True

@@ -35,6 +35,7 @@ from typing import Any
 from tomosnake.io import atomic
 from tomosnake.config import deep_merge, load
 from tomosnake.preflight import scans
+from tomosnake.workflow import WORKFLOW_DIR
 
 STATE = ".tomosnake"
 CONFIG_ENV = "TOMOSNAKE_RUN_CONFIG"
@@ -58,7 +59,7 @@ def resolve(raw: Mapping[str, Any], base: Path) -> dict[str, Any]:
     """The config with the .tori merged underneath and every file path absolute (relative to ``base``)."""
     cfg: dict[str, Any] = json.loads(json.dumps(dict(raw)))
     if cfg.get("tori"):
-        from tomosnake import tori
+        from tomosnake.io import tori
 
         cfg["tori"] = str(base / cfg["tori"])
         cfg = deep_merge(tori.to_config(tori.read(cfg["tori"])), cfg)
@@ -86,7 +87,7 @@ def check_carriable(outdir: str) -> None:
     if why:
         raise OutdirError(f"config key 'outdir': {outdir!r} {why}: Snakemake reads braces as wildcards and the "
                           "SLURM executor passes paths through a shell; choose an output directory without them")
-    for what, path in (("the Python interpreter", sys.executable), ("the workflow", str(Path(__file__).parent))):
+    for what, path in (("the Python interpreter", sys.executable), ("the workflow", str(WORKFLOW_DIR))):
         if not PLAIN_PATH.fullmatch(path):
             raise OutdirError(f"{what} is installed under {path!r}, which the SLURM executor puts into job commands "
                               "unquoted; install it under a path of letters, digits and ./_-+@%:,=~ only")

@@ -74,6 +74,16 @@ class ScanFiles:
         return self._in(f"{self.scan}_report.pdf")
 
     @property
+    def report_images(self) -> str:
+        """The previews as PNGs, for Snakemake's HTML report."""
+        return self._in("report_images")
+
+    @property
+    def volume_stats(self) -> str:
+        """The volume's statistics as an HTML table, for Snakemake's HTML report."""
+        return self._in(f"{self.scan}_stats.html")
+
+    @property
     def cleanup_done(self) -> str:
         return self._in("cleanup.done")
 

@@ -26,7 +26,8 @@ from tomosnake.config import OutputConfig, TomoConfig, scan_name
 from tomosnake.paths import ScanFiles
 from tomosnake.stages.plan import Plan, make_plan
 from tomosnake.stages.preprocess_chunk import MemoryBudgetError
-from tomosnake.recon.backends import BackendUnavailable
+from tomosnake.placement import GPU_BACKENDS
+from tomosnake.recon.backends import BackendUnavailable, require_backend
 from tomosnake.io.stitched_scan import stitched_input
 
 MB = 1 << 20
@@ -137,15 +138,19 @@ def check_disk(outdir: str | Path, need: int) -> None:
                              f"to skip this check)")
 
 
-def check(raw: Mapping[str, Any]) -> dict[str, Plan]:
+def check(raw: Mapping[str, Any], jobs_share_env: bool = False) -> dict[str, Plan]:
     """Every check, in order; returns each scan's plan (without the automatic centre).
 
+    ``jobs_share_env``: the jobs run in this Python environment (no ``--sdm``), so a CPU backend that does
+    not load here (a TomoPy without its compiled libraries) is refused now, not after preprocessing.
     Raises `PreflightError` with one line naming the file, dataset or key.
     """
     try:
         cfg = tconfig.load(dict(raw))
         named = scans(cfg)
-    except ValueError as err:  # ConfigError, ToriError
+        if jobs_share_env and cfg.recon.backend not in GPU_BACKENDS:
+            require_backend(cfg.recon.backend)
+    except (ValueError, BackendUnavailable) as err:  # ConfigError, ToriError
         raise PreflightError(_one_line(str(err))) from None
     plans = {name: plan_scan(cfg, path, name) for name, path in named.items()}
     if cfg.disk_check:
@@ -153,13 +158,13 @@ def check(raw: Mapping[str, Any]) -> dict[str, Plan]:
     return plans
 
 
-def check_or_exit(raw: Mapping[str, Any]) -> None:
+def check_or_exit(raw: Mapping[str, Any], jobs_share_env: bool = False) -> None:
     """`check`; on failure print its one line to stderr and exit with status 1 (no traceback).
 
     The plans' warnings (input that is usable, but odd) are printed one line each and the run goes on.
     """
     try:
-        plans = check(raw)
+        plans = check(raw, jobs_share_env)
     except PreflightError as err:
         print(f"tomosnake: {_one_line(str(err))}", file=sys.stderr, flush=True)
         sys.exit(1)

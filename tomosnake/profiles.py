@@ -1,4 +1,4 @@
-"""Make the workflow's Snakemake profiles (`tomosnake/workflow/profiles/`) findable by name.
+"""Make the workflow's Snakemake profiles (`profiles/`) findable by name.
 
 ``snakemake --profile NAME`` looks for ``NAME`` only in the current directory, the user's
 Snakemake config directory (``~/.config/snakemake``) and the site one, never in the

@@ -56,6 +56,23 @@ def pixel_size_um(raw_path: str | Path) -> float | None:
         return float(ds[()]) * scale if scale else None
 
 
+def pixel_size(plan: Plan, cfg: TomoConfig) -> tuple[float | None, str]:
+    """(pixel size in micrometres or None, where it comes from): the raw file's, or, when the file gives none
+    with a unit, the one phase retrieval used (``preprocess.phase.pixel_size``, when enabled or given)."""
+    um = pixel_size_um(plan.input)
+    if um is not None:
+        return um, "the raw file"
+    phase = cfg.preprocess.phase
+    if phase.enabled or "pixel_size" in phase.model_fields_set:
+        return phase.pixel_size * 1e4, "preprocess.phase.pixel_size"  # cm
+    return None, ""
+
+
+def stitch_parts(cfg: TomoConfig) -> list[str]:
+    """The files a stitched scan is joined from (none otherwise)."""
+    return list(cfg.stitch.inputs) if cfg.stitch.enabled else []
+
+
 def run_config(cfg: TomoConfig, plan: Plan) -> dict[str, Any]:
     """Every parameter of this scan's run, explicit (defaults and .tori values included): a config file."""
     out = cfg.model_dump(mode="json")
@@ -90,7 +107,7 @@ def write(f: h5py.File, cfg: TomoConfig, plan: Plan, conv_range: dict, config_pa
     """Record the run's provenance in ``f``; small, so written as attributes and strings."""
     g = f.require_group(GROUP)
     center, method = resolve_center(plan, cfg)
-    files = input_files(plan.input, cfg.datasets.flat_file, cfg.datasets.dark_file)
+    files = input_files(plan.input, cfg.datasets.flat_file, cfg.datasets.dark_file, stitch_parts(cfg))
     g.attrs.update({
         "version": __version__,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -111,9 +128,9 @@ def write(f: h5py.File, cfg: TomoConfig, plan: Plan, conv_range: dict, config_pa
                        "conversion_range": json.dumps(conv_range)})
     if plan.info.get("pixel_size") is not None:
         data.attrs["pixel_size"] = plan.info["pixel_size"]  # as in the raw file
-    um = pixel_size_um(plan.input)
+    um, source = pixel_size(plan, cfg)
     if um is not None:
-        data.attrs["pixel_size_um"] = um
+        data.attrs.update(pixel_size_um=um, pixel_size_source=source)
     if cfg.tori:
         from tomosnake.io import tori
 

@@ -159,8 +159,9 @@ def expected_seconds(plan: Plan, cfg: TomoConfig) -> dict[str, float]:
         "recon_chunk": rows_per_job * (slice_s / cfg.threads
                                        + (sino_row_bytes + width * width * out_item) / IO_BYTES_PER_S),
         "conversion_range": sample * (slice_s / cfg.threads + sino_row_bytes / IO_BYTES_PER_S),
-        "try_center_scan": n_centres * slice_s / cfg.threads + sino_row_bytes / IO_BYTES_PER_S,
-        "try_lamino_scan": n_centres * slice_s / cfg.threads + sino_row_bytes / IO_BYTES_PER_S,
+        # a trial series after cleanup reads its rows from the raw file: every frame, chunked whole at beamlines
+        "try_center_scan": n_centres * slice_s / cfg.threads + (sino_row_bytes + e["raw_bytes"]) / IO_BYTES_PER_S,
+        "try_lamino_scan": n_centres * slice_s / cfg.threads + (sino_row_bytes + e["raw_bytes"]) / IO_BYTES_PER_S,
         "combine": (reads + writes + SAMPLE_MAX * 4) / IO_BYTES_PER_S,
         "input_checksum": e["raw_bytes"] / IO_BYTES_PER_S,
         "ome_zarr": volume_io,

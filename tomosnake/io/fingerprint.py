@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 from datetime import UTC, datetime
+from collections.abc import Sequence
 from pathlib import Path
 
 SAMPLES = 16
@@ -51,10 +52,12 @@ def sha256_file(path: str | Path, block: int = 16 << 20) -> str:
     return h.hexdigest()
 
 
-def input_files(raw: str | Path, flat_file: str | None, dark_file: str | None) -> list[Path]:
-    """The distinct files a scan is read from (flats and darks may live in others)."""
+def input_files(raw: str | Path, flat_file: str | None, dark_file: str | None,
+                parts: Sequence[str | Path] = ()) -> list[Path]:
+    """The distinct files a scan is read from: ``raw``, every file a stitched scan is joined from (``parts``),
+    and the flats' and darks' files."""
     out: list[Path] = []
-    for p in (raw, flat_file, dark_file):
+    for p in (raw, *parts, flat_file, dark_file):
         if p and Path(p).resolve() not in [q.resolve() for q in out]:
             out.append(Path(p))
     return out

@@ -15,6 +15,7 @@ every file, so columns may not be selected (crop the stitched projections instea
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import h5py
@@ -83,6 +84,17 @@ def _pixel_size(cfg: StitchConfig, parts: Sequence[RawScan]) -> float:
     return sizes[0]
 
 
+def motor_guess(cfg: StitchConfig, datasets: InputConfig | None = None) -> list[float]:
+    """Column offset of each of ``cfg.inputs`` from the motor positions alone (config order; the leftmost at 0)."""
+    parts = [RawScan(p, InputConfig() if datasets is None else datasets) for p in cfg.inputs]
+    try:
+        guess = motor_offsets(_positions(cfg, parts), _pixel_size(cfg, parts))
+    finally:
+        for part in parts:
+            part.close()
+    return [g - min(guess) for g in guess]
+
+
 def find_offsets(cfg: StitchConfig, datasets: InputConfig | None = None, method: str = "mean") -> list[int]:
     """Column offset of each of ``cfg.inputs`` (config order; the leftmost at 0): the motor positions'
     guess refined on ``cfg.n_proj`` evenly spaced projections × ``cfg.rows`` middle rows of each file."""
@@ -145,6 +157,7 @@ class StitchedScan:
             raise ScanError(f"stitching: {len(offsets)} offsets for {len(paths)} files (re-run the plan)")
         self.offsets = [int(o) for o in offsets]
         self.method = method
+        self._datasets = datasets
         self._parts: list[RawScan] = []
         try:
             for p in paths:
@@ -170,6 +183,17 @@ class StitchedScan:
             # The files' own frame counts: the chain sizes the flat/dark memory by them, and they are reduced here.
             n_flat=max(p.info.n_flat for p in self._parts), n_dark=max(p.info.n_dark for p in self._parts),
             theta_deg=first.theta_deg, has_i0=first.has_i0, sample=first.sample, pixel_size=first.pixel_size)
+
+    def layout(self, cfg: StitchConfig) -> dict:
+        """How the files were joined, for the report: each file's path and width, its offset from the motor
+        positions and as refined (stitched columns, config order), the refinement's settings, and the overlap
+        of each pair of neighbours left to right."""
+        widths = [part.info.n_cols for part in self._parts]
+        order = sorted(range(len(widths)), key=lambda i: self.offsets[i])
+        overlaps = [[a, b, self.offsets[a] + widths[a] - self.offsets[b]] for a, b in pairwise(order)]
+        return {"inputs": [str(part.path) for part in self._parts], "widths": widths,
+                "motor_offsets": motor_guess(cfg, self._datasets), "offsets": list(self.offsets),
+                "window": cfg.window, "n_proj": cfg.n_proj, "rows": cfg.rows, "overlaps": overlaps}
 
     def close(self) -> None:
         for part in self._parts:

@@ -1,33 +1,42 @@
 """Reconstruction backends behind one small interface.
 
-A backend is a function ``(sino, theta_rad, center, n_out, algorithm, filter_name, threads)
--> (n_slices, n_out, n_out) float32`` where ``sino`` is (n_proj, n_slices, width) float32
-(already -log, stitched and padded), ``center`` the rotation axis in its columns, and the
-output grid is centred on the axis in the geometry of `tomosnake.phantom`
-(s = x cos(theta) + y sin(theta), x along columns, y along rows, both increasing with the
-index).  TomoPy, algotom and TomocuPy use y increasing upwards (TomoPy's gridrec writes
-row ``ngridx - 1 - k``; for algotom this was measured on the phantom), so their slices are
-mirrored top-to-bottom here to give the same image as the default backend.
+A backend is a function ``(sino, theta_rad, center, n_out, algorithm, filter_name, threads, **params)
+-> (n_slices, n_out, n_out) float32`` where ``sino`` is (n_proj, n_slices, width) float32 (already
+-log, stitched and padded), ``center`` the rotation axis in its columns, ``params`` the algorithm's
+own parameters that are set, with TomoPy's names and meaning (`tomosnake.config.ALGORITHM_PARAMS`;
+only those the backend honours for that algorithm, `Backend.params`: the plan refuses the others), and
+the output grid is centred on the axis in the geometry of `tomosnake.phantom` (s = x cos(theta) +
+y sin(theta), x along columns, y along rows, both increasing with the index).  The default backend
+writes its slices in TomoPy's orientation (image rows run along -y); TomoPy's, algotom's and
+TomocuPy's slices are used as they come, nothing is flipped: the orientations agree.  TomoPy's
+gridrec puts the axis on pixel ceil(n/2) rather than (n-1)/2 (half a pixel off for even n, one for
+odd); the `tomopy` backend keeps that, being TomoPy's own output (benchmarks/tomopy_parity.py).
 Algorithm "gridrec" means each backend's Fourier method (TomocuPy fourierrec, algotom dfi);
 the default backend's "fbp" is the same filtered backprojection as its "gridrec".
 """
 
 from __future__ import annotations
 
+import ctypes.util
 import importlib.util
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tomosnake.config import ALGORITHM_PARAMS
 from tomosnake.recon import gridrec
 
-Reconstructor = Callable[[np.ndarray, np.ndarray, float, int, str, str, int], np.ndarray]
+if TYPE_CHECKING:
+    from types import ModuleType
+
+Reconstructor = Callable[..., np.ndarray]
 
 
 class BackendUnavailable(RuntimeError):
@@ -43,6 +52,9 @@ class Backend:
     filters: tuple[str, ...]
     run: Reconstructor
     command: str | None = None  # an executable that must be on PATH too
+    params: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # per algorithm: the parameters it honours
+    sizes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # per algorithm: values a list param needs
+    load: Callable[[], object] | None = None  # imports the compiled part; raises ImportError or OSError
 
 
 def _centre_crop(rec: np.ndarray, n_out: int) -> np.ndarray:
@@ -52,14 +64,52 @@ def _centre_crop(rec: np.ndarray, n_out: int) -> np.ndarray:
     return rec[:, a:a + n_out, a:a + n_out]
 
 
-def _run_gridrec(sino, theta, center, n_out, algorithm, filter_name, threads):
-    return gridrec.reconstruct(sino, theta, center, filter_name=filter_name, threads=threads, n_out=n_out)
+def _run_gridrec(sino, theta, center, n_out, algorithm, filter_name, threads, filter_par=None):
+    return gridrec.reconstruct(sino, theta, center, filter_name=filter_name, threads=threads, n_out=n_out,
+                               filter_par=filter_par)
 
 
-def _run_tomopy(sino, theta, center, n_out, algorithm, filter_name, threads):
-    import tomopy
+def import_tomopy() -> ModuleType:
+    """TomoPy, with its compiled libraries (``libtomo-*.so``) loaded.
 
-    kwargs = {"num_gridx": n_out, "num_gridy": n_out}
+    TomoPy loads them with ``ctypes.util.find_library``, which searches the dynamic linker's paths only:
+    conda's Python also searches its environment's ``lib/`` (so envs/tomopy.yaml needs nothing), a venv's
+    does not. `.ci/tomopy.sh` installs them in the venv's ``lib/`` (``sys.prefix``); during the import,
+    names found there resolve to their absolute path, the same order as conda's, and no LD_LIBRARY_PATH is
+    needed. Raises ImportError (ModuleNotFoundError) or OSError when they cannot be loaded.
+    """
+    lib = Path(sys.prefix) / "lib"
+    linker_only = ctypes.util.find_library
+
+    def find_library(name: str) -> str | None:
+        here = lib / f"lib{name}.so"
+        return str(here) if here.is_file() else linker_only(name)
+
+    ctypes.util.find_library = find_library
+    try:
+        import tomopy
+        import tomopy.util.extern  # noqa: F401  (the compiled part: loads every libtomo-*.so)
+    finally:
+        ctypes.util.find_library = linker_only
+    return tomopy
+
+
+# What each TomoPy algorithm takes of `tomosnake.config.ALGORITHM_PARAMS` (TomoPy 1.15's
+# allowed_recon_kwargs); its fbp is an unfiltered backprojection in C (filter_name and filter_par unread).
+TOMOPY_PARAMS = {"gridrec": ("filter_par",), "fbp": (), "art": ("num_iter",), "sirt": ("num_iter",),
+                 "mlem": ("num_iter",), "bart": ("num_iter", "num_block"), "osem": ("num_iter", "num_block"),
+                 "ospml_hybrid": ("num_iter", "reg_par", "num_block"),
+                 "ospml_quad": ("num_iter", "reg_par", "num_block"), "pml_hybrid": ("num_iter", "reg_par"),
+                 "pml_quad": ("num_iter", "reg_par"), "tv": ("num_iter", "reg_par"), "grad": ("num_iter", "reg_par"),
+                 "tikh": ("num_iter", "reg_par")}
+# How many reg_par values each reads (libtomo's recon/*.c; pml_* run ospml_*'s code with one block).
+TOMOPY_SIZES = {a: {"reg_par": n} for a, n in (("ospml_hybrid", 2), ("pml_hybrid", 2), ("tikh", 2), ("ospml_quad", 1),
+                                                ("pml_quad", 1), ("tv", 1), ("grad", 1))}
+
+
+def _run_tomopy(sino, theta, center, n_out, algorithm, filter_name, threads, **params):
+    tomopy = import_tomopy()
+    kwargs = {"num_gridx": n_out, "num_gridy": n_out, **params}
     if algorithm in ("gridrec", "fbp"):
         kwargs["filter_name"] = filter_name
     rec = tomopy.recon(np.ascontiguousarray(sino, dtype=np.float32), theta, center=center,
@@ -113,10 +163,10 @@ def _run_tomocupy(sino, theta, center, n_out, algorithm, filter_name, threads):
 
 BACKENDS: dict[str, Backend] = {
     "gridrec": Backend("gridrec", "finufft", "pip (tomosnake's own dependencies)", ("gridrec", "fbp"),
-                       gridrec.FILTERS, _run_gridrec),
-    "tomopy": Backend("tomopy", "tomopy", "conda-forge, not PyPI: use envs/tomopy.yaml",
-                      ("gridrec", "fbp", "art", "bart", "mlem", "osem", "ospml_hybrid", "ospml_quad",
-                       "pml_hybrid", "pml_quad", "sirt", "tv", "grad", "tikh"), gridrec.FILTERS, _run_tomopy),
+                       gridrec.FILTERS, _run_gridrec, params={"gridrec": ("filter_par",), "fbp": ("filter_par",)}),
+    "tomopy": Backend("tomopy", "tomopy", "conda-forge, not PyPI: use envs/tomopy.yaml (or build it into a venv "
+                      "with .ci/tomopy.sh)", tuple(TOMOPY_PARAMS), gridrec.FILTERS, _run_tomopy,
+                      params=TOMOPY_PARAMS, sizes=TOMOPY_SIZES, load=import_tomopy),
     "tomocupy": Backend("tomocupy", "tomocupy", "conda-forge with a CUDA GPU: use envs/tomocupy.yaml",
                         ("gridrec", "fourierrec", "lprec", "linerec"), ("shepp", "parzen"), _run_tomocupy,
                         command="tomocupy"),
@@ -126,8 +176,10 @@ BACKENDS: dict[str, Backend] = {
 }
 
 
-def check_backend(name: str, algorithm: str | None = None, filter_name: str | None = None) -> None:
-    """Fail at plan time if backend ``name`` does not exist or lacks ``algorithm``/``filter_name``.
+def check_backend(name: str, algorithm: str | None = None, filter_name: str | None = None,
+                  params: Mapping[str, object] | None = None) -> None:
+    """Fail at plan time if backend ``name`` does not exist, lacks ``algorithm``/``filter_name``, or
+    cannot honour one of ``params`` (the algorithm's own parameters that are set, `ReconConfig.algorithm_params`).
 
     Whether it is installed is not checked: the plan runs on the submit host, which need not have a
     GPU backend; the jobs that reconstruct check that (`require_backend`).
@@ -141,15 +193,33 @@ def check_backend(name: str, algorithm: str | None = None, filter_name: str | No
     if filter_name is not None and filter_name not in b.filters:
         raise BackendUnavailable(f"backend {name!r} has no filter {filter_name!r}; choose one of "
                                  f"{', '.join(str(f) for f in b.filters)}")
+    for key, value in (params or {}).items():
+        takes = b.params.get(algorithm or "gridrec", ())
+        if key not in takes:
+            raise BackendUnavailable(f"recon.{key}: backend {name!r} with algorithm {algorithm!r} cannot use it "
+                                     f"(it takes {', '.join(takes) or 'none of ' + ', '.join(ALGORITHM_PARAMS)})")
+        size = b.sizes.get(algorithm or "gridrec", {}).get(key)
+        if size is not None and len(value) != size:  # type: ignore[arg-type]
+            raise BackendUnavailable(f"recon.{key}: {name}'s {algorithm} reads {size} value(s), not {value}")
 
 
-def require_backend(name: str, algorithm: str | None = None, filter_name: str | None = None) -> None:
-    """`check_backend`, then fail, naming the environment that provides it, unless it is installed here."""
-    check_backend(name, algorithm, filter_name)
+def require_backend(name: str, algorithm: str | None = None, filter_name: str | None = None,
+                    params: Mapping[str, object] | None = None) -> None:
+    """`check_backend`, then fail, naming the environment that provides it, unless it is installed here
+    (its compiled part loads, where it has one)."""
+    check_backend(name, algorithm, filter_name, params)
     b = BACKENDS[name]
     if importlib.util.find_spec(b.module) is None:
         raise BackendUnavailable(f"backend {name!r} needs the Python package {b.module!r}, which is not installed "
                                  f"in this job's environment ({sys.executable}); it comes from {b.provider}")
+    if b.load is not None:
+        try:
+            b.load()
+        except (ImportError, OSError) as err:
+            reason = " ".join(str(err).split()).rstrip(".")
+            raise BackendUnavailable(f"backend {name!r}: {b.module!r} is installed but its compiled part does not "
+                                     f"load in this job's environment ({sys.executable}): {reason}; "
+                                     f"it comes from {b.provider}") from None
     if b.command is not None and shutil.which(b.command) is None:
         raise BackendUnavailable(f"backend {name!r} needs the {b.command!r} command, which is not on this job's "
                                  f"PATH; it comes from {b.provider}")

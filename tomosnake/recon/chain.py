@@ -101,7 +101,8 @@ def reconstruct_block(proj: np.ndarray, theta_deg: np.ndarray, cfg: ReconConfig,
             data = data.copy()
         data = remove_stripes(data, stripe.function, stripe.kwargs, logged=logged or log_applied, threads=threads)
     run = get_backend(cfg.backend)
-    rec = run(data, np.deg2rad(theta), center + npad, width, cfg.algorithm, cfg.filter_name, threads)
+    rec = run(data, np.deg2rad(theta), center + npad, width, cfg.algorithm, cfg.filter_name, threads,
+              **cfg.algorithm_params())
     rec = np.asarray(rec, dtype=np.float32)
     return steps.post_process(rec, cfg)
 

@@ -21,9 +21,12 @@ Geometry is that of `tomosnake.phantom`: detector column u sees s = u - center, 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from tomosnake.config import FILTER_PARS
 
 FILTERS = ("none", "ramlak", "shepp", "cosine", "hann", "hamming", "parzen", "butterworth")
 # Requested relative accuracy of the gridding.  Measured at 1024 px / 1201 angles against
@@ -39,7 +42,7 @@ def fft_length(width: int) -> int:
     return scipy.fft.next_fast_len(int(width))
 
 
-def filter_response(name: str, n: int) -> np.ndarray:
+def filter_response(name: str, n: int, par: Sequence[float] | None = None) -> np.ndarray:
     """Real filter of length ``n`` in FFT order: ramp times window (TomoPy's filter names).
 
     The ramp is the FFT of the band-limited spatial ramp kernel (Kak & Slaney eq. 3.61:
@@ -47,9 +50,17 @@ def filter_response(name: str, n: int) -> np.ndarray:
     level, unlike |k|/n sampled in frequency.  Windows reach zero at the Nyquist frequency
     (parzen (1-2|f|)^3, butterworth order 8 with cut-off 0.5, hann, hamming, cosine, and
     shepp's sinc(f)); "none" is plain backprojection, as in TomoPy.
+
+    ``par`` is TomoPy's ``filter_par`` for the windows of `FILTER_PARS`, with TomoPy's formulas
+    (f in cycles per pixel): hann 0.5 (1 + cos(2 pi f / c)), hamming 0.54 + 0.46 cos(2 pi f / c),
+    parzen (1 - |f| / c)^3, butterworth 1 / (1 + (|f| / c)^(2 order)). Without it, hann and
+    hamming take c = 1 (hann reaches zero at Nyquist; TomoPy's default c = 0.5 puts the zero at
+    f = 0.25 and rises back to 1 at Nyquist), parzen c = 0.5 and butterworth [0.5, 8] (TomoPy's).
     """
     if name not in FILTERS:
         raise ValueError(f"unknown filter_name {name!r}; choose one of {', '.join(FILTERS)}")
+    if par is not None and len(par) != FILTER_PARS.get(name, 0):
+        raise ValueError(f"filter_par: filter {name!r} takes {FILTER_PARS.get(name, 0)} values, not {len(par)}")
     f = np.fft.fftfreq(n)  # cycles per pixel, in [-0.5, 0.5)
     if name == "none":
         return np.ones(n)
@@ -60,15 +71,16 @@ def filter_response(name: str, n: int) -> np.ndarray:
     h[odd] = -1.0 / (np.pi * m[odd]) ** 2
     ramp = np.real(np.fft.fft(h))
     a = np.abs(f)
+    c = par[0] if par is not None else {"hann": 1.0, "hamming": 1.0}.get(name, 0.5)
     window = {
-        "ramlak": np.ones(n),
-        "shepp": np.sinc(f),
-        "cosine": np.cos(np.pi * f),
-        "hann": 0.5 * (1.0 + np.cos(2 * np.pi * f)),
-        "hamming": 0.54 + 0.46 * np.cos(2 * np.pi * f),
-        "parzen": (1.0 - 2.0 * a) ** 3,
-        "butterworth": 1.0 / (1.0 + (a / 0.5) ** 16),
-    }[name]
+        "ramlak": lambda: np.ones(n),
+        "shepp": lambda: np.sinc(f),
+        "cosine": lambda: np.cos(np.pi * f),
+        "hann": lambda: 0.5 * (1.0 + np.cos(2 * np.pi * f / c)),
+        "hamming": lambda: 0.54 + 0.46 * np.cos(2 * np.pi * f / c),
+        "parzen": lambda: (1.0 - a / c) ** 3,
+        "butterworth": lambda: 1.0 / (1.0 + (a / c) ** (2 * (par[1] if par is not None else 8.0))),
+    }[name]()
     return ramp * window
 
 
@@ -103,12 +115,14 @@ def _spectral_factors(theta: np.ndarray, center: float, g: int, n_out: int, filt
 
 
 def reconstruct(sino: np.ndarray, theta_rad: np.ndarray, center: float, filter_name: str = "shepp",
-                threads: int = 1, n_out: int | None = None, fft_len: int | None = None) -> np.ndarray:
+                threads: int = 1, n_out: int | None = None, fft_len: int | None = None,
+                filter_par: Sequence[float] | None = None) -> np.ndarray:
     """Reconstruct ``sino`` (n_proj, n_slices, width) to (n_slices, n_out, n_out) float32.
 
     ``center`` is the rotation axis in columns of ``sino``; the output grid is centred on it and
     oriented as TomoPy's (see `tomosnake.phantom` for the geometry).
-    ``n_out`` defaults to the width; ``fft_len`` (>= width) to `fft_length`.
+    ``n_out`` defaults to the width; ``fft_len`` (>= width) to `fft_length`; ``filter_par`` is TomoPy's
+    (`filter_response`).
 
     Slice pairs are shared among ``threads`` workers, each with its own single-threaded plan, so the
     result is bit-identical whatever the thread count: FINUFFT's multithreaded spreading adds the
@@ -123,7 +137,7 @@ def reconstruct(sino: np.ndarray, theta_rad: np.ndarray, center: float, filter_n
     if g < width:
         raise ValueError("fft_len must be >= the sinogram width")
     theta = np.asarray(theta_rad, dtype=np.float64)
-    fac = _spectral_factors(theta, center, g, n_out, filter_response(filter_name, g))
+    fac = _spectral_factors(theta, center, g, n_out, filter_response(filter_name, g, filter_par))
     omega = 2 * np.pi * np.fft.fftfreq(g)
     pts_x = (omega[None, :] * np.cos(theta)[:, None]).astype(np.float32).ravel()
     pts_y = (omega[None, :] * np.sin(theta)[:, None]).astype(np.float32).ravel()

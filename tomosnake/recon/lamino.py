@@ -27,6 +27,7 @@ The volume does not depend on how it is split into slabs, nor on the threads.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -107,7 +108,8 @@ def row_window(geom: Geometry, theta_deg: np.ndarray, i0: int, i1: int) -> tuple
     return r0, r1
 
 
-def filter_rows(proj: np.ndarray, filter_name: str, npad: int, pad_mode: str) -> np.ndarray:
+def filter_rows(proj: np.ndarray, filter_name: str, npad: int, pad_mode: str,
+                filter_par: Sequence[float] | None = None) -> np.ndarray:
     """Pad the columns and ramp-filter each detector row of (n_proj, rows, cols): (n_proj, rows, cols + 2 npad).
 
     One detector row at a time (a batch of n_proj lines), so a row filters to the same bits
@@ -117,7 +119,7 @@ def filter_rows(proj: np.ndarray, filter_name: str, npad: int, pad_mode: str) ->
     data = steps.pad_columns(np.asarray(proj, dtype=np.float32), npad, pad_mode)
     n_rows, width = data.shape[1:]
     g = gridrec.fft_length(2 * width)  # zero-padded to twice the width: no circular wrap-around
-    filt = gridrec.filter_response(filter_name, g)[: g // 2 + 1].astype(np.float32)
+    filt = gridrec.filter_response(filter_name, g, filter_par)[: g // 2 + 1].astype(np.float32)
     out = np.empty_like(data)
     for r in range(n_rows):
         spec = scipy.fft.rfft(data[:, r, :], n=g, axis=-1)
@@ -189,7 +191,7 @@ def reconstruct_slab(window: np.ndarray, row0: int, theta_deg: np.ndarray, cfg: 
         if data is window:
             data = data.copy()
         data = remove_stripes(data, stripe.function, stripe.kwargs, logged=logged or log_applied, threads=threads)
-    filtered = filter_rows(data, cfg.filter_name, npad, cfg.pad.mode)
+    filtered = filter_rows(data, cfg.filter_name, npad, cfg.pad.mode, cfg.filter_par)
     rec = backproject(filtered, row0, theta, geom, i0, i1, npad, threads)
     return steps.post_process(rec, cfg)
 

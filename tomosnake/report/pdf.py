@@ -98,6 +98,12 @@ def _params(d: dict) -> str:
     return ", ".join(f"{k}={json.dumps(v) if isinstance(v, (list, dict)) else v}" for k, v in d.items()) or "-"
 
 
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, ..., 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def _gb(n: float) -> str:
     return f"{n / 1e9:.3g} GB" if n >= 1e8 else f"{n / 1e6:.3g} MB"
 
@@ -160,32 +166,61 @@ def _old_center(plan: Plan, cfg: TomoConfig) -> str:
     return f"{cfg.recon.sino_360_to_180.old_center}"
 
 
+def _pixel_text(info: dict, pixel_um: float | None, source: str) -> str:
+    """Page 1's pixel size: its value and where it comes from."""
+    in_file = info.get("pixel_size")
+    if pixel_um and source == "the raw file":
+        return f"{pixel_um:g} µm (the raw file)"
+    if pixel_um:
+        return f"{pixel_um:g} µm ({escape(source)}; " + (f"the raw file gives {in_file:g} without a unit)"
+                                                          if in_file is not None else "the raw file gives none)")
+    if in_file is not None:
+        return f"{in_file:g} (no unit in the raw file; scale bars in pixels)"
+    return "not given in the raw file nor by preprocess.phase.pixel_size (scale bars in pixels)"
+
+
+def _raw_rows(plan: Plan) -> list[list[str]]:
+    """Page 1's rows about the raw data: the file, or every file of a stitched scan and how they were joined."""
+    info, theta = plan.info, plan.theta_deg
+    angles = (f"angles {theta.min():g}-{theta.max():g}°; {info['n_flat']} flats, {info['n_dark']} darks")
+    if not plan.stitch:
+        return [["Raw file", f"<b>{escape(Path(plan.input).name)}</b> in {escape(str(Path(plan.input).parent))}"],
+                ["Raw data", (f"{info['n_proj']} projections x {info['n_rows']} rows x {info['n_cols']} columns, "
+                              f"{info['dtype']} ({_gb(plan.estimates['raw_bytes'])}); {angles}")]]
+    st = plan.stitch
+    names = ", ".join(f"<b>{escape(Path(p).name)}</b>" for p in st["inputs"])
+    folders = sorted({str(Path(p).parent) for p in st["inputs"]})
+    return [["Raw files", f"{names} in {escape(', '.join(folders))}: stitched (page 2)"],
+            ["Raw data", (f"{len(st['inputs'])} files of {info['n_proj']} projections x {info['n_rows']} rows x "
+                          f"{', '.join(map(str, st['widths']))} columns, {info['dtype']}, joined to "
+                          f"{info['n_cols']} columns; {angles} (each file's own)")]]
+
+
 def _page_one(plan: Plan, cfg: TomoConfig, v: Previews, sl: Slices, prov: dict, volume_path: Path,
-              summary: Summary, pixel_um: float | None, dtype: np.dtype) -> list:
+              summary: Summary, pixel_um: float | None, pixel_source: str, dtype: np.dtype) -> list:
     center, method = prov["center"], prov["center_method"]
     info = plan.info
     nz, ny, nx = sl.shape
     r = cfg.recon
-    px = (f"{pixel_um:g} µm" if pixel_um else
-          (f"{info['pixel_size']} (no unit in the raw file; scale bars in pixels)" if info.get("pixel_size")
-           is not None else "not given in the raw file (scale bars in pixels)"))
+    px = _pixel_text(info, pixel_um, pixel_source)
     theta = plan.theta_deg
     time_line = (f"{_duration(summary.total_s)} end to end: {_px_rate(summary.pixels_per_s)} of raw data, "
                  f"{_px_rate(summary.pixels_per_thread_s)} per thread ({summary.threads_peak} threads at peak)"
                  if summary.total_s else "no job timings found")
+    raw_file, raw_data = _raw_rows(plan)
     rows = [
-        ["Raw file", f"<b>{escape(Path(plan.input).name)}</b> in {escape(str(Path(plan.input).parent))}"],
+        raw_file,
         ["Sample", escape(str(info["sample"]))],
-        ["Raw data", (f"{info['n_proj']} projections x {info['n_rows']} rows x {info['n_cols']} columns, "
-                     f"{info['dtype']} ({_gb(plan.estimates['raw_bytes'])}); angles {theta.min():g}-{theta.max():g}°; "
-                     f"{info['n_flat']} flats, {info['n_dark']} darks")],
+        raw_data,
         ["Volume", (f"<b>{nz} x {ny} x {nx}</b> (z, y, x) {dtype}, {_gb(nz * ny * nx * dtype.itemsize)}, "
                    f"{cfg.output.combine}: {escape(volume_path.name)}")],
         ["Pixel size", px],
         ["Dates", (f"acquired {escape(v.acquired)}; " if v.acquired else "") + f"raw file modified {v.raw_modified}; "
                   f"reconstructed {str(prov['date'])[:16].replace('T', ' ')} UTC"],
         ["Reconstruction", (f"{r.backend} / {r.algorithm} / filter {r.filter_name}; centre <b>{center:.2f} px</b> "
-                           f"({escape(str(method))})")],
+                           f"({escape(str(method))})"
+                           + ("; not TomoPy's own gridrec, which the .tori named (page 2)"
+                              if tomopy_difference(cfg) else ""))],
         ["Run", f"{plan.k} pre-processing jobs at {cfg.budget_mb('preprocess'):g} MB, {plan.j} reconstruction "
                 f"jobs at {cfg.budget_mb('recon'):g} MB; " + time_line],
     ]
@@ -199,15 +234,18 @@ def _page_one(plan: Plan, cfg: TomoConfig, v: Previews, sl: Slices, prov: dict, 
     phys = _to_physical(prov["conversion_range"], dtype)
     img, shp = v.images, v.shapes
     sino_aspect = float(np.clip(shp["corr_sino"][0] / shp["corr_sino"][1], 0.35, 0.6))
-    raw_note = f"every {v.raw_sino_step}th projection" if v.raw_sino_step > 1 else ""
+    raw_note = f"every {ordinal(v.raw_sino_step)} projection" if v.raw_sino_step > 1 else ""
+    raw_what, raw_unit = ("Stitched raw", "transmission") if v.stitched else ("Raw", "counts")
+    joined = f"{v.stitched} files joined, each normalised by its own flats and darks" if v.stitched else ""
 
     def data_panel(name: str, title: str, unit: str, height: float, **kw) -> ImagePanel:
         return ImagePanel(PanelSpec(img[name], title, unit, pixel_um, shape=shp[name], **kw), half, height)
 
     panels = [
-        [data_panel("raw_proj", f"Raw projection {v.proj_index} ({theta[v.proj_index]:g}°)", "counts", 62 * mm),
+        [data_panel("raw_proj", f"{raw_what} projection {v.proj_index} ({theta[v.proj_index]:g}°)", raw_unit,
+                    62 * mm, note=joined),
          data_panel("corr_proj", f"Corrected projection {v.proj_index}", corr_unit, 62 * mm)],
-        [data_panel("raw_sino", f"Raw sinogram, detector row {v.raw_row}", "counts", 56 * mm,
+        [data_panel("raw_sino", f"{raw_what} sinogram, detector row {v.raw_row}", raw_unit, 56 * mm,
                     y_ticks=_angle_ticks(theta, shp["raw_sino"][0], v.raw_sino_step), aspect=sino_aspect,
                     note=raw_note),
          data_panel("corr_sino", f"Corrected sinogram, row {v.corr_row}", corr_unit, 56 * mm,
@@ -242,18 +280,131 @@ def _page_one(plan: Plan, cfg: TomoConfig, v: Previews, sl: Slices, prov: dict, 
     return out
 
 
-def _corrections(cfg: TomoConfig, steps: list[str]) -> list:
-    rows = [["#", "Correction", "Parameters"]]
-    for i, name in enumerate(steps, 1):
-        section = getattr(cfg.preprocess, name, None)
-        params = (section.model_dump(mode="json") if hasattr(section, "model_dump") else {})
-        params.pop("enabled", None)
-        rows.append([str(i), name.replace("_", " "), escape(_params(params))])
+SECTION_TITLES = {
+    "flat_dark": "flat/dark field", "i0": "I0 (beam intensity)", "normalize_to_unity": "normalisation to unity",
+    "flatten": "flattening", "crop": "crop", "outlier": "outlier removal", "stripe": "stripe removal",
+    "background": "background (air)", "minus_log_before_phase": "-log (before phase retrieval)",
+    "phase": "phase retrieval (Paganin)", "minus_log_after_phase": "-log (after phase retrieval)",
+}
+MINUS_LOG = ("minus_log_before_phase", "minus_log_after_phase")
+
+
+def _step_sections(cfg: TomoConfig, has_i0: bool | None) -> dict[str, str]:
+    """Each configured step's name (as the pre-processing jobs record it, e.g. 'phase:tomopy', 'i0_air') ->
+    its config section ('phase', 'i0')."""
+    from tomosnake.corrections import REGISTRY, Facts  # the corrections' modules: only when a report is made
+
+    out = {}
+    for name, entry in REGISTRY.items():
+        step = entry.factory(cfg.preprocess, Facts(has_i0=has_i0))
+        if step is not None:
+            out[step.name] = name
+    return out
+
+
+def _phase_params(c) -> str:
+    # Spelt out: the PDF's standard fonts have no Greek letters.
+    strength = (f"delta/beta = {c.delta_beta:g}" if c.delta_beta is not None else
+                f"alpha = {c.alpha:g} (TomoPy's; delta/beta = {1 / (4 * np.pi**2 * c.alpha):.4g})")
+    return (f"{strength}, energy {c.energy:g} keV, distance {c.dist:g} cm, pixel size {c.pixel_size * 1e4:g} µm; "
+            f"filter {c.filter}, padding {'on' if c.pad else 'off'}")
+
+
+def _section_params(cfg: TomoConfig, section: str, step: str) -> str:
+    """A correction's parameters as the step used them."""
+    c = getattr(cfg.preprocess, section, None)
+    if section == "phase":
+        return _phase_params(c)
+    if section == "i0":
+        return ("beam monitor (the raw file's I0)" if step == "i0_monitor"
+                else f"air: {c.air_columns} columns at each side of each projection")
+    if section == "crop":
+        return "rows {}:{}, columns {}:{} of the selected image".format(*c.ranges)
+    if section == "stripe":
+        return f"{c.function} {_params(c.kwargs)}"
+    params = c.model_dump(mode="json") if hasattr(c, "model_dump") else {}
+    params.pop("enabled", None)
+    return escape(_params(params))
+
+
+def _recon_minus_log(plan: Plan, cfg: TomoConfig) -> str | None:
+    """How the reconstruction stage applies -log (None: it does not)."""
+    m = cfg.recon.minus_log
+    if m is True:
+        return "recon.minus_log: true (forced)"
+    if m == "auto" and not plan.log_applied:
+        return "recon.minus_log: auto (the pre-processed data are transmission)"
+    return None
+
+
+def _corrections(plan: Plan, cfg: TomoConfig, steps: list[str]) -> list:
+    """Every correction, each either applied (where, in order, with its parameters) or listed as not applied."""
+    sections = _step_sections(cfg, plan.info.get("has_i0"))
+    rows = [["#", "Correction", "Stage", "Parameters"]]
+    done: set[str] = set()
+    for name in steps:
+        section = sections.get(name, name.split(":")[0])
+        done.add(section)
+        rows.append([str(len(rows)), SECTION_TITLES.get(section, name.replace("_", " ")), "pre-processing",
+                     _section_params(cfg, section, name)])
+    recon_log = _recon_minus_log(plan, cfg)
+    if recon_log:
+        rows.append([str(len(rows)), "-log", "reconstruction", recon_log])
+        done.update(MINUS_LOG)
+    if cfg.preprocess.stripe.enabled:
+        rows.append([str(len(rows)), SECTION_TITLES["stripe"], "reconstruction, whole sinograms",
+                     escape(_section_params(cfg, "stripe", "stripe"))])
+        done.add("stripe")
     if len(rows) == 1:
-        rows.append(["", "none", ""])
-    off = [n for n in type(cfg.preprocess).model_fields if n not in steps]
-    return [Paragraph("Corrections applied, in order", H2), _table(rows, [7 * mm, 38 * mm, TEXT_W - 45 * mm]),
-            Paragraph(f"Not applied: {', '.join(n.replace('_', ' ') for n in off)}.", SMALL)]
+        rows.append(["", "none", "", ""])
+    off = [n for n in type(cfg.preprocess).model_fields if n not in done]
+    if any(n in done for n in MINUS_LOG):
+        off = [n for n in off if n not in MINUS_LOG]  # -log was applied once, where the table says
+    elif all(n in off for n in MINUS_LOG):
+        off = [n for n in off if n != MINUS_LOG[1]]
+    titles = ["-log" if n in MINUS_LOG else SECTION_TITLES.get(n, n.replace("_", " ")) for n in off]
+    return [Paragraph("Corrections, in the order applied", H2),
+            _table(rows, [7 * mm, 38 * mm, 30 * mm, TEXT_W - 75 * mm]),
+            Paragraph(f"Not applied: {', '.join(titles) or 'none'}.", SMALL)]
+
+
+def _stitching(plan: Plan) -> list:
+    """How a stitched scan's files were joined: every input, its offset from the motors and as refined, the
+    overlaps of neighbours."""
+    st = plan.stitch
+    if not st:
+        return []
+    rows = [["File (left to right)", "Width", "Motor offset", "Refined offset", "Refined - motor"]]
+    for i in sorted(range(len(st["inputs"])), key=lambda i: st["offsets"][i]):
+        motor, refined = st["motor_offsets"][i], st["offsets"][i]
+        rows.append([escape(Path(st["inputs"][i]).name), f"{st['widths'][i]} px", f"{motor:.1f} px",
+                     f"<b>{refined} px</b>", f"{refined - motor:+.1f} px"])
+    overlaps = "; ".join(f"{escape(Path(st['inputs'][a]).name)} / {escape(Path(st['inputs'][b]).name)}: "
+                         f"<b>{n} px</b>" for a, b, n in st["overlaps"])
+    text = (f"{len(st['inputs'])} files joined into projections of {plan.info['n_cols']} columns. Offsets are "
+            "stitched columns of each file's first column: from the lateral motor positions (stitch.positions "
+            "or each file's stitch.position_path, over the pixel size), then refined within "
+            f"±{st['window']} px by the least mean squared difference of {st['n_proj']} evenly spaced projections "
+            f"× {st['rows']} middle rows. Each file is normalised with its own flats and darks; overlaps (neighbours "
+            f"left to right): {overlaps}, blended linearly (each pixel weighted by its distance from its own "
+            "image's edge).")
+    return [KeepTogether([Paragraph("Stitching", H2), Paragraph(text, BODY), Spacer(1, 1 * mm),
+                          _table(rows, [70 * mm, 22 * mm, 28 * mm, 28 * mm, TEXT_W - 148 * mm])])]
+
+
+def tomopy_difference(cfg: TomoConfig) -> str | None:
+    """When a .tori (the TomoPy GUI's parameters) asked for gridrec and the default backend ran, what differs
+    from TomoPy's own gridrec and why (measured in benchmarks/tomopy_parity.py); otherwise None."""
+    r = cfg.recon
+    if not cfg.tori or r.backend != "gridrec" or r.algorithm not in ("gridrec", "fbp"):
+        return None
+    return ("The .tori asked for TomoPy's gridrec; tomosnake's default backend ran (recon.backend: gridrec), "
+            "so the slices differ from the TomoPy GUI's, mostly in fine detail: TomoPy puts the rotation axis on "
+            "pixel ceil(n/2) of its slices, half a pixel (one for odd widths) off their middle, where this backend "
+            "centres it; its hann and hamming default to filter_par [0.5] (hann is zero at 0.25 cycles/px), this "
+            "backend's to [1] (zero at Nyquist); its ramp has no zero-frequency term and it grids without "
+            "oversampling. Against phantoms' ground truth this backend's error is the same or lower "
+            "(benchmarks/tomopy_parity.py). recon.backend: tomopy gives TomoPy's own output.")
 
 
 def _reconstruction(plan: Plan, cfg: TomoConfig, prov: dict) -> list:
@@ -263,7 +414,7 @@ def _reconstruction(plan: Plan, cfg: TomoConfig, prov: dict) -> list:
     onoff = {True: "on", False: "off"}
     rows = [["Setting", "Value"],
             ["Backend / algorithm / filter", f"{r.backend} / {r.algorithm} / {r.filter_name}"
-             + (f" (filter_par {r.filter_par})" if r.filter_par else "")],
+             + (f" ({_params(r.algorithm_params())})" if r.algorithm_params() else "")],
             ["Centre of rotation", (f"<b>{prov['center']:.3f} px</b>, {escape(str(prov['center_method']))} "
              "(columns after cropping and 360-to-180, before padding)")],
             ["-log", log_where],
@@ -284,6 +435,9 @@ def _reconstruction(plan: Plan, cfg: TomoConfig, prov: dict) -> list:
              f"{plan.slices_per_load} slices per load, tile {tuple(plan.tile)} (projections, rows), "
              f"budgets {cfg.budget_mb('preprocess'):g} MB (pre-processing), {cfg.budget_mb('recon'):g} MB "
              f"(reconstruction), {cfg.memory_mb:g} MB (other jobs)")]]
+    note = tomopy_difference(cfg)
+    if note:
+        rows.insert(2, ["Not TomoPy's gridrec", escape(note)])
     return [Paragraph("Reconstruction", H2), _table(rows, [45 * mm, TEXT_W - 45 * mm])]
 
 
@@ -307,10 +461,12 @@ def _resolution(prov: dict, pixel_um: float | None) -> list:
         return [Paragraph("Resolution", H2), Paragraph(f"Not estimated: {escape(res['skipped'])}.", BODY)]
     px = res.get("resolution_px")
     if px:
-        value = f"<b>{px:.2f} px</b>" + (f" (<b>{px * pixel_um:.3g} µm</b>)" if pixel_um else " (pixel size unknown)")
+        value = f"<b>{px:.2f} px</b>" + (f" (<b>{px * pixel_um:.3g} µm</b> at {pixel_um:g} µm per pixel)"
+                                         if pixel_um else " (pixel size unknown)")
         text = f"Resolution {value}: the period where the FRC first falls below the 1/2-bit threshold"
     else:
-        text = "The FRC stays above the 1/2-bit threshold up to the Nyquist frequency: resolution 2 px or better"
+        text = ("The FRC stays above the 1/2-bit threshold up to the Nyquist frequency: resolution 2 px"
+                + (f" ({2 * pixel_um:.3g} µm at {pixel_um:g} µm per pixel)" if pixel_um else "") + " or better")
     text += (f". Fourier ring correlation of slices {res['rows']} reconstructed once from the even and once from "
              "the odd projections (each half has half the dose and angles, so the full data resolve somewhat finer).")
     plot = FRCPlot(res["freq"], res["frc"], res["threshold"], res.get("crossing"), 0.6 * TEXT_W, 36 * mm, pixel_um)
@@ -319,23 +475,24 @@ def _resolution(prov: dict, pixel_um: float | None) -> list:
     return [KeepTogether([Paragraph("Resolution", H2), side])]
 
 
-def _conversion(f: h5py.File, prov: dict, dtype: np.dtype) -> list:
+def _conversion(f: h5py.File, prov: dict, dtype: np.dtype, n_sigma: float) -> list:
     counts, edges, st = read_histogram(f)
     conv = prov["conversion_range"]
     phys = _to_physical(conv, dtype)
     marks = []
-    if conv.get("enabled"):
-        text = (f"Converted to <b>{conv['dtype']}</b>, mode {conv['mode']}: reconstructed values "
-                f"{fmt(conv['min'])} to {fmt(conv['max'])}")
-        if np.issubdtype(dtype, np.integer):
-            top = np.iinfo(dtype).max
-            text += f" map linearly to 0-{top}, clipped"
-            marks = [(0.0, "min"), (float(top), "max")]
-        else:
-            marks = [(conv["min"], "min"), (conv["max"], "max")]
-        if conv.get("sample_rows"):
-            text += f"; range from slices {conv['sample_rows']} of the pre-processed rows"
-        text += "."
+    if conv.get("enabled") and np.issubdtype(dtype, np.integer):
+        top = np.iinfo(dtype).max
+        how = {"std": f"mean ± {n_sigma:g} standard deviations of",
+               "minmax": "minimum and maximum of"}.get(conv["mode"])
+        text = (f"Converted to <b>{dtype}</b>: reconstructed values {fmt(conv['min'])} to {fmt(conv['max'])} map "
+                f"linearly to 0-{top}, clipped; the range "
+                + (f"is the {how} slices {conv['sample_rows']} of the pre-processed rows (recon.convert.mode "
+                   f"{conv['mode']})" if how and conv.get("sample_rows") else
+                   f"was given (recon.convert.mode {conv['mode']})") + ".")
+        marks = [(0.0, "min"), (float(top), "max")]
+    elif dtype == np.float16:
+        text = ("Stored as <b>float16</b>: a plain cast of the reconstructed values (no range, no scaling; about "
+                "3 significant digits).")
     else:
         text = "No bit-depth conversion: the volume holds the reconstructed float32 values."
     n = max(1, st["sampled"])  # the histogram's voxels
@@ -372,7 +529,7 @@ def _outputs(cfg: TomoConfig, f: h5py.File, volume_path: Path) -> list:
     if cfg.output.tiff:
         extra.append(f"TIFF stack {volume_path.stem.removesuffix('_recon')}_tiff/")
     text = (f"{escape(volume_path.name)}: {_gb(size)} on disk. Beside it: {escape(volume_path.stem)}.yaml, the "
-            "complete parameter set (repeats the run, page 4)"
+            "complete parameter set (repeats the run; see Provenance)"
             + (f"; requested copies (written by their own jobs): {', '.join(extra)}" if extra else "") + ".")
     return [Paragraph("Output", H2), Paragraph(text, BODY), Spacer(1, 1 * mm),
             _table(rows, [40 * mm, 34 * mm, 16 * mm, TEXT_W - 90 * mm])]
@@ -508,9 +665,13 @@ def write_report(plan: Plan, cfg: TomoConfig, previews_path: str | Path, volume_
         prov = provenance.read(f)
         data = f["exchange/data"]
         dtype, pixel_um = data.dtype, data.attrs.get("pixel_size_um")
-        story = _page_one(plan, cfg, previews, read_slices(f), prov, volume_path, summary, pixel_um, dtype)
-        story += [PageBreak(), Paragraph("Processing", H1), *_corrections(cfg, previews.steps),
-                  *_reconstruction(plan, cfg, prov), *_resolution(prov, pixel_um), *_conversion(f, prov, dtype),
+        pixel_source = str(data.attrs.get("pixel_size_source", "the raw file"))
+        story = _page_one(plan, cfg, previews, read_slices(f), prov, volume_path, summary, pixel_um, pixel_source,
+                          dtype)
+        story += [PageBreak(), Paragraph("Processing", H1), *_corrections(plan, cfg, previews.steps),
+                  *_stitching(plan),
+                  *_reconstruction(plan, cfg, prov), *_resolution(prov, pixel_um),
+                  *_conversion(f, prov, dtype, cfg.recon.convert.n_sigma),
                   *_outputs(cfg, f, volume_path)]
     story += [PageBreak(), *_timing(summary), PageBreak(),
               *_provenance(prov, volume_path.with_suffix(".yaml"))]

@@ -23,7 +23,7 @@ from tomosnake.io.atomic import atomic_path
 from tomosnake.config import TomoConfig
 from tomosnake.report.figures import reduce_for_display
 from tomosnake.stages.plan import Plan
-from tomosnake.io.scan import RawScan
+from tomosnake.io.stitched_scan import open_scan
 
 RAW_SINO_ANGLES = 360
 IMAGES = ("raw_proj", "raw_sino", "corr_proj", "corr_sino")
@@ -44,6 +44,7 @@ class Previews:
     steps: list[str]  # corrections as recorded by the pre-processing jobs
     acquired: str | None
     raw_modified: str
+    stitched: int = 0  # files a stitched scan's raw images are joined from (each normalised), 0 if none
 
     @classmethod
     def read(cls, path: str | Path) -> Previews:
@@ -53,7 +54,8 @@ class Previews:
                        shapes={k: tuple(int(n) for n in f[k].attrs["full_shape"]) for k in IMAGES},  # type: ignore[misc]
                        proj_index=int(a["proj_index"]), corr_row=int(a["corr_row"]), raw_row=int(a["raw_row"]),
                        raw_sino_step=int(a["raw_sino_step"]), steps=[str(s) for s in a["steps"]],
-                       acquired=str(a["acquired"]) or None, raw_modified=str(a["raw_modified"]))
+                       acquired=str(a["acquired"]) or None, raw_modified=str(a["raw_modified"]),
+                       stitched=int(a.get("stitched", 0)))
 
 
 def _steps_applied(vds: h5py.Dataset, plan: Plan, cfg: TomoConfig) -> list[str]:
@@ -91,7 +93,9 @@ def write_previews(plan: Plan, cfg: TomoConfig, vds_path: str | Path, out_path: 
         steps = _steps_applied(corr, plan, cfg)
     raw_row = plan.crop[0] + row
     step = math.ceil(n_proj / RAW_SINO_ANGLES)
-    with RawScan(plan.input, cfg.datasets) as scan:
+    # A stitched scan's raw images are its joined projections (each file normalised by its own flats), the
+    # width the corrected ones have, not its first file's.
+    with open_scan(cfg, plan.input, plan.stitch_offsets) as scan:
         images["raw_proj"] = scan.projections(p, p + 1, 0, plan.info["n_rows"])[0]
         images["raw_sino"] = np.concatenate([scan.projections(q, q + 1, raw_row, raw_row + 1)[:, 0, :]
                                              for q in range(0, n_proj, step)])
@@ -101,4 +105,5 @@ def write_previews(plan: Plan, cfg: TomoConfig, vds_path: str | Path, out_path: 
             ds = f.create_dataset(name, data=reduce_for_display(images[name]))
             ds.attrs["full_shape"] = images[name].shape
         f.attrs.update(proj_index=p, corr_row=row, raw_row=raw_row, raw_sino_step=step, steps=steps,
-                       acquired=_acquired(plan.input), raw_modified=modified)
+                       acquired=_acquired(plan.input), raw_modified=modified,
+                       stitched=len(plan.stitch_offsets or []))

@@ -92,6 +92,7 @@ class Plan:
     memory_mb: float
     estimates: dict = field(default_factory=dict)
     stitch_offsets: list[int] | None = None  # column offset of each of stitch.inputs, when stitching
+    stitch: dict | None = None  # how they were joined (`StitchedScan.layout`), for the report
     warnings: list[str] = field(default_factory=list)  # usable oddities of the input (log, report page 1)
     # Laminography: angle, height, lateral radius, each job's detector-row window and rows read (`lamino_plan`).
     lamino: dict | None = None
@@ -160,7 +161,7 @@ def _shallow(obj: object) -> dict:
     return {f.name: getattr(obj, f.name) for f in fields(obj)}  # type: ignore[arg-type]
 
 
-def _budget_bytes(cfg: TomoConfig, stage: Literal["preprocess", "recon"]) -> int:
+def budget_bytes(cfg: TomoConfig, stage: Literal["preprocess", "recon"]) -> int:
     """Bytes of a job's budget left for data once the interpreter's share is reserved."""
     total = cfg.budget_mb(stage)
     if total - cfg.overhead_mb <= 0:
@@ -320,7 +321,7 @@ def _row_sum_sinogram(scan: Scan, crop: tuple[int, int, int, int], step: int) ->
 
 def _lamino_slices_per_load(cfg: TomoConfig, geom: lamino.Geometry, theta: np.ndarray, n_proj: int) -> int:
     """The most output slices one laminography load holds within the recon budget, its row window included."""
-    budget = _budget_bytes(cfg, "recon") - FIXED_BYTES
+    budget = budget_bytes(cfg, "recon") - FIXED_BYTES
     a = math.radians(geom.angle_deg)
     spread = 2 * lamino.lateral_radius(geom, theta) * math.sin(a)
     stripes = bool(stripe_passes(cfg.recon, cfg.preprocess.stripe))
@@ -375,11 +376,12 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
 
     The backend is checked by name here; whether it is installed is checked by the jobs that run it.
     """
-    check_backend(cfg.recon.backend, cfg.recon.algorithm, cfg.recon.filter_name)
+    check_backend(cfg.recon.backend, cfg.recon.algorithm, cfg.recon.filter_name, cfg.recon.algorithm_params())
     check_stripes(cfg)
     with open_scan(cfg, input_path) as scan:
         info: ScanInfo = scan.info
         stitch_offsets = scan.offsets if isinstance(scan, StitchedScan) else None
+        stitch = scan.layout(cfg.stitch) if isinstance(scan, StitchedScan) else None
         scan.check_flats()
         warnings = scan.check_data()
         check_excluded(info.n_proj, cfg)
@@ -391,7 +393,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
     recon = cfg.recon if old_center is None else _with_old_center(cfg.recon, old_center)
     if cfg.recon.center is not None:
         check_center(cfg.recon.center, output_width(crop[3] - crop[2], recon))
-    tile = subchunk_shape(chain, _budget_bytes(cfg, "preprocess"), info.n_proj, info.n_rows, info.n_cols,
+    tile = subchunk_shape(chain, budget_bytes(cfg, "preprocess"), info.n_proj, info.n_rows, info.n_cols,
                           threads=cfg.threads)
     out_rows, out_cols = crop[1] - crop[0], crop[3] - crop[2]
 
@@ -403,7 +405,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
     k = min(math.ceil(info.n_proj / proj_per_job), cfg.max_chunk_jobs)
 
     per_slice = slice_bytes(info.n_proj, out_cols, recon, cfg.preprocess.stripe)
-    budget = _budget_bytes(cfg, "recon")
+    budget = budget_bytes(cfg, "recon")
     recon_threads = (cfg.threads if cfg.recon.lamino.enabled
                      else _recon_threads(cfg, budget, info.n_proj, out_cols, recon, per_slice))
     # The same allowance for HDF5 caches and allocator slack as in preprocessing.
@@ -445,8 +447,8 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
                 proj_chunks=split(info.n_proj, k), tile=tile, sino_chunks=sino_chunks,
                 slices_per_load=int(slices_per_load), recon_width=width,
                 center_method=center_method, log_applied=chain.log_applied, memory_mb=cfg.memory_mb,
-                estimates=estimates, stitch_offsets=stitch_offsets, lamino=lamino_info, warnings=warnings,
-                recon_threads=recon_threads,
+                estimates=estimates, stitch_offsets=stitch_offsets, stitch=stitch, lamino=lamino_info,
+                warnings=warnings, recon_threads=recon_threads,
                 # without the search (preflight) the placeholders shaped the layout only
                 center=center if search else None, axis=axis if search else None,
                 old_center=old_center if search else None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from tomosnake.corrections.crop import window
 from tomosnake.io.scan import RawScan
 
 __all__ = ["FULL", "Chain", "MemoryBudgetError", "Needs", "build_chain", "output_window", "process_chunk",
-           "process_whole", "subchunk_shape"]
+           "process_rows", "process_whole", "subchunk_shape"]
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,37 @@ def _tiles(a: int, b: int, step: int) -> list[tuple[int, int]]:
     return [(s, min(s + step, b)) for s in range(a, b, step)]
 
 
+Tile = tuple[np.ndarray, tuple, tuple[int, int, int, int]]
+
+
+def _processed_tiles(scan: RawScan, chain: Chain, rows: tuple[int, int], projs: tuple[int, int],
+                     tile: tuple[int, int], threads: int) -> Iterator[Tile]:
+    """Output rows ``rows`` (after the crop) of projections ``projs``, tile by tile, each read with its overlap:
+    (processed block, the output part of the block, (q0, q1, a, b) the tile's projections and rows). The
+    caller drops its reference to a block before asking for the next (one block in memory at a time)."""
+    info = scan.info
+    r0 = output_window(info.n_rows, info.n_cols, chain.cfg)[0]
+    tp, tr = (max(1, t) for t in tile)
+    row_tiles = [rows] if chain.needs.rows is FULL else _tiles(*rows, tr)
+    proj_tiles = [projs] if chain.needs.proj is FULL else _tiles(*projs, tp)
+    n_tiles, done = len(row_tiles) * len(proj_tiles), 0
+    for a, b in row_tiles:
+        read_rows = _read_extent(r0 + a, r0 + b, chain.needs.rows, info.n_rows)
+        cache: dict = {}
+        for q0, q1 in proj_tiles:
+            t0 = time.perf_counter()
+            read_projs = _read_extent(q0, q1, chain.needs.proj, info.n_proj)
+            ctx = Context(proj=read_projs, rows=read_rows, image=(info.n_rows, info.n_cols), raw_rows=read_rows,
+                          source=scan, threads=threads, cache=cache)
+            block, ctx = chain.run(scan.projections(*read_projs, *read_rows), ctx)
+            src = np.s_[q0 - read_projs[0]:q1 - read_projs[0], a - ctx.rows[0]:b - ctx.rows[0], :]
+            done += 1
+            log.info("preprocess tile %d/%d: projections %d:%d rows %d:%d (read %d:%d x %d:%d) %.2f s",
+                     done, n_tiles, q0, q1, a, b, *read_projs, *read_rows, time.perf_counter() - t0)
+            yield block, src, (q0, q1, a, b)
+            del block
+
+
 def process_chunk(scan: RawScan, cfg: PreprocessConfig, p0: int, p1: int, tile: tuple[int, int],
                   out_path: str | Path, *, threads: int | None = None,
                   after_tile: Callable[[], None] | None = None) -> None:
@@ -178,39 +209,42 @@ def process_chunk(scan: RawScan, cfg: PreprocessConfig, p0: int, p1: int, tile: 
     ``after_tile`` is called after each tile is written (fault injection in tests).
     """
     info = scan.info
-    threads = _threads(threads)
     chain = build_chain(cfg, has_i0=info.has_i0, n_frames=max(info.n_flat, info.n_dark))
     r0, r1, c0, c1 = output_window(info.n_rows, info.n_cols, cfg)
-    out_rows, out_cols = r1 - r0, c1 - c0
-    tp, tr = (max(1, t) for t in tile)
-    row_tiles = [(0, out_rows)] if chain.needs.rows is FULL else _tiles(0, out_rows, tr)
-    proj_tiles = [(p0, p1)] if chain.needs.proj is FULL else _tiles(p0, p1, tp)
-    n_tiles = len(row_tiles) * len(proj_tiles)
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as f:
-        dset = f.create_dataset("exchange/data", shape=(p1 - p0, out_rows, out_cols), dtype=np.float32)
-        done = 0
-        for a, b in row_tiles:
-            rows = _read_extent(r0 + a, r0 + b, chain.needs.rows, info.n_rows)
-            cache: dict = {}
-            for q0, q1 in proj_tiles:
-                t0 = time.perf_counter()
-                projs = _read_extent(q0, q1, chain.needs.proj, info.n_proj)
-                ctx = Context(proj=projs, rows=rows, image=(info.n_rows, info.n_cols), raw_rows=rows,
-                              source=scan, threads=threads, cache=cache)
-                block, ctx = chain.run(scan.projections(*projs, *rows), ctx)
-                src = np.s_[q0 - projs[0]:q1 - projs[0], a - ctx.rows[0]:b - ctx.rows[0], :]
-                dset.write_direct(block, source_sel=src, dest_sel=np.s_[q0 - p0:q1 - p0, a:b, :])
-                done += 1
-                log.info("preprocess tile %d/%d: projections %d:%d rows %d:%d (read %d:%d x %d:%d) %.2f s",
-                         done, n_tiles, q0, q1, a, b, *projs, *rows, time.perf_counter() - t0)
-                if after_tile is not None:
-                    after_tile()
-                del block
+        dset = f.create_dataset("exchange/data", shape=(p1 - p0, r1 - r0, c1 - c0), dtype=np.float32)
+        for block, src, (q0, q1, a, b) in _processed_tiles(scan, chain, (0, r1 - r0), (p0, p1), tile,
+                                                          _threads(threads)):
+            dset.write_direct(block, source_sel=src, dest_sel=np.s_[q0 - p0:q1 - p0, a:b, :])
+            del block
+            if after_tile is not None:
+                after_tile()
         dset.attrs["log_applied"] = chain.log_applied
         dset.attrs["steps"] = chain.names
         dset.attrs["p0"] = p0
         dset.attrs["p1"] = p1
         dset.attrs["window"] = [r0, r1, c0, c1]
+
+
+def process_rows(scan: RawScan, cfg: PreprocessConfig, a: int, b: int, budget_bytes: int, *,
+                 threads: int | None = None) -> np.ndarray:
+    """Output rows ``a:b`` (after the crop) of every projection, in memory: what the chunk files hold at those
+    rows, for a trial series after cleanup removed them. Projection tiles as large as ``budget_bytes`` holds
+    beside the result (at least one projection)."""
+    info = scan.info
+    chain = build_chain(cfg, has_i0=info.has_i0, n_frames=max(info.n_flat, info.n_dark))
+    r0, r1, c0, c1 = output_window(info.n_rows, info.n_cols, cfg)
+    if not 0 <= a < b <= r1 - r0:
+        raise ValueError(f"rows {a}:{b} are outside the {r1 - r0} pre-processed rows")
+    out = np.empty((info.n_proj, b - a, c1 - c0), dtype=np.float32)
+    left = budget_bytes - out.nbytes
+    tp = _largest(lambda tp: chain.peak_bytes(_read_shape(chain, (tp, b - a), info.n_proj, info.n_rows,
+                                                          info.n_cols)) <= left, info.n_proj)
+    for block, src, (q0, q1, a0, b0) in _processed_tiles(scan, chain, (a, b), (0, info.n_proj), (tp, b - a),
+                                                         _threads(threads)):
+        out[q0:q1, a0 - a:b0 - a] = block[src]
+        del block
+    return out
 
 
 def process_whole(scan: RawScan, cfg: PreprocessConfig, *, threads: int | None = None) -> np.ndarray:

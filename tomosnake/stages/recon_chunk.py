@@ -12,7 +12,8 @@ outputs atomically.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -20,17 +21,39 @@ import numpy as np
 
 from tomosnake.config import ReconConfig, TomoConfig
 from tomosnake.io.atomic import atomic_path
+from tomosnake.io.stitched_scan import open_scan
 from tomosnake.io.volume_stats import ChunkStats
 from tomosnake.recon import lamino, steps
 from tomosnake.recon.backends import require_backend, run_tomocupy_lamino
 from tomosnake.recon.chain import convert, reconstruct_block
-from tomosnake.stages.plan import Plan, resolve_center, resolve_recon
+from tomosnake.stages.plan import Plan, budget_bytes, resolve_center, resolve_recon
+from tomosnake.stages.preprocess_chunk import process_rows
 
 log = logging.getLogger(__name__)
 
 
 def read_rows(vds: h5py.Dataset, r0: int, r1: int) -> np.ndarray:
     return vds[:, r0:r1, :].astype(np.float32, copy=False)
+
+
+Rows = Callable[[int, int], np.ndarray]  # pre-processed rows [r0, r1) of every projection
+
+
+@contextmanager
+def preprocessed_rows(plan: Plan, cfg: TomoConfig, vds: str | Path | None = None,
+                      raw: str | Path | None = None) -> Iterator[Rows]:
+    """What a trial series reads: rows of the run's pre-processed data (``vds``) while they exist, else rows
+    pre-processed from the raw file (``raw``, the first file of a stitched scan) on the spot, so that a series
+    after cleanup recreates none of the run's files (which would make its next run redo every later stage)."""
+    if vds is not None:
+        with h5py.File(vds, "r") as f:
+            yield lambda r0, r1: read_rows(f["exchange/data"], r0, r1)
+        return
+    if raw is None:
+        raise ValueError("a trial series needs the pre-processed data or the raw file")
+    budget = budget_bytes(cfg, "recon")
+    with open_scan(cfg, raw, plan.stitch_offsets) as scan:
+        yield lambda r0, r1: process_rows(scan, cfg.preprocess, r0, r1, budget, threads=plan.threads(cfg))
 
 
 def lamino_geometry(plan: Plan, cfg: TomoConfig, center: float) -> lamino.Geometry:
@@ -104,12 +127,11 @@ def _lamino_slice(plan: Plan, index: int | None, key: str) -> int:
     return i
 
 
-def try_center(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_dir: str | Path) -> list[Path]:
+def try_center(rows: Rows, plan: Plan, cfg: TomoConfig, out_dir: str | Path) -> list[Path]:
     """Reconstruct one slice for a series of centres (absolute pixels) and write a contact sheet.
 
     The slice is a preprocessed row, or for laminography an output slice from the detector rows it
-    needs (its row window does not depend on the centre). Preprocessing does not depend on the centre,
-    so the series reuses the run's preprocessed data.
+    needs (its row window does not depend on the centre), read through ``rows`` (`preprocessed_rows`).
     """
     from tomosnake.recon.center import centers_around, try_centers
 
@@ -121,8 +143,7 @@ def try_center(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_dir: str |
         i = _lamino_slice(plan, t.row, "center_try.row")
         geom = lamino_geometry(plan, cfg, middle)
         r0, r1 = lamino.row_window(geom, plan.theta_deg, i, i + 1)
-        with h5py.File(vds_path, "r") as f:
-            window = read_rows(f["exchange/data"], r0, r1)
+        window = rows(r0, r1)
 
         def one_lamino(w: np.ndarray, theta_deg: np.ndarray, center: float) -> np.ndarray:
             return _slab(w, r0, plan, cfg, geom.with_(center=center), i)
@@ -132,8 +153,7 @@ def try_center(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_dir: str |
     row = plan.shape[1] // 2 if t.row is None else t.row
     if row >= plan.shape[1]:
         raise ValueError(f"config key 'center_try.row': {row} is outside the {plan.shape[1]} preprocessed rows")
-    with h5py.File(vds_path, "r") as f:
-        sino = read_rows(f["exchange/data"], row, row + 1)[:, 0, :]
+    sino = rows(row, row + 1)[:, 0, :]
 
     def one_slice(s: np.ndarray, theta_deg: np.ndarray, center: float) -> np.ndarray:
         return reconstruct_block(s[:, None, :], theta_deg, resolve_recon(plan, cfg), center, plan.log_applied,
@@ -147,7 +167,7 @@ def _slab(window: np.ndarray, r0: int, plan: Plan, cfg: TomoConfig, geom: lamino
     return lamino_from_window(window, r0, plan.theta_deg, plan, cfg, geom, i, i + 1)[0]
 
 
-def try_lamino(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_dir: str | Path) -> list[Path]:
+def try_lamino(rows: Rows, plan: Plan, cfg: TomoConfig, out_dir: str | Path) -> list[Path]:
     """Reconstruct one laminography slice for a series of tilt angles (absolute degrees) and a contact sheet,
     at the run's centre; the rows read are the union of every angle's row window."""
     from tomosnake.recon.center import LAMINO_SERIES, centers_around, try_centers
@@ -164,8 +184,7 @@ def try_lamino(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_dir: str |
     geom = lamino_geometry(plan, cfg, resolve_center(plan, cfg)[0])
     windows = [lamino.row_window(geom.with_(angle_deg=float(a)), plan.theta_deg, i, i + 1) for a in angles]
     r0, r1 = min(w[0] for w in windows), max(w[1] for w in windows)
-    with h5py.File(vds_path, "r") as f:
-        window = read_rows(f["exchange/data"], r0, r1)
+    window = rows(r0, r1)
 
     def one_slice(w: np.ndarray, theta_deg: np.ndarray, angle: float) -> np.ndarray:
         return _slab(w, r0, plan, cfg, geom.with_(angle_deg=angle), i)

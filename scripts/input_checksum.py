@@ -8,6 +8,8 @@ from tomosnake.report import timings
 
 def run(job: Job) -> None:
     with timings.io_timer():
-        files = input_files(real_input(job.input.raw), job.cfg.datasets.flat_file, job.cfg.datasets.dark_file)
+        cfg = job.cfg
+        files = input_files(real_input(job.input.raw), cfg.datasets.flat_file, cfg.datasets.dark_file,
+                            [real_input(p) for p in getattr(job.input, "parts", [])])
         lines = [sha256_line(p) for p in files]
     write_text(job.output.sha, "".join(lines))

@@ -1,5 +1,6 @@
 # try_center: one slice per centre around the chosen one, as TIFFs plus a PDF contact sheet.
 # `snakemake try_center --config center_try='{width: 5, step: 0.25}'`; reuses the preprocessed data.
+# After cleanup it reads the raw file instead (`try_inputs`).
 
 
 rule try_center:
@@ -9,13 +10,12 @@ rule try_center:
 
 rule try_center_scan:
     input:
-        vds=FILES.preproc_vds,
-        chunks=preproc_chunks,
-        plan=FILES.plan,
+        unpack(try_inputs),
     output:
         sheet=FILES.try_center_sheet,
     params:
         center_try=CFG.center_try.model_dump(mode="json"),
+        stage=stage_dict(CFG, "recon"),
     threads: resources.threads(CFG, "try_center_scan")
     resources:
         **job_resources("try_center_scan"),
@@ -38,13 +38,12 @@ rule try_lamino:
 
 rule try_lamino_scan:
     input:
-        vds=FILES.preproc_vds,
-        chunks=preproc_chunks,
-        plan=FILES.plan,
+        unpack(try_inputs),
     output:
         sheet=FILES.try_lamino_sheet,
     params:
         lamino_try=CFG.lamino_try.model_dump(mode="json"),
+        stage=stage_dict(CFG, "recon"),
     threads: resources.threads(CFG, "try_lamino_scan")
     resources:
         **job_resources("try_lamino_scan"),

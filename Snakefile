@@ -15,6 +15,9 @@ min_version("9.0")
 configfile: DEFAULT_CONFIG
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/plan.smk"
 include: "rules/preprocess.smk"

@@ -7,7 +7,7 @@ from tomosnake import config as tconfig
 from tomosnake import outdir, placement, preflight
 from tomosnake import workflow as tworkflow
 from tomosnake.config import stage_dict
-from tomosnake.jobs import exit_promptly, return_freed_memory, run_job
+from tomosnake.jobs import exit_promptly, return_freed_memory, run_job, run_jobs_in_this_process
 from tomosnake.paths import ScanFiles
 from tomosnake.stages.plan import Plan
 
@@ -16,7 +16,8 @@ from tomosnake.stages.plan import Plan
 # Then the run moves into its output directory (lock, resolved config, safe input names): see
 # tomosnake/outdir.py. Jobs read the config the main process resolved, never from their command line.
 if workflow.is_main_process:
-    preflight.check_or_exit(config)
+    # without --sdm the jobs run in this Python environment: a CPU backend that does not load is refused now
+    preflight.check_or_exit(config, jobs_share_env=not workflow.deployment_settings.deployment_method)
     outdir.enter(workflow, config)
 else:
     outdir.job_config(workflow, config)
@@ -46,7 +47,9 @@ wildcard_constraints:
 
 
 def raw_input(w) -> str:
-    """The scan's raw file under its safe name (a symlink in the outdir; jobs open the real file)."""
+    """The scan's raw file under its safe name (a symlink in the outdir; jobs open the real file). Every run's
+    DAG holds the plan, whose input this is: where the run's jobs are set to run in this process."""
+    run_jobs_in_this_process(workflow)
     return f"{OUT}/{outdir.input_alias(w.scan)}"
 
 
@@ -72,6 +75,16 @@ def preproc_chunks(w) -> list[str]:
 
 def recon_chunks(w) -> list[str]:
     return [ScanFiles.under(OUT, w.scan).recon_chunk(j) for j in range(plan_of(w).j)]
+
+
+def try_inputs(w) -> dict:
+    """What try_center and try_lamino read: the pre-processed data, or after cleanup the raw file (the job then
+    pre-processes only the rows it needs): recreating the pre-processed data would make the finished run's
+    next invocation redo every stage after them."""
+    files = ScanFiles.under(OUT, w.scan)
+    if Path(files.cleanup_done).exists():
+        return {"raw": raw_input(w), "parts": stitch_inputs(w), "plan": files.plan}
+    return {"vds": files.preproc_vds, "chunks": preproc_chunks(w), "plan": files.plan}
 
 
 def cluster_limits():
