@@ -2,7 +2,7 @@
 
 Checked against the phantom's ground truth, SLURM's accounting records (``sacct``: the test
 cluster runs slurmdbd, so the plugin reads job states with sacct, as on a production cluster) and
-Snakemake's own records (its job log and ``.snakemake/metadata``). Needs the one-node cluster of
+Snakemake's own records (its job log and ``.snakemake/metadata``). Needs the test cluster of
 .ci/slurm (``install.sh`` and ``start.sh``, as root). Every ``snakemake`` call is wrapped in
 ``timeout -k``: a lost job status can make Snakemake wait forever, and it ignores SIGTERM.
 
