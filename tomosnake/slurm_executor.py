@@ -13,6 +13,11 @@ answers without the database): a job whose state's first word is a final failure
 failed with its whole state, COMPLETED reported done, anything else (or no answer) kept waiting.
 `install` puts it in place of the plugin's executor for the executor name ``slurm``; the Snakefile
 calls it, so every SLURM run of the workflow gets it, whatever profile.
+
+Upstream the fix belongs in the plugin's ``Executor.check_active_jobs``: compare
+``status.split()[0]`` (not the whole state) with its ``fail_stati``, add ``PREEMPTED`` to them unless
+``requeue`` is set, and when every attempt of a cycle failed (``status_of_jobs is None``) yield every
+active job again (or query ``squeue`` once) instead of none.
 """
 
 from __future__ import annotations
