@@ -5,19 +5,21 @@ One chain of runs of the same command (profile slurm-test, ``--retries 0`` so th
 1. a running ``preprocess_chunk`` job is cancelled (``scancel``: sacct says ``CANCELLED by 0``);
 2. the same command again: only that chunk is preprocessed again, and a running ``recon_chunk``
    job is cancelled;
-3. the same command again, with slurmdbd stopped (sacct cannot answer) from the moment its one
-   reconstruction job runs until the run ends or 60 s pass.
+3. the same command again: only that chunk is reconstructed again, and the ``combine`` job is
+   cancelled;
+4. the same command again, with slurmdbd stopped (sacct cannot answer) from the moment its
+   ``combine`` job runs until the run ends or 60 s pass.
 
-Runs 1 and 2 must end by themselves, non-zero, with every other chunk of the rule finished
-(keep-going); run 3 must complete on its own during the outage, redoing only the cancelled
-chunk and what depends on it, with a volume bit-identical to an undisturbed (local) run's.
+Runs 1-3 must end by themselves, non-zero, with every other chunk of the rule finished
+(keep-going); run 4 must complete on its own during the outage, redoing only what run 3 left,
+with a volume bit-identical to an undisturbed (local) run's.
 With snakemake-executor-plugin-slurm 2.8.0 alone, run 1 waits for ever on ``CANCELLED by 0`` and
-run 3 forgets its jobs when sacct fails (tomosnake/slurm_executor.py closes both): every
+run 4 forgets its jobs when sacct fails (tomosnake/slurm_executor.py closes both): every
 ``snakemake`` here runs under ``timeout -k``, so a hang fails the test instead of hanging CI.
 
 Apart, a run whose reconstruction job's node loses its slurmd (and is marked DOWN) must end by
 itself, and the same command then gives the undisturbed volume. Stopping slurmdbd or a slurmd
-needs root and the daemons of .ci/slurm/start.sh. Measured here (2 cores): the chain about 2 min,
+needs root and the daemons of .ci/slurm/start.sh. Measured here (2 cores): the chain about 2.5 min,
 the node stop about 1.5 min.
 """
 
@@ -187,7 +189,7 @@ class Cancels:
     work: Path
     cfg: dict
     reference: np.ndarray
-    runs: list[SlurmRun]  # runs 1 and 2
+    runs: list[SlurmRun]  # runs 1 to 3
     cancelled: list[tuple[str, str, str]]  # (rule, wildcards, job id) cancelled in each
 
 
@@ -196,7 +198,7 @@ def cancels(tmp_path_factory, scan, budget, reference) -> Cancels:  # noqa: F811
     work = tmp_path_factory.mktemp("chaos")
     cfg = config(scan, work, budget)
     runs, cancelled = [], []
-    for n, rule in enumerate(["preprocess_chunk", "recon_chunk"], 1):
+    for n, rule in enumerate(["preprocess_chunk", "recon_chunk", "combine"], 1):
         run = Run(work, cfg, f"run{n}", "--retries", "0")
         job_id, wildcards = run.running_job(rule)
         cancel(job_id)
@@ -214,11 +216,11 @@ class Outage:
 
 @pytest.fixture(scope="module")
 def outage(cancels) -> Outage:
-    """Run 3: slurmdbd stopped once its reconstruction job runs, until the run ends or `OUTAGE_S` pass."""
+    """Run 4: slurmdbd stopped once its combine job runs, until the run ends or `OUTAGE_S` pass."""
     if os.geteuid() != 0 or slurmdbd_pid() is None:
         pytest.skip("stopping slurmdbd needs root and the daemons of .ci/slurm/start.sh")
-    run = Run(cancels.work, cancels.cfg, "run3", "--retries", "0")
-    run.running_job("recon_chunk")
+    run = Run(cancels.work, cancels.cfg, "run4", "--retries", "0")
+    run.running_job("combine")
     stop_slurmdbd()
     down = time.monotonic()
     try:
@@ -259,8 +261,18 @@ def test_rerun_redoes_only_the_cancelled_chunk_and_a_cancelled_recon_job_fails_i
     assert not {"combine", "report"} & {j.rule for j in jobs}
 
 
+def test_rerun_redoes_only_the_cancelled_recon_chunk_and_a_cancelled_combine_fails_it(cancels):
+    run, jobs = cancels.runs[2], settled_jobs_of(cancels.runs[2].run_id)
+    assert run.returncode != 0, run.output[-4000:]
+    assert _chunks(jobs, "recon_chunk") == {cancels.cancelled[1][1]: "COMPLETED"}
+    _, wildcards, job_id = cancels.cancelled[2]
+    assert f"SLURM-job '{job_id}' failed, SLURM status is: 'CANCELLED by" in run.output, run.output[-4000:]
+    assert _chunks(jobs, "combine")[wildcards].startswith("CANCELLED")
+    assert {j.rule for j in jobs} == {"recon_chunk", "combine"}  # report waits for the volume
+
+
 def test_jobs_spread_across_nodes(cancels):
-    """Jobs of runs 1 and 2 ran on several nodes (one slurmd per node on this host)."""
+    """Jobs of runs 1 to 3 ran on several nodes (one slurmd per node on this host)."""
     nodes = {j.node for run in cancels.runs for j in jobs_of(run.run_id) if j.state == "COMPLETED"}
     assert len(nodes) >= 2, nodes
 
@@ -272,9 +284,8 @@ def test_run_carries_on_through_a_slurmdbd_outage(cancels, outage):
     assert outage.ended_in_outage or outage.seconds >= OUTAGE_S
     jobs = settled_jobs_of(run.run_id)
     assert {j.state for j in jobs} == {"COMPLETED"}
-    # only the cancelled reconstruction chunk and what depends on it
-    assert Counter((j.rule, j.wildcards) for j in jobs) == Counter(
-        [("recon_chunk", cancels.cancelled[1][1]), ("combine", SCAN), ("report", SCAN)])
+    # only the cancelled combine and what depends on it
+    assert Counter((j.rule, j.wildcards) for j in jobs) == Counter([("combine", SCAN), ("report", SCAN)])
 
 
 def test_volume_after_the_chaos_is_bit_identical(cancels, outage):
