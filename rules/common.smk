@@ -6,6 +6,7 @@ from tomosnake import audit, cluster, resources
 from tomosnake import config as tconfig
 from tomosnake import outdir, placement, preflight
 from tomosnake import workflow as tworkflow
+from tomosnake.analysis import targets as atargets
 from tomosnake.config import stage_dict
 from tomosnake.jobs import exit_promptly, return_freed_memory, run_job, run_jobs_in_this_process
 from tomosnake.paths import ScanFiles
@@ -144,7 +145,7 @@ def export_targets(scan: str) -> list[str]:
 
 def cleanup_inputs(w) -> list[str]:
     files = ScanFiles.under(OUT, w.scan)
-    inputs = [files.volume, *export_targets(w.scan)]
+    inputs = [files.volume, *export_targets(w.scan), *atargets.outputs(CFG, files)]
     if CFG.report:
         inputs.append(files.report)
     return inputs
@@ -158,7 +159,7 @@ def final_targets(w=None) -> list[str]:
         if CFG.cleanup:
             targets.append(files.cleanup_done)
         else:
-            targets.append(files.volume)
+            targets += [files.volume, *atargets.outputs(CFG, files)]
             if CFG.report:
                 targets.append(files.report)
     return targets

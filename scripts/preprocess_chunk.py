@@ -11,6 +11,7 @@ def run(job: Job) -> None:
     cfg, k = job.cfg, int(job.wildcards.k)
     plan = Plan.read(job.input.plan)
     p0, p1 = plan.proj_chunks[k]
+    tile_proj, tile_rows = plan.tile
     with open_scan(cfg, real_input(job.input.raw), plan.stitch_offsets) as scan:
-        process_chunk(scan, cfg.preprocess, p0, p1, tuple(plan.tile), job.output.chunk, threads=cfg.threads,
+        process_chunk(scan, cfg.preprocess, p0, p1, (tile_proj, tile_rows), job.output.chunk, threads=cfg.threads,
                       after_tile=jobs.fault(cfg, "preprocess", k))

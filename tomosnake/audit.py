@@ -409,9 +409,15 @@ def audit(args: list[str], out: TextIO = sys.stdout) -> int:
     return 0 if fits else 1
 
 
+def usage() -> str:
+    """This module's docstring as help text: the markup of Python docstrings (``x``, `x`) left out."""
+    text = re.sub(r"``([^`]+)``", r"\1", __doc__ or "")
+    return re.sub(r"`([^`]+)`", r"\1", text).strip()
+
+
 def main(argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
+        print(usage())
         return 0
     return audit(argv)
 

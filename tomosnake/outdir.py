@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tomosnake.io import atomic
-from tomosnake.config import deep_merge, load
+from tomosnake.config import load
 from tomosnake.preflight import scans
 from tomosnake.workflow import WORKFLOW_DIR
 
@@ -62,7 +62,7 @@ def resolve(raw: Mapping[str, Any], base: Path) -> dict[str, Any]:
         from tomosnake.io import tori
 
         cfg["tori"] = str(base / cfg["tori"])
-        cfg = deep_merge(tori.to_config(tori.read(cfg["tori"])), cfg)
+        cfg = tori.under(cfg["tori"], cfg)
 
     def absolute(p: str) -> str:
         return os.path.abspath(base / os.path.expanduser(p))

@@ -95,6 +95,26 @@ class ScanFiles:
     def try_lamino_sheet(self) -> str:
         return self._in("try_lamino/contact_sheet.pdf")
 
+    # the optional analysis (tomosnake.analysis): per-job slabs, then the outputs beside the volume
+    def analysis_chunk(self, j: int | str = "{j}") -> str:
+        return self._in(f"analysis/chunk_{j}.h5")
+
+    @property
+    def labels(self) -> str:
+        return self._in(f"{self.scan}_labels.h5")
+
+    @property
+    def labels_ome_zarr(self) -> str:
+        return self._in(f"{self.scan}_labels.ome.zarr")
+
+    @property
+    def analysis_json(self) -> str:
+        return self._in(f"{self.scan}_analysis.json")
+
+    @property
+    def objects_csv(self) -> str:
+        return self._in(f"{self.scan}_objects.csv")
+
     # what the jobs record: their logs (and timing records beside them) and Snakemake's benchmarks
     @property
     def logs(self) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 from tomosnake import config as tconfig
 from tomosnake.config import OutputConfig, TomoConfig, scan_name
+from tomosnake.analysis import layout as analysis_layout
 from tomosnake.paths import ScanFiles
 from tomosnake.stages.plan import Plan, make_plan
 from tomosnake.stages.preprocess_chunk import MemoryBudgetError
@@ -110,7 +111,7 @@ def disk_need(plan: Plan, cfg: TomoConfig, scan_dir: str | Path) -> int:
     """
     f = ScanFiles(str(scan_dir), plan.scan)
     s = storage(plan.estimates, cfg.output)
-    need = s["peak"]
+    need = s["peak"] + analysis_layout.disk_bytes(plan, cfg)
     have = _size([*_glob(f.recon_chunk("*")), Path(f.volume)])
     if Path(f.cleanup_done).exists():
         need -= s["preprocessed"]
@@ -153,6 +154,11 @@ def check(raw: Mapping[str, Any], jobs_share_env: bool = False) -> dict[str, Pla
     except (ValueError, BackendUnavailable) as err:  # ConfigError, ToriError
         raise PreflightError(_one_line(str(err))) from None
     plans = {name: plan_scan(cfg, path, name) for name, path in named.items()}
+    for name, p in plans.items():
+        try:
+            analysis_layout.check(cfg, p, ScanFiles.under(cfg.outdir, name).volume)
+        except analysis_layout.AnalysisError as err:
+            raise PreflightError(_one_line(str(err))) from None
     if cfg.disk_check:
         check_disk(cfg.outdir, sum(disk_need(p, cfg, Path(cfg.outdir) / name) for name, p in plans.items()))
     return plans

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Protocol, Self
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,7 +24,7 @@ class _Full:
 
     _instance: _Full | None = None
 
-    def __new__(cls) -> Self:
+    def __new__(cls) -> _Full:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -84,7 +84,7 @@ class Context:
     threads: int = 1
     cache: dict = field(default_factory=dict, compare=False)  # per row range, shared by projection tiles
 
-    def moved(self, **changes: object) -> Context:
+    def moved(self, **changes: Any) -> Context:
         return replace(self, **changes)
 
 

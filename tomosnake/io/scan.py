@@ -128,8 +128,8 @@ def check_virtual_sources(ds: h5py.Dataset, label: str) -> None:
 
 def _columns(cols: np.ndarray) -> str:
     """'column 3' or 'columns 3, 4, 9, ...' (at most eight named)."""
-    cols = [int(c) for c in cols]
-    named = ", ".join(map(str, cols[:8])) + (", ..." if len(cols) > 8 else "")
+    listed = [int(c) for c in cols]
+    named = ", ".join(map(str, listed[:8])) + (", ..." if len(listed) > 8 else "")
     return f"column {named}" if len(cols) == 1 else f"columns {named}"
 
 

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 import h5py
@@ -51,6 +52,7 @@ from tomosnake.report.figures import (
     Timeline,
     fmt,
 )
+from tomosnake.report.analysis_page import analysis_page
 from tomosnake.report.previews import Previews
 from tomosnake.paths import ScanFiles
 from tomosnake.report.timings import Summary, read_benchmarks, read_jobs, summarize
@@ -312,7 +314,7 @@ def _phase_params(c) -> str:
 
 def _section_params(cfg: TomoConfig, section: str, step: str) -> str:
     """A correction's parameters as the step used them."""
-    c = getattr(cfg.preprocess, section, None)
+    c: Any = getattr(cfg.preprocess, section, None)
     if section == "phase":
         return _phase_params(c)
     if section == "i0":
@@ -655,8 +657,10 @@ def job_summary(plan: Plan, cfg: TomoConfig, scan_dir: Path, until: float) -> Su
 
 
 def write_report(plan: Plan, cfg: TomoConfig, previews_path: str | Path, volume_path: str | Path,
-                 out_path: str | Path, scan_dir: str | Path | None = None) -> None:
-    """Write the report PDF of one scan (``scan_dir``: where its logs and benchmarks are)."""
+                 out_path: str | Path, scan_dir: str | Path | None = None,
+                 analysis: tuple[str | Path, str | Path] | None = None) -> None:
+    """Write the report PDF of one scan (``scan_dir``: where its logs and benchmarks are; ``analysis``: the
+    analysis JSON and labels file, for a page of its own)."""
     scan_dir = Path(scan_dir) if scan_dir is not None else Path(volume_path).parent
     volume_path = Path(volume_path)
     summary = job_summary(plan, cfg, scan_dir, time.time())
@@ -673,6 +677,8 @@ def write_report(plan: Plan, cfg: TomoConfig, previews_path: str | Path, volume_
                   *_reconstruction(plan, cfg, prov), *_resolution(prov, pixel_um),
                   *_conversion(f, prov, dtype, cfg.recon.convert.n_sigma),
                   *_outputs(cfg, f, volume_path)]
+        if analysis is not None:
+            story += analysis_page(*analysis, f, TEXT_W, {"h1": H1, "h2": H2, "body": BODY}, _table)
     story += [PageBreak(), *_timing(summary), PageBreak(),
               *_provenance(prov, volume_path.with_suffix(".yaml"))]
     with atomic_path(out_path) as tmp:
