@@ -3,7 +3,11 @@
 #         -> combine -> report -> cleanup.    All logic lives in the `tomosnake` package.
 from snakemake.utils import min_version
 
+from tomosnake import slurm_executor
 from tomosnake.workflow import DEFAULT_CONFIG
+
+# Under SLURM: cancelled, preempted or node-failed jobs end as failed, and a slurmdbd outage loses no job.
+slurm_executor.install()
 
 min_version("9.0")
 

@@ -2,7 +2,7 @@
 
 The parsing tests use records in the exact shape ``scontrol show partition/node -o`` prints (Slurm 22.05:
 values with spaces, ``UNLIMITED``, day-hour time limits, typed GPUs); the SLURM tests read the real
-one-node cluster of .ci/slurm and run ``tomosnake audit`` and ``snakemake --profile slurm-test`` against it.
+test cluster of .ci/slurm and run ``tomosnake audit`` and ``snakemake --profile slurm-test`` against it.
 """
 
 from __future__ import annotations

@@ -50,7 +50,8 @@ def bead_pack(n: int, radii: tuple[float, float], count: int, seed: int = 0, tou
             v *= (r + o.r - overlap) / np.linalg.norm(v)
             b = Bead(o.z + v[0], o.y + v[1], o.x + v[2], r)
         else:
-            b = Bead(*(float(c) for c in rng.uniform(-half, half, 3)), r)
+            z, y, x = (float(c) for c in rng.uniform(-half, half, 3))
+            b = Bead(z, y, x, r)
         if fits(b):
             beads.append(b)
     return beads

@@ -80,8 +80,8 @@ def make_layout(volume_shape: tuple[int, int, int], cfg: TomoConfig) -> Layout:
     """The analysis layout of a volume of ``volume_shape`` (level 0); `AnalysisError` if it cannot run."""
     a = cfg.analysis
     factor = level_factor(cfg)
-    shape = level_shape(volume_shape, factor)
-    nz, ny, nx = shape
+    nz, ny, nx = level_shape(volume_shape, factor)
+    shape = (nz, ny, nx)
     hs, ho = smooth_radius(a.smooth), objects_halo(a)
     key = cfg.budget_key("analysis")
     budget = max(0.0, cfg.budget_mb("analysis") - cfg.overhead_mb) * 2**20

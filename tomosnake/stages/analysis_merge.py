@@ -48,9 +48,12 @@ def analysis_merge(chunk_paths: Sequence[str | Path], volume_path: str | Path, l
     """Write the labels file, the JSON and the CSV; return the JSON's content."""
     a = cfg.analysis
     units = _units(chunk_paths)
-    counts, bboxes, pairs, planes = [], [], [], {k: [] for k in PLANES}
+    counts: list[np.ndarray] = []
+    bboxes: list[np.ndarray] = []
+    pairs: list[np.ndarray] = []
+    planes: dict[str, list[np.ndarray]] = {k: [] for k in PLANES}
     phase_voxels = np.zeros(a.phases, np.int64)
-    face = None  # the previous slab's: two slabs' faces in memory at a time
+    face: objects.Face | None = None  # the previous slab's: two slabs' faces in memory at a time
     for path, group in units:
         with h5py.File(path, "r") as f:
             g = f[group]
