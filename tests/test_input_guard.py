@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from tests.conftest import read_only
 from tests.workflow import run
 from tomosnake import guard
+from tomosnake.cli import run_command
 from tomosnake.config import validate
 from tomosnake.phantom import PhantomSpec, write_scan
 from tomosnake.stages.cleanup import clean
@@ -63,6 +65,7 @@ def test_symlinked_folder_and_hard_link_are_seen(tmp_path):
     tori = out / "s" / "logs" / "scan.tori"
     with pytest.raises(guard.InputInOutdir, match="config key 'config file'"):
         guard.check_outside(cfg, ["s"], [tori])
+    guard.check_outside(cfg, ["s"], [out / "s" / "s_recon.yaml"])  # the volume's config repeats the run
 
 
 def test_cleanup_keeps_an_input_whatever_its_name(tmp_path):
@@ -80,3 +83,16 @@ def test_cleanup_keeps_an_input_whatever_its_name(tmp_path):
     assert (scan_dir / "preproc" / "chunk_0.h5").exists() and (scan_dir / "preproc.vds.h5").is_symlink()
     assert not (scan_dir / "preproc" / "chunk_1.h5").exists()
     assert _sha(raw) == before
+
+
+def test_the_volumes_config_file_repeats_the_run(tmp_path):
+    """The one managed file a run may read: ``<scan>_recon.yaml``, as its header's command gives it."""
+    raw = read_only(write_scan(tmp_path / "s.h5", SPEC))
+    out = tmp_path / "out"
+    run(tmp_path, {**FAST, "input": [str(raw)], "outdir": str(out)}, timeout=300)
+    again = tmp_path / "again"
+    again.mkdir()
+    proc = subprocess.run(run_command(["--profile", "local", "--configfile", str(out / "s" / "s_recon.yaml")]),
+                          cwd=again, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "s" / "s_recon.yaml").is_file()

@@ -68,8 +68,14 @@ def place_of(path: str, files: dict[str, str], dirs: dict[str, str]) -> str | No
 
 def check_outside(cfg: TomoConfig, scans: Iterable[str], configfiles: Iterable[str | os.PathLike] = ()) -> None:
     """Refuse an input of the run that lies where the workflow writes, with one line."""
-    files, dirs = managed(cfg.outdir, list(scans))
+    scans = list(scans)
+    files, dirs = managed(cfg.outdir, scans)
+    # The volume's config file repeats the run (its header says how): given as a config file it is read, and
+    # combine rewrites it from the very parameters read from it, so it is the one managed file allowed.
+    rerun = {os.path.realpath(ScanFiles.under(os.path.abspath(cfg.outdir), s).volume_config) for s in scans}
     for key, path in run_inputs(cfg, configfiles):
+        if key == "config file" and os.path.realpath(path) in rerun:
+            continue
         place = place_of(path, files, dirs)
         if place:
             raise InputInOutdir(f"config key '{key}': {os.path.abspath(path)} lies where the workflow writes: "
