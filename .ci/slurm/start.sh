@@ -65,7 +65,9 @@ mkdir -p "$DB_DIR" "$DB_RUN"
 chown mysql:mysql "$DB_DIR" "$DB_RUN"
 mariadb-install-db --no-defaults --user=mysql --datadir="$DB_DIR" --auth-root-authentication-method=socket \
     --skip-test-db >"$SLURM_LOGS/mariadb-install.log" 2>&1 || die "mariadb-install-db failed (see $SLURM_LOGS)"
-runuser -u mysql -- mariadbd --no-defaults --datadir="$DB_DIR" --socket="$DB_SOCKET" --pid-file="$DB_PID" \
+# A session of its own (setsid): the database outlives the process group that started it (a killed test
+# run or shell took it down with it once, and every later sacct then failed).
+setsid runuser -u mysql -- mariadbd --no-defaults --datadir="$DB_DIR" --socket="$DB_SOCKET" --pid-file="$DB_PID" \
     --bind-address=127.0.0.1 --port="$DB_PORT" --log-error="$SLURM_LOGS/mariadb.log" >/dev/null 2>&1 &
 wait_for mariadb --no-defaults --socket="$DB_SOCKET" -e "SELECT 1" ||
     die "MariaDB did not come up in 30 s (see $SLURM_LOGS/mariadb.log)"
