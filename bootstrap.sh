@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up tomosnake on a fresh Debian machine (Python 3.11), then run the demo or the test suite.
 #   bash bootstrap.sh demo   # install, generate a phantom scan, reconstruct it end to end (local executor)
-#   bash bootstrap.sh test   # install, run the static checks, start a one-node SLURM (as root), run the tests
+#   bash bootstrap.sh test   # install, run the static checks, start a test SLURM of three nodes (as root), run the tests
 set -euo pipefail
 cd "$(dirname "$0")"
 what=${1:-demo}

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The static checks the field's workflows run, before the tests; any finding fails (exit 1):
-# ruff (pyproject's [tool.ruff]), snakefmt --check ([tool.snakefmt]) and snakemake --lint on the
+# ruff (pyproject's [tool.ruff]), mypy over the package and the job scripts ([tool.mypy]: a missing name, even
+# in a function-level import, or a wrong call), snakefmt --check ([tool.snakefmt]) and snakemake --lint on the
 # workflow with a minimal config (a generated 32-projection scan, so the parse-time checks pass).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(cd "${VENV:-.venv}/bin" && pwd)
 "$bin/ruff" check --no-cache .
+"$bin/mypy" --no-incremental
 "$bin/snakefmt" --check Snakefile rules
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

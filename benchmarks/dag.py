@@ -50,7 +50,7 @@ def write_sparse_scan(path: Path, shape: tuple[int, int, int], n_frames: int = 2
 
 
 # MAX IV's nodes as the seed paper describes them (500 GiB, 96 threads), for the checks and time limits:
-# this machine's one-node test cluster would refuse the bone scan's budgets, as it should.
+# this machine's test cluster would refuse the bone scan's budgets, as it should.
 MAXIV = {"cpu": cluster.Partition("cpu", 7 * 1440, 96, 500 * 1024, 0),
          "gpu": cluster.Partition("gpu", 7 * 1440, 96, 500 * 1024, 4)}
 

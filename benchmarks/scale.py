@@ -1,4 +1,4 @@
-"""A multi-GB scan through the real one-node SLURM: throughput, IO and scheduling fractions, memory per rule.
+"""A multi-GB scan through the real test SLURM: throughput, IO and scheduling fractions, memory per rule.
 
     flock /tmp/tomosnake-slurm.lock .venv/bin/python benchmarks/scale.py              # 4.3 GB raw
     flock /tmp/tomosnake-slurm.lock .venv/bin/python benchmarks/scale.py --gb 0.3     # a quick run

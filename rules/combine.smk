@@ -10,7 +10,6 @@ INPUT_SHA256 = CFG.output.input_sha256
 rule input_checksum:
     input:
         raw=raw_input,
-        parts=stitch_inputs,
     output:
         sha=FILES.input_sha256,
     resources:

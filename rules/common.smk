@@ -6,6 +6,7 @@ from tomosnake import audit, cluster, resources
 from tomosnake import config as tconfig
 from tomosnake import outdir, placement, preflight
 from tomosnake import workflow as tworkflow
+from tomosnake.analysis import targets as atargets
 from tomosnake.config import stage_dict
 from tomosnake.jobs import exit_promptly, return_freed_memory, run_job, run_jobs_in_this_process
 from tomosnake.paths import ScanFiles
@@ -16,8 +17,12 @@ from tomosnake.stages.plan import Plan
 # Then the run moves into its output directory (lock, resolved config, safe input names): see
 # tomosnake/outdir.py. Jobs read the config the main process resolved, never from their command line.
 if workflow.is_main_process:
-    # without --sdm the jobs run in this Python environment: a CPU backend that does not load is refused now
-    preflight.check_or_exit(config, jobs_share_env=not workflow.deployment_settings.deployment_method)
+    # without --sdm the jobs run in this Python environment: a backend it lacks is refused now
+    preflight.check_or_exit(
+        config,
+        jobs_share_env=not workflow.deployment_settings.deployment_method,
+        configfiles=workflow.config_settings.configfiles,
+    )
     outdir.enter(workflow, config)
 else:
     outdir.job_config(workflow, config)
@@ -47,17 +52,12 @@ wildcard_constraints:
 
 
 def raw_input(w) -> str:
-    """The scan's raw file under its safe name (a symlink in the outdir; jobs open the real file). Every run's
-    DAG holds the plan, whose input this is: where the run's jobs are set to run in this process."""
+    """The scan's identity file (the content fingerprints of every file it is read from, rewritten only when
+    one changes: see tomosnake/outdir.py), so a replaced input reruns what depends on it whatever its date,
+    and a touched one nothing; jobs open the real files (outdir.scan_input). Every run's DAG holds the plan,
+    whose input this is: where the run's jobs are set to run in this process."""
     run_jobs_in_this_process(workflow)
-    return f"{OUT}/{outdir.input_alias(w.scan)}"
-
-
-def stitch_inputs(w) -> list[str]:
-    """Every file a stitched scan is joined from (none otherwise), so that a change to any reruns its jobs."""
-    if not CFG.stitch.enabled:
-        return []
-    return [f"{OUT}/{outdir.input_alias(w.scan, i)}" for i in range(len(CFG.stitch.inputs))]
+    return f"{OUT}/{outdir.input_id(w.scan)}"
 
 
 def plan_path(scan: str) -> str:
@@ -83,7 +83,7 @@ def try_inputs(w) -> dict:
     next invocation redo every stage after them."""
     files = ScanFiles.under(OUT, w.scan)
     if Path(files.cleanup_done).exists():
-        return {"raw": raw_input(w), "parts": stitch_inputs(w), "plan": files.plan}
+        return {"raw": raw_input(w), "plan": files.plan}
     return {"vds": files.preproc_vds, "chunks": preproc_chunks(w), "plan": files.plan}
 
 
@@ -144,7 +144,7 @@ def export_targets(scan: str) -> list[str]:
 
 def cleanup_inputs(w) -> list[str]:
     files = ScanFiles.under(OUT, w.scan)
-    inputs = [files.volume, *export_targets(w.scan)]
+    inputs = [files.volume, *export_targets(w.scan), *atargets.outputs(CFG, files)]
     if CFG.report:
         inputs.append(files.report)
     return inputs
@@ -158,7 +158,7 @@ def final_targets(w=None) -> list[str]:
         if CFG.cleanup:
             targets.append(files.cleanup_done)
         else:
-            targets.append(files.volume)
+            targets += [files.volume, *atargets.outputs(CFG, files)]
             if CFG.report:
                 targets.append(files.report)
     return targets

@@ -8,7 +8,6 @@ localrules:
 checkpoint plan:
     input:
         raw=raw_input,
-        parts=stitch_inputs,
     output:
         plan=FILES.plan,
     params:

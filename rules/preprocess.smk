@@ -4,7 +4,6 @@
 rule preprocess_chunk:
     input:
         raw=raw_input,
-        parts=stitch_inputs,
         plan=FILES.plan,
     output:
         chunk=FILES.preproc_chunk(),

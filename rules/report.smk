@@ -6,6 +6,7 @@
 
 rule report:
     input:
+        unpack(lambda w: atargets.report_inputs(CFG, ScanFiles.under(OUT, w.scan))),
         previews=FILES.previews,
         volume=FILES.volume,
         plan=FILES.plan,

@@ -2,7 +2,7 @@
 from tomosnake import jobs
 from tomosnake.io.stitched_scan import open_scan
 from tomosnake.jobs import Job
-from tomosnake.outdir import real_input
+from tomosnake.outdir import scan_input
 from tomosnake.stages.plan import Plan
 from tomosnake.stages.preprocess_chunk import process_chunk
 
@@ -11,6 +11,7 @@ def run(job: Job) -> None:
     cfg, k = job.cfg, int(job.wildcards.k)
     plan = Plan.read(job.input.plan)
     p0, p1 = plan.proj_chunks[k]
-    with open_scan(cfg, real_input(job.input.raw), plan.stitch_offsets) as scan:
-        process_chunk(scan, cfg.preprocess, p0, p1, tuple(plan.tile), job.output.chunk, threads=cfg.threads,
+    tile_proj, tile_rows = plan.tile
+    with open_scan(cfg, scan_input(cfg, job.wildcards.scan), plan.stitch_offsets) as scan:
+        process_chunk(scan, cfg.preprocess, p0, p1, (tile_proj, tile_rows), job.output.chunk, threads=cfg.threads,
                       after_tile=jobs.fault(cfg, "preprocess", k))

@@ -12,8 +12,10 @@ from tomosnake.stages.plan import Plan
 
 
 def run(job: Job) -> None:
+    analysis = getattr(job.input, "analysis", None)  # named inputs only with analysis.enabled
     write_report(Plan.read(job.input.plan), job.cfg, job.input.previews, job.input.volume, job.output.pdf,
-                 scan_dir=Path(job.input.plan).parent)
+                 scan_dir=Path(job.input.plan).parent,
+                 analysis=(analysis, job.input.labels) if analysis else None)
     with h5py.File(job.input.volume, "r") as f:
         sl = read_slices(f)
     write_images(Previews.read(job.input.previews), sl.axial, sl.coronal, sl.sagittal, job.output.images)

@@ -2,7 +2,7 @@
 
 The parsing tests use records in the exact shape ``scontrol show partition/node -o`` prints (Slurm 22.05:
 values with spaces, ``UNLIMITED``, day-hour time limits, typed GPUs); the SLURM tests read the real
-one-node cluster of .ci/slurm and run ``tomosnake audit`` and ``snakemake --profile slurm-test`` against it.
+test cluster of .ci/slurm and run ``tomosnake audit`` and ``snakemake --profile slurm-test`` against it.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ NodeName=gn2 Arch=x86_64 CoresPerSocket=32  CPUAlloc=0 CPUTot=64 Gres=gpu:2 Node
 
 def test_parse_partitions_and_nodes():
     limits = cluster.partitions(PARTITIONS, NODES)
-    assert limits["cpu"] == cluster.Partition("cpu", 7 * 1440, 96, 512000, 0, nodes=40)
+    assert limits["cpu"] == cluster.Partition("cpu", 7 * 1440, 96, 512000, 0, nodes=1, nodes_usable=1)
     # MaxCPUsPerNode and MaxMemPerNode cap the nodes; the typed GPU count of the larger node
-    assert limits["gpu"] == cluster.Partition("gpu", 2 * 1440 + 12 * 60 + 30, 48, 256000, 4, nodes=2)
-    assert limits["short"].max_time_min == 60 and not limits["short"].up
+    assert limits["gpu"] == cluster.Partition("gpu", 2 * 1440 + 12 * 60 + 30, 48, 256000, 4, nodes=2, nodes_usable=2)
+    assert limits["short"].max_time_min == 60 and not limits["short"].up and limits["short"].state == "DOWN"
 
 
 @pytest.mark.parametrize("text, minutes", [("UNLIMITED", cluster.UNLIMITED), ("30", 30), ("1:30", 1.5),

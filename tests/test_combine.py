@@ -317,7 +317,7 @@ def test_tiff_stack_has_one_file_per_slice(physical, volume, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- fingerprint
-def test_fingerprint_sees_a_change_in_a_sampled_region_size_or_date(tmp_path):
+def test_fingerprint_sees_a_change_in_a_sampled_region_or_size_not_the_date(tmp_path):
     p = tmp_path / "big.raw"
     size = 40 * SAMPLE_BYTES
     with p.open("wb") as f:
@@ -331,7 +331,10 @@ def test_fingerprint_sees_a_change_in_a_sampled_region_size_or_date(tmp_path):
     os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size and date: only the bytes differ
     changed_bytes = fingerprint(p)["fingerprint"]
     assert changed_bytes != base["fingerprint"]
-    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: the content is what counts
+    assert fingerprint(p)["fingerprint"] == changed_bytes
+    with p.open("ab") as f:
+        f.write(b"y")
     assert fingerprint(p)["fingerprint"] != changed_bytes
 
 

@@ -33,7 +33,7 @@ from tomosnake.corrections.outlier import median3x3, remove_outlier
 from tomosnake.corrections.unity import to_unity
 from tomosnake.phantom import PhantomSpec, sinogram_block, write_scan
 from tomosnake.stages.preprocess_chunk import build_chain, process_whole
-from tomosnake.io.scan import RawScan
+from tomosnake.io.scan import RawScan, ScanError
 
 RNG = np.random.default_rng(7)
 
@@ -56,6 +56,9 @@ class Frames:
 
     def i0(self, p0: int, p1: int) -> np.ndarray | None:
         return None if self._i0 is None else self._i0[p0:p1]
+
+    def frames_label(self, kind: str) -> str:
+        return f"in-memory {kind} fields"
 
 
 def ctx_for(block: np.ndarray, source: Frames | None = None) -> Context:
@@ -110,7 +113,6 @@ def test_flat_dark_normalisation_matches_the_formula(method, monkeypatch):
     proj = RNG.uniform(100, 1000, (4, 10, 7)).astype(np.float32)
     flats = RNG.uniform(900, 1100, (5, 10, 7)).astype(np.float32)
     darks = RNG.uniform(90, 110, (3, 10, 7)).astype(np.float32)
-    darks[:, 0, 0] = 2000.0  # dark above flat: the denominator floor applies
     red = np.median if method == "median" else np.mean
     f64, d64 = red(flats.astype(np.float64), axis=0), red(darks.astype(np.float64), axis=0)
     src = Frames(flats, darks)
@@ -118,6 +120,13 @@ def test_flat_dark_normalisation_matches_the_formula(method, monkeypatch):
     got = run_step("flat_dark", cfg(flat_dark=fd), proj, src)
     want = (proj - d64) / np.maximum(f64 - d64, 1e-6)
     assert np.allclose(got, want, rtol=1e-5)
+    dark, flat = d64.astype(np.float32), f64.astype(np.float32)
+    dark[0, 0] = 2000.0  # dark above flat: the denominator floor applies (the step itself refuses such flats)
+    assert np.allclose(flatdark.normalize(proj.copy(), flat, dark), (proj - dark) / np.maximum(flat - dark, 1e-6))
+    bright = darks.copy()
+    bright[:, 0, 0] = 2000.0
+    with pytest.raises(ScanError, match="in-memory flat fields frame 0 is at or below the reduced dark fields"):
+        run_step("flat_dark", cfg(flat_dark=fd), proj, Frames(flats, bright))
     got = run_step("flat_dark", cfg(flat_dark=fd | {"normalize_dark": False}), proj, src)
     assert np.allclose(got, proj / f64, rtol=1e-6)
     got = run_step("flat_dark", cfg(flat_dark=fd | {"normalize_flat": False}), proj, src)

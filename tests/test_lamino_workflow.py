@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from tests.test_lamino import (
 from tomosnake import placement
 from tomosnake.config import validate
 from tomosnake.phantom_lamino import LaminoSpec, ground_truth, write_scan
-from tomosnake.preflight import check
+from tomosnake.preflight import PreflightError, check
 from tomosnake.recon import BackendUnavailable, lamino
 from tomosnake.stages.conversion_range import frc_rows, resolution
 from tomosnake.stages.plan import Plan, make_plan
@@ -80,10 +81,14 @@ def test_tomocupy_run_gets_its_frc_without_a_gpu(scan, tmp_path) -> None:
 
 @pytest.mark.skipif(HAS_TOMOCUPY, reason="checks a host without TomocuPy; this one has it")
 def test_tomocupy_plans_here_and_fails_in_the_job(scan, tmp_path) -> None:
-    """Preflight and the plan pass on a submit host without TomocuPy; the job that reconstructs stops at its
-    start with a message naming the package, the job's Python and where TomocuPy comes from."""
+    """Without TomocuPy here, preflight refuses a run whose jobs use this Python (no --sdm), and passes one whose
+    jobs get their conda env; the plan passes; a job that reconstructs without it stops at its start with a
+    message naming the package, the job's Python and where TomocuPy comes from."""
     raw = config(scan, tmp_path / "out", backend="tomocupy")
-    check(raw)
+    with pytest.raises(PreflightError, match=r"config key 'recon.backend': backend 'tomocupy' needs the Python "
+                       r"package 'tomocupy'.*without --sdm conda"):
+        check(raw, jobs_share_env=True)
+    check(raw)  # the jobs get their conda env (--sdm conda): nothing to check here
     cfg = validate(raw)
     plan = make_plan(cfg, str(scan), "flat_sample")
     with pytest.raises(BackendUnavailable, match=r"needs the Python package 'tomocupy'.*job's environment.*"
@@ -91,6 +96,21 @@ def test_tomocupy_plans_here_and_fails_in_the_job(scan, tmp_path) -> None:
         recon_chunk(tmp_path / "absent.vds.h5", plan, 0, cfg, {"enabled": False, "dtype": "float32"},
                     tmp_path / "recon_0.h5")
     assert not (tmp_path / "recon_0.h5").exists()
+
+
+def stand_in_tomocupy(tmp: Path) -> dict[str, str]:
+    """The environment with an importable, empty ``tomocupy`` package and a ``tomocupy`` command that fails:
+    where the jobs run in this Python (no --sdm), the workflow refuses a backend it cannot find; the audit
+    of placement below runs no reconstruction, so a stand-in install is all it needs."""
+    (tmp / "site" / "tomocupy").mkdir(parents=True)
+    (tmp / "site" / "tomocupy" / "__init__.py").write_text("")
+    (tmp / "bin").mkdir()
+    (tmp / "bin" / "tomocupy").write_text("#!/bin/sh\nexit 1\n")
+    (tmp / "bin" / "tomocupy").chmod(0o755)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tmp / "site"), env.get("PYTHONPATH")) if p)
+    env["PATH"] = f"{tmp / 'bin'}{os.pathsep}{env['PATH']}"
+    return env
 
 
 @pytest.mark.slow
@@ -104,7 +124,7 @@ def test_audit_sends_reconstruction_to_the_gpu_and_shows_row_windows(scan, tmp_p
     cfg_file.write_text(yaml.safe_dump(raw))
     proc = subprocess.run([sys.executable, "-m", "tomosnake.cli", "audit", "all", "try_center", "try_lamino",
                            "--profile", str(PROFILES / "maxiv"), "--configfile", str(cfg_file)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600, check=False)
+                          capture_output=True, text=True, timeout=600, check=False, env=stand_in_tomocupy(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = {}
     for line in proc.stdout.splitlines():

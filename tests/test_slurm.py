@@ -2,7 +2,7 @@
 
 Checked against the phantom's ground truth, SLURM's accounting records (``sacct``: the test
 cluster runs slurmdbd, so the plugin reads job states with sacct, as on a production cluster) and
-Snakemake's own records (its job log and ``.snakemake/metadata``). Needs the one-node cluster of
+Snakemake's own records (its job log and ``.snakemake/metadata``). Needs the test cluster of
 .ci/slurm (``install.sh`` and ``start.sh``, as root). Every ``snakemake`` call is wrapped in
 ``timeout -k``: a lost job status can make Snakemake wait forever, and it ignores SIGTERM.
 
@@ -43,6 +43,9 @@ from tomosnake.phantom import ground_truth, write_scan
 from tomosnake.workflow import PROFILES
 
 RUN_LIMIT_S = 600  # per snakemake call; a run here takes about 2 minutes
+# `timeout`'s exit statuses for a command it stopped: 124 (ended on SIGTERM), 137, or killed itself by the
+# SIGKILL it sends its process group after -k (seen as -9)
+KILLED = (124, 137, -9)
 SCAN = "phantom"
 
 
@@ -98,7 +101,7 @@ def snakemake_slurm(work: Path, config: dict, *extra: str) -> SlurmRun:
     seconds = time.monotonic() - start
     text = proc.stdout + proc.stderr
     run_id = re.search(r"^SLURM run ID: (\S+)", text, re.MULTILINE)
-    if proc.returncode in (124, 137):
+    if proc.returncode in KILLED:
         if run_id:  # leave no job of a killed run on the cluster
             subprocess.run(["scancel", f"--name={run_id.group(1)}"], check=False)
         raise AssertionError(f"snakemake ran past {RUN_LIMIT_S} s and was killed:\n{text[-4000:]}")

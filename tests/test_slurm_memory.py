@@ -1,4 +1,4 @@
-"""The one-node SLURM enforces each job's memory request with cgroups, as a facility cluster with
+"""The test SLURM enforces each job's memory request with cgroups, as a facility cluster with
 ``ConstrainRAMSpace=yes`` does: a job that touches more than its ``--mem`` ends OUT_OF_MEMORY in
 SLURM's accounting, one that stays below completes. Skipped, with the reason, where this kernel
 cannot confine memory (``.ci/slurm/start.sh`` then says so and configures no enforcement)."""

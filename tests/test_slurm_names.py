@@ -1,4 +1,4 @@
-"""Hostile file and folder names through the real one-node SLURM (profile slurm-test): no name ever runs
+"""Hostile file and folder names through the real test SLURM (profile slurm-test): no name ever runs
 as a command, on the submitting host or in a job.
 
 The SLURM executor submits ``sbatch --wrap="<job command>"`` through a shell; the workflow keeps every

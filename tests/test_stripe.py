@@ -16,7 +16,7 @@ from tomosnake.phantom import PhantomSpec, sinogram_block
 from tomosnake.stages.plan import PlanError, check_stripes
 from tomosnake.recon.chain import reconstruct_block
 from tomosnake.recon.quality import fov_mask
-from tomosnake.recon.stripe import checked, remove_stripes
+from tomosnake.recon.stripe import TOMOPY, checked, from_tomopy, remove_stripes
 
 SHELL = ((1.0, 0.80, 0.70, 0.9, 0.05, 0.03, 0, 10.0), (-0.8, 0.76, 0.66, 0.9, 0.05, 0.03, 0, 10.0),
          (0.5, 0.2, 0.1, 0.9, 0.3, -0.2, 0, 30.0), (0.6, 0.05, 0.05, 0.9, -0.3, 0.2, 0, 0.0),
@@ -164,3 +164,37 @@ def test_stripe_removal_keeps_k_and_j_scaling_and_equals_whole_stack(tmp_path):
     chunked = np.concatenate(parts)
     ref = reconstruct_block(whole, plan.theta_deg, cfg.recon, spec.center, plan.log_applied, 1, cfg.preprocess.stripe)
     assert np.abs(chunked - ref).max() <= 1e-6 * np.ptp(ref)  # measured 0 (bit-identical), k = 2, j = 4
+
+
+# What the Reconstructor GUI writes for each of TomoPy's stripe functions: TomoPy's keywords and defaults.
+TOMOPY_DEFAULTS = {
+    "remove_stripe_fw": {"level": None, "wname": "db5", "sigma": 2, "pad": True},
+    "remove_stripe_ti": {"nblock": 0, "alpha": 1.5},
+    "remove_stripe_sf": {"size": 5},
+    "remove_stripe_based_sorting": {"size": None, "dim": 1},
+    "remove_stripe_based_filtering": {"sigma": 3, "size": None, "dim": 1},
+    "remove_stripe_based_fitting": {"order": 3, "sigma": [5, 20]},
+    "remove_large_stripe": {"snr": 3, "size": 51, "drop_ratio": 0.1, "norm": True},
+    "remove_dead_stripe": {"snr": 3, "size": 51, "norm": True},
+    "remove_all_stripe": {"snr": 3, "la_size": 61, "sm_size": 21, "dim": 1},
+    "remove_stripe_based_interpolation": {"snr": 3, "size": 31, "drop_ratio": 0.1, "norm": True},
+}
+
+
+def test_every_tomopy_stripe_function_runs_as_a_known_one() -> None:
+    """Each TomoPy name the GUI writes, with TomoPy's keywords, maps to a function and keywords the pipeline runs
+    on a striped sinogram; a note names every substitution and every keyword left behind."""
+    assert set(TOMOPY) == set(TOMOPY_DEFAULTS)
+    rng = np.random.default_rng(0)
+    block = (1.0 + 0.1 * rng.random((90, 2, 64))).astype(np.float32)
+    block[:, :, 20] *= 1.2
+    for name, kwargs in TOMOPY_DEFAULTS.items():
+        function, kw, note = from_tomopy(name, kwargs)
+        assert checked(function, kw) is not None
+        out = remove_stripes(block.copy(), function, kw)
+        assert out.shape == block.shape and np.isfinite(out).all(), name
+        if function != name or any(k not in kw and v is not None for k, v in kwargs.items()):
+            assert note and name in note and function in note, (name, note)
+    assert from_tomopy("remove_stripe_ti", {"nblock": 0, "alpha": 1.5})[2].endswith("not carried over: alpha=1.5")
+    assert from_tomopy("remove_stripe_based_sorting", {"size": 11, "ncore": 4}) == (
+        "remove_stripe_based_sorting", {"size": 11}, None)

@@ -55,8 +55,9 @@ FULL_EXPECTED = [
     ("preprocess.outlier.dif", 0.25),
     ("preprocess.outlier.size", 5),                               # 5.0 in the file: any JSON number
     ("preprocess.stripe.enabled", True),
-    ("preprocess.stripe.function", "remove_stripe_ti"),
-    ("preprocess.stripe.kwargs", {"nblock": 0, "alpha": 1.5}),    # only the keys the user set
+    # TomoPy's Titarenko method: algotom's implementation of it; TomoPy's damping factor alpha has no counterpart
+    ("preprocess.stripe.function", "remove_stripe_based_regularization"),
+    ("preprocess.stripe.kwargs", {"num_chunk": 1, "apply_log": False, "sort": False}),  # nblock 0: one block
     ("preprocess.phase.enabled", True),
     ("preprocess.phase.pixel_size", 0.000325),
     ("preprocess.phase.dist", 12.5),

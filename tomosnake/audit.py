@@ -15,14 +15,19 @@
    `preflight.storage`) against the free space of the output filesystem (unless the config
    says ``disk_check: false``).
 
-When the run would go to SLURM (``executor: slurm`` in the arguments or their profiles) and this machine
-has ``sinfo``, the cluster's partitions are read first (`tomosnake.cluster`; or from the JSON file named
-by ``TOMOSNAKE_CLUSTER_LIMITS``): the run's partitions must exist and their nodes hold the jobs' threads,
-memory and GPUs; the dry run clips time limits to MaxTime as the real run does. A local run's budgets
+The profiles are found as Snakemake finds them (its own lookup, which honours ``XDG_CONFIG_HOME``, then
+the package's, as ``tomosnake run`` does), so the audit reads the profile the run will. When the run
+would go to SLURM (``executor: slurm`` in the arguments or their profiles) and this machine has ``sinfo``,
+the cluster's partitions are read first (`tomosnake.cluster`; or from the JSON file named by
+``TOMOSNAKE_CLUSTER_LIMITS``): the run's partitions must exist and their nodes hold the jobs' threads,
+memory and GPUs; the dry run clips time limits to MaxTime as the real run does; a partition the run
+submits to that is DOWN, DRAIN or INACTIVE, or has no node up, fails the audit. The workflow's own
+preflight runs in the audit's Snakemake, so a backend the jobs' Python cannot import (no ``--sdm``)
+fails it too. A local run's budgets
 are checked against this machine's memory instead.
 
-It exits 1 when a scan cannot run: the cluster cannot serve it, a plan or the dry run fails, or the
-output filesystem is too small.
+It exits 1 when a scan cannot run: the cluster cannot serve it or would not start its jobs, a plan or the
+dry run fails, or the output filesystem is too small.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from tomosnake import cluster, resources
 from tomosnake.config import OutputConfig, TomoConfig
 from tomosnake.paths import ScanFiles
 from tomosnake.preflight import storage
-from tomosnake.workflow import SNAKEFILE
+from tomosnake.workflow import PROFILES, SNAKEFILE
 
 # A job block of Snakemake's job listing: "rule NAME:" / "localcheckpoint NAME:" then "    key: value" lines.
 _HEADER = re.compile(r"^(local)?(?:rule|checkpoint) (\w+):$")
@@ -120,8 +125,11 @@ class ScanAudit:
 
 
 def snakemake_command(args: Iterable[str], *extra: str) -> list[str]:
-    """This workflow's ``snakemake`` call with the user's arguments, then ``extra`` (which win)."""
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--nocolor", *args, *extra]
+    """This workflow's ``snakemake`` call with the user's arguments, then ``extra`` (which win), as ``tomosnake
+    run`` makes it (a package profile found by name where Snakemake would not find one)."""
+    from tomosnake.cli import run_command
+
+    return [*run_command(list(args)), "--nocolor", *extra]
 
 
 # The workflow writes its validated config (JSON) to the file this variable names, for the audit to read.
@@ -139,22 +147,38 @@ def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
     return proc.returncode, proc.stdout + proc.stderr
 
 
+def profile_file(profile: str) -> Path | None:
+    """The file Snakemake reads for ``--profile profile``: its own lookup (a path; else the current
+    directory, the user's and the site's Snakemake config directories, which honour ``XDG_CONFIG_HOME``),
+    else the package's profile of that name (as ``tomosnake run`` finds it)."""
+    from snakemake.cli import get_profile_dir
+
+    found = get_profile_dir(profile)
+    if found is None and (PROFILES / profile).is_dir():
+        found = get_profile_dir(str(PROFILES / profile))
+    return found[1] if found else None
+
+
+def profiles(args: list[str]) -> list[str]:
+    """The profiles a ``snakemake`` call with these arguments reads, in order (``$SNAKEMAKE_PROFILE`` without any)."""
+    out = []
+    for i, a in enumerate(args):
+        if a.startswith("--profile="):
+            out.append(a.split("=", 1)[1])
+        elif a == "--profile" and i + 1 < len(args):
+            out.append(args[i + 1])
+    env = os.environ.get("SNAKEMAKE_PROFILE")
+    return out or ([env] if env else [])
+
+
 def executor(args: list[str]) -> str:
     """The executor a ``snakemake`` call with these arguments uses: ``--executor``/``-e``, else the last
-    profile that names one, else local."""
+    profile (found as Snakemake finds it, `profile_file`) that names one, else local."""
     chosen = "local"
-    for i, a in enumerate(args):
-        value = a.split("=", 1)[1] if a.startswith(("--profile=", "--workflow-profile=")) else \
-            args[i + 1] if a in ("--profile", "--workflow-profile") and i + 1 < len(args) else None
-        if value is None:
-            continue
-        for name in ("profile.yaml", "config.yaml"):
-            f = Path(value) / name
-            if not f.is_file():
-                f = Path.home() / ".config" / "snakemake" / value / name
-            if f.is_file():
-                chosen = (yaml.safe_load(f.read_text()) or {}).get("executor", chosen)
-                break
+    for profile in profiles(args):
+        f = profile_file(profile)
+        if f is not None:
+            chosen = (yaml.safe_load(f.read_text()) or {}).get("executor", chosen)
     for i, a in enumerate(args):
         if a in ("--executor", "-e") and i + 1 < len(args):
             chosen = args[i + 1]
@@ -371,7 +395,7 @@ def wall_estimate(a: ScanAudit, cfg: TomoConfig, limits: dict[str, cluster.Parti
 
     part = (limits or {}).get(cfg.slurm.cpu_partition)
     if part is not None:
-        nodes, cpus, io = part.nodes, part.cpus, resources.CLUSTER_IO_BYTES_PER_S
+        nodes, cpus, io = part.nodes or 1, part.cpus, resources.CLUSTER_IO_BYTES_PER_S
         where = f"{nodes} node(s) of {cpus} CPUs ({part.name}), storage at {io / 1e9:g} GB/s"
     else:
         nodes, cpus, io = 1, os.cpu_count() or 1, resources.IO_BYTES_PER_S
@@ -394,9 +418,17 @@ def cluster_line(limits: dict[str, cluster.Partition]) -> str:
     return "cluster: " + "; ".join(one(p) for p in limits.values())
 
 
+def idle_partitions(audits: list[ScanAudit], limits: dict[str, cluster.Partition]) -> list[str]:
+    """Why each partition the run submits to cannot start a job now (DOWN, DRAIN, no usable node)."""
+    used = sorted({j.resources["slurm_partition"] for a in audits for j in a.submitted
+                   if "slurm_partition" in j.resources})
+    return [why for name in used if name in limits and (why := limits[name].unusable())]
+
+
 def audit(args: list[str], out: TextIO = sys.stdout) -> int:
     """Run the audit for these Snakemake arguments; 0 if every scan can run, 1 otherwise."""
     asking = local_rules_process()
+    limits: dict[str, cluster.Partition] | None = None
     with tempfile.TemporaryDirectory(prefix="tomosnake-audit-") as tmp:
         env = os.environ | {CONFIG_ENV: str(Path(tmp) / "config.json")}
         try:
@@ -405,7 +437,8 @@ def audit(args: list[str], out: TextIO = sys.stdout) -> int:
                 if cluster.LIMITS_ENV not in env:
                     env[cluster.LIMITS_ENV] = str(Path(tmp) / "limits.json")
                     cluster.save(cluster.read_cluster(), env[cluster.LIMITS_ENV])
-                print(cluster_line(cluster.load(env[cluster.LIMITS_ENV])), file=out)
+                limits = cluster.load(env[cluster.LIMITS_ENV])
+                print(cluster_line(limits), file=out)
             run_plans(args, env)
             text = dry_run(args, env)
             local = local_rules(asking)
@@ -436,12 +469,21 @@ def audit(args: list[str], out: TextIO = sys.stdout) -> int:
         print(f"all {len(audits)} scans: core-hours <= {total_core:.2f}, GPU-hours <= {total_gpu:.2f}", file=out)
     if not fits:
         print("tomosnake audit: not enough disk space for the run", file=out)
-    return 0 if fits else 1
+    idle = idle_partitions(audits, limits) if limits is not None else []
+    for why in idle:
+        print(f"tomosnake audit: {why}: the run's jobs there would not start", file=out)
+    return 0 if fits and not idle else 1
+
+
+def usage() -> str:
+    """This module's docstring as help text: the markup of Python docstrings (``x``, `x`) left out."""
+    text = re.sub(r"``([^`]+)``", r"\1", __doc__ or "")
+    return re.sub(r"`([^`]+)`", r"\1", text).strip()
 
 
 def main(argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
+        print(usage())
         return 0
     return audit(argv)
 

@@ -42,7 +42,29 @@ class Partition:
     memory_mb: float
     gpus: int
     up: bool = True
-    nodes: int = 1
+    state: str = "UP"  # the partition's State: UP, DOWN, DRAIN or INACTIVE (only UP starts jobs)
+    nodes: int | None = None  # its nodes, and those that can start a job (not down, drained, failing); None:
+    nodes_usable: int | None = None  # unknown (a hand-written limits file)
+
+    def unusable(self) -> str | None:
+        """Why no job sent to this partition would start now, or None."""
+        if self.state != "UP":
+            return f"partition '{self.name}' is {self.state}"
+        if self.nodes is not None and self.nodes_usable == 0:
+            return f"partition '{self.name}' has no node that can start a job (all {self.nodes} down or drained)"
+        return None
+
+
+# Node states (``scontrol show node``'s State, '+'-joined) in which a node starts no new job; a trailing '*'
+# means it does not respond.
+NODE_UNUSABLE = {"DOWN", "DRAIN", "DRAINED", "DRAINING", "FAIL", "FAILING", "INVAL", "NOT_RESPONDING",
+                 "POWERED_DOWN", "POWER_DOWN", "POWERING_DOWN", "FUTURE", "MAINT", "REBOOT_ISSUED"}
+
+
+def node_usable(state: str) -> bool:
+    """Whether a node in ``state`` (e.g. ``IDLE``, ``MIXED+DRAIN``, ``DOWN*``) can start a job."""
+    flags = set(state.upper().rstrip("*").replace("+", " ").split())
+    return not state.endswith("*") and not flags & NODE_UNUSABLE
 
 
 def fields(record: str) -> dict[str, str]:
@@ -106,11 +128,12 @@ def partitions(partition_text: str, node_text: str) -> dict[str, Partition]:
         cpus = max((int(_number(n.get("CPUTot"), 0)) for n in members), default=0)
         mem = max((_number(n.get("RealMemory"), 0) for n in members), default=0)
         gpu = max((gpus(n.get("Gres", "")) for n in members), default=0)
+        state = p.get("State", "UP").upper()
         out[name] = Partition(name=name, max_time_min=minutes(p.get("MaxTime", "UNLIMITED")),
                               cpus=int(min(cpus, _number(p.get("MaxCPUsPerNode")))),
                               memory_mb=min(mem, _number(p.get("MaxMemPerNode"))), gpus=gpu,
-                              up=p.get("State", "UP").upper() == "UP",
-                              nodes=max(1, int(_number(p.get("TotalNodes"), len(members) or 1))))
+                              up=state == "UP", state=state, nodes=len(members),
+                              nodes_usable=sum(node_usable(n.get("State", "")) for n in members))
     return out
 
 

@@ -8,9 +8,12 @@ model defaults < .tori file < config file < ``--config`` overrides.
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 from pydantic import (
     BaseModel,
@@ -27,9 +30,10 @@ class ConfigError(ValueError):
 
 
 class Strict(BaseModel):
-    """Base: unknown keys are errors, assignments are validated."""
+    """Base: unknown keys are errors, assignments are validated, no number is infinite or NaN (YAML's
+    ``.inf`` and ``.nan``)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- input
@@ -129,6 +133,17 @@ class StripeRemoval(Strict):
     enabled: bool = False
     function: str = Field("profile", description="profile, sorting, or an algotom stripe removal by name")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="profile/sorting: size (odd, columns)")
+
+    @field_validator("kwargs", mode="before")
+    @classmethod
+    def _as_given(cls, v: Any) -> Any:
+        """``kwargs: null``: the function's defaults. Snakemake reads a ``--config`` mapping with YAML's base
+        loader (every scalar a string): each string value is read again as a YAML scalar (``"9"`` -> 9)."""
+        if v is None or v == "null":
+            return {}
+        if isinstance(v, dict):
+            return {k: _scalar(x) if isinstance(x, str) else x for k, x in v.items()}
+        return v
 
 
 class Background(Strict):
@@ -376,6 +391,39 @@ class OutputConfig(Strict):
         return v
 
 
+class AnalysisConfig(Strict):
+    """Segmentation and measurement of the reconstructed volume (`tomosnake.analysis`), after combine.
+
+    Phases from global thresholds on the volume's histogram (Otsu; multi-Otsu for ``phases`` > 2),
+    darkest first; objects are the connected components (6-connected) of ``object_phase``, optionally
+    split by a distance-transform watershed, counted once across the volume.
+    """
+
+    enabled: bool = False
+    level: int = Field(0, ge=0, description="0: the full volume; i >= 1: the pyramid level of the i-th factor "
+                       "of output.pyramid (the OME-Zarr's level i), for a quick look")
+    phases: int = Field(2, ge=2, le=5, description="classes of grey values (multi-Otsu), darkest first")
+    smooth: float = Field(0.0, ge=0, description="Gaussian sigma (voxels of the level) before thresholding; 0: none")
+    object_phase: int | None = Field(None, ge=0, description="phase whose objects are measured; default the "
+                                     "brightest (phases - 1)")
+    watershed: bool = Field(False, description="split touching particles by a distance-transform watershed")
+    particle_radius: float = Field(8.0, gt=0, description="watershed: the largest particle's radius (voxels of "
+                                   "the level); seeds lie at least half of it apart, the slabs' halo follows")
+    min_voxels: int = Field(1, ge=1, description="objects smaller than this are not counted")
+
+    @model_validator(mode="after")
+    def _object_phase(self) -> AnalysisConfig:
+        if self.object_phase is not None and self.object_phase >= self.phases:
+            raise ValueError(f"object_phase {self.object_phase} is not one of the {self.phases} phases (0 to "
+                             f"{self.phases - 1}, darkest first)")
+        return self
+
+    @property
+    def objects_of(self) -> int:
+        """The phase whose objects are measured."""
+        return self.phases - 1 if self.object_phase is None else self.object_phase
+
+
 class LaminoTry(Strict):
     """The ``try_lamino`` target: one slice per tilt angle, for picking the laminography angle by eye."""
 
@@ -419,6 +467,7 @@ class TomoConfig(Strict):
     memory_mb: float = Field(2000.0, gt=0, description="memory budget per job (peak RSS), MB")
     preprocess_memory_mb: float | None = Field(None, gt=0, description="budget of preprocess jobs; default memory_mb")
     recon_memory_mb: float | None = Field(None, gt=0, description="budget of reconstruction jobs; default memory_mb")
+    analysis_memory_mb: float | None = Field(None, gt=0, description="budget of analysis jobs; default memory_mb")
     overhead_mb: float = Field(300.0, ge=0, description="part of a budget taken by the interpreter and libraries")
     subchunks_per_job: int = Field(4, ge=1, description="memory loads per chunk job, at least")
     max_chunk_jobs: int = Field(200, ge=1, description="most preprocessing (and most reconstruction) jobs per "
@@ -430,6 +479,7 @@ class TomoConfig(Strict):
     preprocess: PreprocessConfig = PreprocessConfig()
     recon: ReconConfig = ReconConfig()
     output: OutputConfig = OutputConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
     report: bool = True
     cleanup: bool = True
     center_try: CenterTry = CenterTry()
@@ -437,12 +487,12 @@ class TomoConfig(Strict):
     slurm: SlurmConfig = SlurmConfig()
     fault: FaultInjection = FaultInjection()
 
-    def budget_key(self, stage: Literal["preprocess", "recon"] | None = None) -> str:
+    def budget_key(self, stage: Literal["preprocess", "recon", "analysis"] | None = None) -> str:
         """The config key that sets the memory budget of ``stage``'s jobs."""
         key = f"{stage}_memory_mb"
         return key if stage and getattr(self, key) is not None else "memory_mb"
 
-    def budget_mb(self, stage: Literal["preprocess", "recon"] | None = None) -> float:
+    def budget_mb(self, stage: Literal["preprocess", "recon", "analysis"] | None = None) -> float:
         """The memory budget (peak RSS, MB) of one job of ``stage``."""
         return getattr(self, self.budget_key(stage))
 
@@ -467,11 +517,24 @@ def scan_name(path: str | Path) -> str:
     return SCAN_NAME.sub("_", stem).strip("._") or "scan"
 
 
+def _scalar(text: str) -> Any:
+    """A string read as a YAML scalar (a number, bool or null), else the string itself."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if value is None or isinstance(value, bool | int | float | str) else text
+
+
 def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """Recursive dict merge; values of ``top`` win."""
+    """Recursive dict merge; values of ``top`` win. A ``kwargs`` mapping is one function's whole set of arguments:
+    ``top``'s replaces ``base``'s, and a ``function`` in ``top`` other than ``base``'s drops ``base``'s kwargs
+    (a config's ``stripe: {function: profile}`` over a .tori's TomoPy function keeps none of its arguments)."""
     out = dict(base)
+    if "function" in top and top["function"] != base.get("function"):
+        out.pop("kwargs", None)
     for key, val in top.items():
-        if isinstance(val, dict) and isinstance(out.get(key), dict):
+        if key != "kwargs" and isinstance(val, dict) and isinstance(out.get(key), dict):
             out[key] = deep_merge(out[key], val)
         else:
             out[key] = val
@@ -484,9 +547,22 @@ def _error_text(err: ValidationError) -> str:
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = "unknown key" + _did_you_mean(e["loc"])
         lines.append(f"config key '{key}': {msg}")
     return "; ".join(lines)
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """`` (did you mean 'memory_mb'?)`` for an unknown key close to a key of its section (difflib), else ''."""
+    model: type[BaseModel] = TomoConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        sub = field.annotation if field else None
+        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            return ""
+        model = sub
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f" (did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?)" if close else ""
 
 
 def validate(raw: dict[str, Any]) -> TomoConfig:
@@ -503,7 +579,7 @@ def load(raw: dict[str, Any]) -> TomoConfig:
     if tori_path:
         from tomosnake.io import tori
 
-        raw = deep_merge(tori.to_config(tori.read(tori_path)), raw)
+        raw = tori.under(tori_path, raw)
     return validate(raw)
 
 

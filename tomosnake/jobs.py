@@ -16,10 +16,12 @@ job's arguments go to a JSON file beside its log, and `main` runs the job as tha
 from __future__ import annotations
 
 import ctypes
+import errno
 import gc
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
@@ -33,6 +35,7 @@ from typing import Any
 from tomosnake import config as tconfig
 from tomosnake import workflow
 from tomosnake.config import TomoConfig
+from tomosnake.io.scan import ScanError
 from tomosnake.report import timings
 from tomosnake.resources import JOB_ENV
 
@@ -84,13 +87,39 @@ def run_job(entry: str, ctx: Mapping[str, Any], config: Mapping[str, Any]) -> No
     job = Job(rule=ctx["rule"], input=ctx["input"], output=ctx["output"], log=ctx["log"],
               wildcards=ctx["wildcards"], threads=int(ctx["threads"]),
               cfg=tconfig.load(dict(config)))
-    with _ONE_AT_A_TIME, _job_logging(job.log), timings.recorded(job.log[0], job.threads):
-        try:
+    failed = None
+    try:
+        with _ONE_AT_A_TIME, _job_logging(job.log), timings.recorded(job.log[0], job.threads):
             _entry(entry)(job)
-        finally:
-            gridrec = sys.modules.get("tomosnake.recon.gridrec")
-            if gridrec is not None:
-                gridrec.forget()  # the job's gridding points are no use to the process's next job
+    except Exception as err:
+        failed = one_line(err)
+        if failed is None:
+            raise
+    finally:
+        gridrec = sys.modules.get("tomosnake.recon.gridrec")
+        if gridrec is not None:
+            gridrec.forget()  # the job's gridding points are no use to the process's next job
+    if failed is not None:  # what Snakemake then shows: the line, not the stack below the rule
+        raise JobFailed(failed)
+
+
+class JobFailed(RuntimeError):
+    """A job stopped by an error that is not a bug (`one_line`); the text is that one line."""
+
+
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # the disk's fault, not the code's
+_H5_FILENAME = re.compile(r"filename = '([^']*)'")  # where HDF5's error text names the file
+
+
+def one_line(err: BaseException) -> str | None:
+    """The one line that says all of an error that is not a bug (bad input; a full, over-quota or read-only
+    disk, naming the path), or None: a traceback is then worth showing."""
+    if isinstance(err, ScanError):
+        return f"{type(err).__name__}: {err}"
+    if isinstance(err, OSError) and err.errno in STORAGE_ERRNOS:
+        named = err.filename or (m.group(1) if (m := _H5_FILENAME.search(str(err))) else None)
+        return f"{os.strerror(err.errno)}: cannot write {named or '(HDF5 did not say which file)'}"
+    return None
 
 
 def _entry(entry: str) -> Callable[[Job], None]:
@@ -112,8 +141,9 @@ def _job_logging(log: list[str]) -> Iterator[None]:
     logger.propagate = False
     try:
         yield
-    except BaseException as err:
-        logger.critical("%s: %s", type(err).__name__, err, exc_info=True)
+    except BaseException as err:  # bad input, a full or read-only disk: one line, no traceback
+        line = one_line(err)
+        logger.critical("%s", line or f"{type(err).__name__}: {err}", exc_info=line is None)
         raise
     finally:
         for h in handlers:
@@ -193,7 +223,9 @@ class _Attrs(dict):
 
 def _log_uncaught(kind: type[BaseException], err: BaseException, tb: Any) -> None:
     """Put a job's fatal error in its log file, where Snakemake points the user."""
-    logging.getLogger("tomosnake").critical("%s: %s", kind.__name__, err, exc_info=(kind, err, tb))
+    line = one_line(err)  # bad input, a full or read-only disk: one line, no traceback
+    logging.getLogger("tomosnake").critical("%s", line or f"{kind.__name__}: {err}",
+                                            exc_info=None if line else (kind, err, tb))
 
 
 # ----------------------------------------------------------------------------- fault injection

@@ -10,8 +10,13 @@ The main Snakemake process (`enter`, called while the Snakefile is parsed):
   path, in the environment (``TOMOSNAKE_RUN_CONFIG``; sbatch exports it). Snakemake would otherwise put
   every ``--config`` value and config file path into each job's command line, which the SLURM executor
   runs through a shell (``sbatch --wrap="..."``), unquoted for ``$``, backticks and backslashes;
-- gives each raw file a safe name, ``<outdir>/.tomosnake/inputs/<scan>.h5``, a symlink (rule inputs
-  reach the job's command line in ``--wait-for-files``); jobs open the real file (`real_input`);
+- gives each raw file a safe name, ``<outdir>/.tomosnake/inputs/<scan>.h5``, a symlink; jobs open the
+  real file (`real_input`);
+- writes each scan's identity file, ``<outdir>/.tomosnake/inputs/<scan>.id.json``: the content
+  fingerprints (`tomosnake.io.fingerprint`) of every file the scan is read from, rewritten only when
+  one changes. The rules depend on it instead of the raw files, so Snakemake's date comparison sees a
+  replaced input whatever its date (``cp -p``, ``rsync -a``) and nothing when an input is only touched
+  (it compares dates, and checksums only for files under 1 MB);
 - makes the outdir Snakemake's working directory and the directory jobs start in, so ``.snakemake/``,
   relative ``--slurm-logdir`` logs and the plan all belong to it, whatever directory the run started in.
 
@@ -33,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from tomosnake.io import atomic
-from tomosnake.config import deep_merge, load
+from tomosnake.io.fingerprint import content_fingerprint
+from tomosnake.config import load
 from tomosnake.preflight import scans
 from tomosnake.workflow import WORKFLOW_DIR
 
@@ -62,7 +68,7 @@ def resolve(raw: Mapping[str, Any], base: Path) -> dict[str, Any]:
         from tomosnake.io import tori
 
         cfg["tori"] = str(base / cfg["tori"])
-        cfg = deep_merge(tori.to_config(tori.read(cfg["tori"])), cfg)
+        cfg = tori.under(cfg["tori"], cfg)
 
     def absolute(p: str) -> str:
         return os.path.abspath(base / os.path.expanduser(p))
@@ -113,13 +119,13 @@ def lock(outdir: Path) -> None:
         f.unlink(missing_ok=True)
 
 
-def input_alias(scan: str, part: int | None = None) -> str:
-    """The safe name, relative to the outdir, under which a scan's raw file (or stitched part) is declared."""
-    return f"{STATE}/inputs/{scan}.h5" if part is None else f"{STATE}/inputs/{scan}.part{part}.h5"
+def input_alias(scan: str) -> str:
+    """The safe name, relative to the outdir, of a scan's raw file (a stitched scan's first file)."""
+    return f"{STATE}/inputs/{scan}.h5"
 
 
 def _link(alias: Path, target: str) -> None:
-    """Point ``alias`` at ``target``; an unchanged link is kept (its age tells Snakemake nothing changed)."""
+    """Point ``alias`` at ``target``; an unchanged link is kept."""
     if alias.is_symlink() and os.readlink(alias) == target:
         return
     alias.parent.mkdir(parents=True, exist_ok=True)
@@ -129,14 +135,38 @@ def _link(alias: Path, target: str) -> None:
     os.replace(tmp, alias)
 
 
-def link_inputs(outdir: Path, cfg: Mapping[str, Any], scans: Mapping[str, str]) -> None:
-    """Give every raw file of the run its safe name in ``outdir``."""
+def link_inputs(outdir: Path, scans: Mapping[str, str]) -> None:
+    """Give every scan's raw file its safe name in ``outdir`` (a stitched scan's parts are read from the config)."""
     for scan, path in scans.items():
         _link(outdir / input_alias(scan), path)
-        stitch = cfg.get("stitch") or {}
-        if stitch.get("enabled"):
-            for i, part in enumerate(stitch["inputs"]):
-                _link(outdir / input_alias(scan, i), part)
+
+
+def input_id(scan: str) -> str:
+    """The scan's identity file, relative to the outdir (what the rules declare as their raw input)."""
+    return f"{STATE}/inputs/{scan}.id.json"
+
+
+def scan_files(cfg: Mapping[str, Any], raw: str) -> list[str]:
+    """Every file a scan is read from: the raw file (or the stitched parts), external flats and darks."""
+    stitch = cfg.get("stitch") or {}
+    parts = list(stitch["inputs"]) if stitch.get("enabled") else [raw]
+    datasets = cfg.get("datasets") or {}
+    return parts + [p for p in (datasets.get("flat_file"), datasets.get("dark_file")) if p]
+
+
+def write_input_ids(outdir: Path, cfg: Mapping[str, Any], scans: Mapping[str, str]) -> None:
+    """Write each scan's identity file if its content changed (its date then tells Snakemake the input did)."""
+    for scan, raw in scans.items():
+        text = json.dumps([{"size": os.stat(p).st_size, "fingerprint": content_fingerprint(p)}
+                           for p in scan_files(cfg, raw)], indent=1) + "\n"
+        path = outdir / input_id(scan)
+        if not path.is_file() or path.read_text() != text:
+            atomic.write_text(path, text)
+
+
+def scan_input(cfg: Any, scan: str) -> str:
+    """In a job: the scan's raw file (behind its safe name in the outdir ``cfg.outdir``)."""
+    return real_input(Path(cfg.outdir) / input_alias(scan))
 
 
 def real_input(path: str | os.PathLike) -> str:
@@ -148,16 +178,22 @@ def enter(workflow: Any, config: MutableMapping[str, Any]) -> None:
     """Set the main process up as the module docstring says; exit with one line on failure."""
     resolved = resolve(config, Path.cwd())
     out = Path(resolved["outdir"])
+    path = out / STATE / "config.json"
     try:
         check_carriable(str(out))
         lock(out)
+        atomic.write_text(path, json.dumps(resolved, indent=1, ensure_ascii=False))
+        named = scans(load(resolved))
+        link_inputs(out, named)
+        write_input_ids(out, resolved, named)
     except OutdirError as err:
         print(f"tomosnake: {err}", file=sys.stderr, flush=True)
         sys.exit(1)
-    path = out / STATE / "config.json"
-    atomic.write_text(path, json.dumps(resolved, indent=1, ensure_ascii=False))
+    except OSError as err:  # a full, over-quota or read-only disk
+        print(f"tomosnake: config key 'outdir': cannot write {err.filename or out}: {err.strerror or err}",
+              file=sys.stderr, flush=True)
+        sys.exit(1)
     os.environ[CONFIG_ENV] = str(path)
-    link_inputs(out, resolved, scans(load(resolved)))
     config.clear()
     config.update(resolved)
     # Jobs get the config from the file above, never as command-line values (Snakemake 9's

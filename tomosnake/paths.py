@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Folders of the output directory itself that the run writes: its state (lock, resolved config, input
+# aliases; `tomosnake.outdir`), Snakemake's records, and the SLURM executor's logs (the profiles' slurm-logdir).
+RUN_DIRS = (".tomosnake", ".snakemake", "logs")
+
 
 @dataclass(frozen=True)
 class ScanFiles:
@@ -95,6 +99,26 @@ class ScanFiles:
     def try_lamino_sheet(self) -> str:
         return self._in("try_lamino/contact_sheet.pdf")
 
+    # the optional analysis (tomosnake.analysis): per-job slabs, then the outputs beside the volume
+    def analysis_chunk(self, j: int | str = "{j}") -> str:
+        return self._in(f"analysis/chunk_{j}.h5")
+
+    @property
+    def labels(self) -> str:
+        return self._in(f"{self.scan}_labels.h5")
+
+    @property
+    def labels_ome_zarr(self) -> str:
+        return self._in(f"{self.scan}_labels.ome.zarr")
+
+    @property
+    def analysis_json(self) -> str:
+        return self._in(f"{self.scan}_analysis.json")
+
+    @property
+    def objects_csv(self) -> str:
+        return self._in(f"{self.scan}_objects.csv")
+
     # what the jobs record: their logs (and timing records beside them) and Snakemake's benchmarks
     @property
     def logs(self) -> str:
@@ -109,3 +133,18 @@ class ScanFiles:
 
     def benchmark(self, job: str) -> str:
         return f"{self.benchmarks}/{job}.tsv"
+
+    # every name above: what the workflow may write, replace or delete
+    @property
+    def managed_files(self) -> dict[str, str]:
+        """Files the workflow writes or deletes in ``dir`` (beyond `managed_dirs`), by what they are."""
+        return {"plan": self.plan, "pre-processed VDS": self.preproc_vds, "conversion range": self.recon_range,
+                "input checksum": self.input_sha256, "volume": self.volume, "volume's config": self.volume_config,
+                "report previews": self.previews, "report": self.report, "cleanup mark": self.cleanup_done}
+
+    @property
+    def managed_dirs(self) -> dict[str, str]:
+        """Folders in ``dir`` whose whole content the workflow writes or deletes, by what they hold."""
+        return {"pre-processed chunks": self._in("preproc"), "reconstructed chunks": self._in("recon"),
+                "OME-Zarr copy": self.ome_zarr, "TIFF stack": self.tiff, "try_center": self._in("try_center"),
+                "try_lamino": self._in("try_lamino"), "job logs": self.logs, "benchmarks": self.benchmarks}

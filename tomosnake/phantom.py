@@ -76,7 +76,7 @@ def _scaled(spec: PhantomSpec) -> list[tuple[float, ...]]:
     """Ellipsoids in pixel units: (mu, a, b, c, x0, y0, z0, phi_rad)."""
     half_xy = spec.n_cols / 2
     half_z = spec.n_rows / 2
-    out = []
+    out: list[tuple[float, ...]] = []
     for rho, a, b, c, x0, y0, z0, phi in spec.ellipsoids:
         out.append((rho * spec.mu_scale, a * half_xy, b * half_xy, c * half_z,
                     x0 * half_xy, y0 * half_xy, z0 * half_z, np.deg2rad(phi)))

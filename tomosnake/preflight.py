@@ -1,6 +1,8 @@
 """Checks run before any job is queued, in the main Snakemake process, from metadata, the flats and a few frames.
 
-`check` validates the config (a .tori underneath, `config.load`), then for every scan: its
+`check` validates the config (a .tori underneath, `config.load`), refuses inputs lying where the workflow
+writes (`guard`), a backend the jobs' Python lacks (without ``--sdm``) and existing read-only folders of the
+outdir, then for every scan: its
 datasets (dtype, virtual sources), shapes, angles, flats and darks (`RawScan`, `RawScan.check_flats`),
 a few sampled projections (`RawScan.check_data`), the backend, a configured centre, excluded
 projections, the width and the memory budget, by running the planner itself (`plan.make_plan`)
@@ -17,16 +19,18 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from tomosnake import config as tconfig
+from tomosnake import guard
 from tomosnake.config import OutputConfig, TomoConfig, scan_name
-from tomosnake.paths import ScanFiles
+from tomosnake.analysis import layout as analysis_layout
+from tomosnake.paths import RUN_DIRS, ScanFiles
+from tomosnake.placement import GPU_BACKENDS
 from tomosnake.stages.plan import Plan, make_plan
 from tomosnake.stages.preprocess_chunk import MemoryBudgetError
-from tomosnake.placement import GPU_BACKENDS
 from tomosnake.recon.backends import BackendUnavailable, require_backend
 from tomosnake.io.stitched_scan import stitched_input
 
@@ -110,7 +114,7 @@ def disk_need(plan: Plan, cfg: TomoConfig, scan_dir: str | Path) -> int:
     """
     f = ScanFiles(str(scan_dir), plan.scan)
     s = storage(plan.estimates, cfg.output)
-    need = s["peak"]
+    need = s["peak"] + analysis_layout.disk_bytes(plan, cfg)
     have = _size([*_glob(f.recon_chunk("*")), Path(f.volume)])
     if Path(f.cleanup_done).exists():
         need -= s["preprocessed"]
@@ -138,33 +142,71 @@ def check_disk(outdir: str | Path, need: int) -> None:
                              f"to skip this check)")
 
 
-def check(raw: Mapping[str, Any], jobs_share_env: bool = False) -> dict[str, Plan]:
+def check_writable(outdir: str | Path, scans: Iterable[str]) -> None:
+    """Fail unless the folders the run writes in that exist already (the outdir, its state, each scan's folder
+    and its subfolders) are writable folders: a read-only one would fail a job, not the run's start."""
+    out = Path(outdir).absolute()
+    folders = [out, *(out / d for d in RUN_DIRS)]
+    for scan in scans:
+        f = ScanFiles.under(str(out), scan)
+        folders += [Path(f.dir), *map(Path, f.managed_dirs.values())]
+    for d in folders:
+        if d.exists() and not (d.is_dir() and os.access(d, os.W_OK | os.X_OK)):
+            why = "is not a folder" if not d.is_dir() else "is read-only"
+            raise PreflightError(f"config key 'outdir': {d} {why}; the run writes there")
+
+
+def check_backend_here(cfg: TomoConfig) -> None:
+    """Fail unless this Python, the one every job runs in when Snakemake deploys no software of its own (no
+    ``--sdm``), has the reconstruction backend: otherwise every reconstruction job would fail, and be retried,
+    for nothing. A CPU backend must load here; a GPU backend (TomocuPy) must be installed (its compiled part
+    loads only where the GPU is)."""
+    name = cfg.recon.backend
+    try:
+        require_backend(name, load=name not in GPU_BACKENDS)
+    except BackendUnavailable as err:
+        raise PreflightError(f"config key 'recon.backend': {_one_line(str(err))}; the jobs run in this Python "
+                             f"(without --sdm conda, which gives them the backend's env)") from None
+
+
+def check(raw: Mapping[str, Any], jobs_share_env: bool = False,
+          configfiles: Iterable[str | os.PathLike] = ()) -> dict[str, Plan]:
     """Every check, in order; returns each scan's plan (without the automatic centre).
 
-    ``jobs_share_env``: the jobs run in this Python environment (no ``--sdm``), so a CPU backend that does
-    not load here (a TomoPy without its compiled libraries) is refused now, not after preprocessing.
+    First of all, no input (``configfiles`` included) may lie where the workflow writes (`guard`).
+    ``jobs_share_env``: the jobs run in this Python environment (no ``--sdm``), so a backend that is not
+    installed here, or a CPU backend that does not load here (a TomoPy without its compiled libraries), is
+    refused now, not after preprocessing (`check_backend_here`).
     Raises `PreflightError` with one line naming the file, dataset or key.
     """
     try:
         cfg = tconfig.load(dict(raw))
         named = scans(cfg)
-        if jobs_share_env and cfg.recon.backend not in GPU_BACKENDS:
-            require_backend(cfg.recon.backend)
-    except (ValueError, BackendUnavailable) as err:  # ConfigError, ToriError
+        guard.check_outside(cfg, named, configfiles)
+    except ValueError as err:  # ConfigError, ToriError, InputInOutdir
         raise PreflightError(_one_line(str(err))) from None
+    if jobs_share_env:
+        check_backend_here(cfg)
+    check_writable(cfg.outdir, named)
     plans = {name: plan_scan(cfg, path, name) for name, path in named.items()}
+    for name, p in plans.items():
+        try:
+            analysis_layout.check(cfg, p, ScanFiles.under(cfg.outdir, name).volume)
+        except analysis_layout.AnalysisError as err:
+            raise PreflightError(_one_line(str(err))) from None
     if cfg.disk_check:
         check_disk(cfg.outdir, sum(disk_need(p, cfg, Path(cfg.outdir) / name) for name, p in plans.items()))
     return plans
 
 
-def check_or_exit(raw: Mapping[str, Any], jobs_share_env: bool = False) -> None:
+def check_or_exit(raw: Mapping[str, Any], jobs_share_env: bool = False,
+                  configfiles: Iterable[str | os.PathLike] = ()) -> None:
     """`check`; on failure print its one line to stderr and exit with status 1 (no traceback).
 
     The plans' warnings (input that is usable, but odd) are printed one line each and the run goes on.
     """
     try:
-        plans = check(raw, jobs_share_env)
+        plans = check(raw, jobs_share_env, configfiles)
     except PreflightError as err:
         print(f"tomosnake: {_one_line(str(err))}", file=sys.stderr, flush=True)
         sys.exit(1)

@@ -64,19 +64,24 @@ class ReconRates:
 RECON = ReconRates(per_point=40e-9, per_cell=2.0e-9, build_per_point=100e-9)
 CLUSTER_IO_BYTES_PER_S = 10e9  # a facility's storage, read plus write, all jobs together (the seed paper's SSDs)
 JOB_START_S = 5.0  # scheduling and start of a wave of jobs on a cluster (SLURM latency, Snakemake's start)
+# Analysis (`tomosnake.analysis`), voxels of a slab and its halo per second per core, without and with the
+# watershed (benchmarks/analysis.py, 2 threads: 3.7-7.6 and 0.54-0.83 Mvoxel/s per core), rounded down.
+ANALYSIS_VOXELS_PER_S = {False: 3e6, True: 0.4e6}
 # The environment of every job. glibc raises its mmap threshold as large arrays are freed, after which
 # freed blocks stay in the heap instead of going back to the system: the steps' transients then add up
 # (measured: 41 MiB kept after stripe removal on a 156 MiB block, 23 % over the model). A fixed
 # threshold returns every array of 1 MiB or more at once.
 JOB_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
 # The rules that a plan's model covers, with the stage whose budget their jobs keep to.
-Stage = Literal["preprocess", "recon", None]
+Stage = Literal["preprocess", "recon", "analysis", None]
 RULE_STAGE: dict[str, Stage] = {
     "preprocess_chunk": "preprocess", "conversion_range": "recon", "recon_chunk": "recon",
     "try_center_scan": "recon", "try_lamino_scan": "recon", "combine": None, "input_checksum": None, "ome_zarr": None,
     "tiff_stack": None, "vds_merge": None, "report": None,
+    "analyze_chunk": "analysis", "analysis_merge": "analysis", "labels_ome_zarr": None,
 }
-THREADED = frozenset({"preprocess_chunk", "conversion_range", "recon_chunk", "try_center_scan", "try_lamino_scan"})
+THREADED = frozenset({"preprocess_chunk", "conversion_range", "recon_chunk", "try_center_scan", "try_lamino_scan",
+                      "analyze_chunk"})
 
 
 @dataclass(frozen=True)
@@ -222,7 +227,27 @@ def expected_seconds(plan: Plan, cfg: TomoConfig) -> dict[str, float]:
         "tiff_stack": volume_io,
         "vds_merge": 60.0,  # the VDS, and the previews: a few frames
         "report": 60.0,
-    }
+    } | analysis_seconds(plan, cfg)
+
+
+def analysis_seconds(plan: Plan, cfg: TomoConfig) -> dict[str, float]:
+    """Expected wall seconds of the analysis jobs (`tomosnake.analysis`); zero when it is off or cannot run
+    (preflight says why)."""
+    from tomosnake.analysis.layout import AnalysisError, of_plan
+
+    try:
+        lay = of_plan(plan, cfg) if cfg.analysis.enabled else None
+    except AnalysisError:
+        lay = None
+    if lay is None:
+        return dict.fromkeys(("analyze_chunk", "analysis_merge", "labels_ome_zarr"), 0.0)
+    area = lay.shape[1] * lay.shape[2]
+    slices = max(sum(lay.units[u][1] - lay.units[u][0] + 2 * lay.halo for u in range(a, b)) for a, b in lay.jobs)
+    rate = ANALYSIS_VOXELS_PER_S[cfg.analysis.watershed] * cfg.threads
+    labels_bytes = 5 * area * lay.shape[0]  # phases (uint8) and objects (uint32) per voxel
+    return {"analyze_chunk": slices * area * (1 / rate + 4 / IO_BYTES_PER_S + 5 / IO_BYTES_PER_S),
+            "analysis_merge": 2 * labels_bytes / IO_BYTES_PER_S,
+            "labels_ome_zarr": 2 * labels_bytes / 5 / IO_BYTES_PER_S}
 
 
 def runtime_minutes(expected_s: float) -> int:

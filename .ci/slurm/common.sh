@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034  # variables are used by the scripts that source this
-# Shared paths and helpers for the one-node test SLURM; sourced by the scripts beside it.
+# Shared paths and helpers for the test SLURM (several nodes on this one host); sourced by the scripts beside it.
 # The configuration must live at /etc/slurm/slurm.conf: the executor plugin's job step
 # strips SLURM_CONF from the job environment, so a config elsewhere breaks the inner srun.
 
@@ -8,7 +8,8 @@ SLURM_STATE=/var/spool/slurmctld
 SLURM_SPOOL=/var/spool/slurmd
 SLURM_LOGS=/var/log/slurm
 SLURMCTLD_PID=/run/slurmctld.pid
-SLURMD_PID=/run/slurmd.pid
+# One slurmd per node (this Slurm build has MULTIPLE_SLURMD): SLURM expands %n to the node's name.
+SLURMD_PID_PATTERN=/run/slurmd-%n.pid
 SLURMDBD_PID=/run/slurmdbd.pid
 MUNGED_PID=/run/munge/munged.pid
 # The accounting database: a private MariaDB instance (its own datadir, socket and pid file, no
@@ -20,12 +21,21 @@ DB_PID=$DB_RUN/mysqld.pid
 DB_PORT=3316  # not MariaDB's usual 3306, which a database of the machine's own may hold
 DB_USER=slurm
 DB_PASS=tomosnake-ci  # a throwaway test cluster's database, reachable on 127.0.0.1 only
-NODE=$(hostname -s)
-# CPUs the test node offers: at least this many, more than a small CI machine has (slurmd accepts
-# the configured count with SlurmdParameters=config_overrides). A stage's chunk jobs then all run
-# at once instead of nproc at a time: test jobs are mostly interpreter start-up, and every extra
-# wave of jobs costs an interval of the executor plugin's status polling.
-NODE_CPUS=${TOMOSNAKE_SLURM_CPUS:-8}
+HOST=$(hostname -s)
+# The nodes, all slurmd daemons on this host (slurmd -N <node>), each on its own port from 6831.
+NODE_COUNT=${TOMOSNAKE_SLURM_NODES:-3}
+NODES=()
+for ((i = 1; i <= NODE_COUNT; i++)); do NODES+=("n$i"); done
+NODE_LIST="n[1-$NODE_COUNT]"
+FIRST_PORT=6831
+# CPUs each node offers, more than a small CI machine has in all (slurmd accepts the configured
+# count with SlurmdParameters=config_overrides). A stage's chunk jobs then all run at once
+# instead of nproc at a time: test jobs are mostly interpreter start-up, and every extra wave
+# of jobs costs an interval of the executor plugin's status polling.
+NODE_CPUS=${TOMOSNAKE_SLURM_CPUS:-4}
+
+# slurmd_pid_file NODE: where that node's slurmd writes its PID.
+slurmd_pid_file() { echo "${SLURMD_PID_PATTERN//%n/$1}"; }
 
 die() { echo "slurm: $*" >&2; exit 1; }
 
@@ -50,11 +60,24 @@ wait_for() {
     return 1
 }
 
-# node_state: the node's state as sinfo reports it (idle, mix, alloc, drain, down, inval, ...).
-node_state() { sinfo -h -n "$NODE" -o %t 2>/dev/null | head -n1; }
+# node_state NODE: its state as sinfo reports it (idle, mix, alloc, drain, down, inval, ...).
+node_state() { sinfo -h -N -n "$1" -o %t 2>/dev/null | head -n1; }
 
-# node_ready: the node takes jobs.
-node_ready() { [[ $(node_state) =~ ^(idle|mix|alloc)$ ]]; }
+# node_states: "n1:idle n2:idle ..." for every node.
+node_states() {
+    local node out=()
+    for node in "${NODES[@]}"; do out+=("$node:$(node_state "$node")"); done
+    echo "${out[*]}"
+}
+
+# nodes_in REGEX: every node's state matches REGEX.
+nodes_in() {
+    local node
+    for node in "${NODES[@]}"; do [[ $(node_state "$node") =~ $1 ]] || return 1; done
+}
+
+# nodes_ready: every node takes jobs.
+nodes_ready() { nodes_in '^(idle|mix|alloc)$'; }
 
 # CGROUP_MEMORY: the cgroup v1 memory controller's mount point (Debian 12's Slurm 22.05 enforces job
 # memory through cgroup/v1; its cgroup/v2 needs a pure unified hierarchy with systemd).
@@ -75,7 +98,7 @@ cgroup_memory_why_not() {
 # OUT_OF_MEMORY, as on a facility cluster with ConstrainRAMSpace); otherwise the cluster runs without
 # enforcement and the reason is printed.
 render_config() {
-    local dir=$1 hw mem cpus why proctrack=proctrack/linuxproc task=task/none
+    local dir=$1 mem why proctrack=proctrack/linuxproc task=task/none node nodes="" i=0
     why=$(cgroup_memory_why_not)
     if [[ -z $why ]]; then
         proctrack=proctrack/cgroup
@@ -83,26 +106,28 @@ render_config() {
     else
         echo "slurm: memory NOT enforced ($why): jobs may exceed --mem unnoticed" >&2
     fi
-    # slurmd -C reports the hardware as slurmd sees it at registration.
-    hw=$(slurmd -C | head -n1)
-    mem=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$hw")
-    cpus=$(sed -n 's/.* CPUs=\([0-9]*\).*/\1/p' <<<"$hw")
-    ((cpus > NODE_CPUS)) || cpus=$NODE_CPUS
-    # one socket of single-thread cores; memory less ~1 GiB for the OS
-    hw="NodeName=$NODE CPUs=$cpus Boards=1 SocketsPerBoard=1 CoresPerSocket=$cpus ThreadsPerCore=1 RealMemory=$((mem - 1024))"
+    # slurmd -C reports the memory as slurmd sees it at registration.
+    mem=$(slurmd -C | head -n1 | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
+    # one socket of single-thread cores each; the machine's memory less ~1 GiB for the OS, shared out
+    mem=$(((mem - 1024) / NODE_COUNT))
+    for node in "${NODES[@]}"; do
+        nodes+="NodeName=$node NodeHostname=$HOST NodeAddr=127.0.0.1 Port=$((FIRST_PORT + i)) CPUs=$NODE_CPUS Boards=1"
+        nodes+=" SocketsPerBoard=1 CoresPerSocket=$NODE_CPUS ThreadsPerCore=1 RealMemory=$mem Gres=gpu:1 State=UNKNOWN"$'\n'
+        i=$((i + 1))
+    done
     cat >"$dir/slurm.conf" <<CONF
-# Generated by .ci/slurm/start.sh: a one-node test cluster, not for production.
+# Generated by .ci/slurm/start.sh: a test cluster of several nodes on one host, not for production.
 ClusterName=tomosnake-ci
-SlurmctldHost=$NODE(127.0.0.1)
+SlurmctldHost=$HOST(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 StateSaveLocation=$SLURM_STATE
-SlurmdSpoolDir=$SLURM_SPOOL
+SlurmdSpoolDir=$SLURM_SPOOL/%n
 SlurmctldPidFile=$SLURMCTLD_PID
-SlurmdPidFile=$SLURMD_PID
+SlurmdPidFile=$SLURMD_PID_PATTERN
 SlurmctldLogFile=$SLURM_LOGS/slurmctld.log
-SlurmdLogFile=$SLURM_LOGS/slurmd.log
+SlurmdLogFile=$SLURM_LOGS/slurmd-%n.log
 ProctrackType=$proctrack
 TaskPlugin=$task
 MpiDefault=none
@@ -111,14 +136,17 @@ SelectTypeParameters=CR_Core_Memory
 SlurmdParameters=config_overrides
 DefMemPerCPU=1000
 ReturnToService=2
+# A job whose node fails ends NODE_FAIL (Snakemake resubmits it elsewhere) instead of being requeued
+# behind Snakemake's back.
+JobRequeue=0
 JobAcctGatherType=jobacct_gather/linux
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoreFlags=job_comment
 GresTypes=gpu
-$hw NodeAddr=127.0.0.1 Gres=gpu:1 State=UNKNOWN
-PartitionName=cpu Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
-PartitionName=gpu Nodes=$NODE MaxTime=INFINITE State=UP
+${nodes%$'\n'}
+PartitionName=cpu Nodes=$NODE_LIST Default=YES MaxTime=INFINITE State=UP
+PartitionName=gpu Nodes=$NODE_LIST MaxTime=INFINITE State=UP
 CONF
     # Used by task/cgroup only: RAM and RAM+swap confined to the job's --mem, nothing more.
     cat >"$dir/cgroup.conf" <<CONF
@@ -133,9 +161,9 @@ ConstrainSwapSpace=yes
 AllowedSwapSpace=0
 CONF
     # File=/dev/null makes a fake GPU the node can register; without it the node is INVAL.
-    echo "NodeName=$NODE Name=gpu File=/dev/null" >"$dir/gres.conf"
+    echo "NodeName=$NODE_LIST Name=gpu File=/dev/null" >"$dir/gres.conf"
     cat >"$dir/slurmdbd.conf" <<CONF
-# Generated by .ci/slurm/start.sh: job accounting for the one-node test cluster.
+# Generated by .ci/slurm/start.sh: job accounting for the test cluster.
 AuthType=auth/munge
 DbdHost=localhost
 DbdAddr=127.0.0.1

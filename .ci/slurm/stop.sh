@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop slurmd, slurmctld, slurmdbd, the accounting MariaDB and munged by the PIDs in their pid files (never by name).
+# Stop every node's slurmd, slurmctld, slurmdbd, the accounting MariaDB and munged by the PIDs in their pid files (never by name).
 # Idempotent: a daemon that is not running is skipped.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -17,7 +17,7 @@ stop_one() {   # stop_one PIDFILE COMM
     echo "killed $2 ($pid) after 10 s"
 }
 
-stop_one "$SLURMD_PID" slurmd
+for node in "${NODES[@]}"; do stop_one "$(slurmd_pid_file "$node")" slurmd; done
 stop_one "$SLURMCTLD_PID" slurmctld
 stop_one "$SLURMDBD_PID" slurmdbd
 stop_one "$DB_PID" mariadbd

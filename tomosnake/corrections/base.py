@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Protocol, Self
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,7 +24,7 @@ class _Full:
 
     _instance: _Full | None = None
 
-    def __new__(cls) -> Self:
+    def __new__(cls) -> _Full:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -62,6 +62,7 @@ class Source(Protocol):
     def flats(self, r0: int, r1: int) -> np.ndarray: ...
     def darks(self, r0: int, r1: int) -> np.ndarray: ...
     def i0(self, p0: int, p1: int) -> np.ndarray | None: ...
+    def frames_label(self, kind: str) -> str: ...  # names the flat or dark frames in an error
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class Context:
     threads: int = 1
     cache: dict = field(default_factory=dict, compare=False)  # per row range, shared by projection tiles
 
-    def moved(self, **changes: object) -> Context:
+    def moved(self, **changes: Any) -> Context:
         return replace(self, **changes)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from tomosnake.config import PreprocessConfig
 from tomosnake.corrections.base import Context, Facts, Step, register
+from tomosnake.io.scan import ScanError
 
 FLOOR = np.float32(1e-6)  # TomoPy's smallest denominator
 FRAME_BATCH_BYTES = 8 << 20  # flats and darks are reduced this many bytes of frames at a time
@@ -23,8 +24,25 @@ def rows_per_batch(n_frames: int, n_cols: int) -> int:
     return max(1, FRAME_BATCH_BYTES // max(1, n_frames * n_cols * 4))
 
 
-def reduce_frames(read: Callable[[int, int], np.ndarray], r0: int, r1: int, method: str) -> np.ndarray:
-    """Per-pixel mean or median over a frame stack, rows ``r0:r1``, reading a few rows at a time."""
+def check_above(frames: np.ndarray, floor: np.ndarray | float, label: str, what: str, row0: int) -> None:
+    """Refuse flat ``frames`` (frames, rows, columns; frame i is the file's frame i) at or below ``floor`` (the
+    reduced darks of the same rows, or 0) in any pixel, naming the first such frame: (p - dark) / (flat - dark)
+    would divide by TomoPy's floor of 1e-6 there (a streak, or rings when some frames are)."""
+    low = frames <= floor
+    if low.any():
+        per_frame = low.any(axis=(1, 2))
+        i = int(np.flatnonzero(per_frame)[0])
+        cols = np.flatnonzero(low[i].any(axis=0))
+        named = ", ".join(map(str, cols[:8])) + (", ..." if len(cols) > 8 else "")
+        raise ScanError(f"{label} frame {i} is at or below {what} in column{'s' * (len(cols) > 1)} {named} "
+                        f"(of the selection; from row {row0}; {int(per_frame.sum())} of the {len(frames)} "
+                        f"frames are); leave the columns out with datasets.slice_hor or preprocess.crop")
+
+
+def reduce_frames(read: Callable[[int, int], np.ndarray], r0: int, r1: int, method: str,
+                  check: Callable[[np.ndarray, int, int], None] | None = None) -> np.ndarray:
+    """Per-pixel mean or median over a frame stack, rows ``r0:r1``, reading a few rows at a time;
+    ``check(frames, a, b)`` sees each batch of rows ``a:b`` of every frame as read."""
     first = read(r0, min(r0 + 1, r1))
     n_frames, _, n_cols = first.shape
     batch = rows_per_batch(n_frames, n_cols)
@@ -32,16 +50,37 @@ def reduce_frames(read: Callable[[int, int], np.ndarray], r0: int, r1: int, meth
     reduce = np.median if method == "median" else np.mean
     for a in range(r0, r1, batch):
         b = min(a + batch, r1)
-        out[a - r0:b - r0] = reduce(read(a, b), axis=0)
+        frames = read(a, b)
+        if check is not None:
+            check(frames, a, b)
+        out[a - r0:b - r0] = reduce(frames, axis=0)
     return out
 
 
-def reference(ctx: Context, kind: str, method: str) -> np.ndarray:
-    """The reduced flat or dark for the block's rows, cached for the block's row range."""
+def flats_above(label: str, dark: np.ndarray | None, r0: int) -> Callable[[np.ndarray, int, int], None]:
+    """The `reduce_frames` check of flats of rows ``r0:...`` against ``dark`` (the reduced darks of those
+    rows), or against 0 without darks."""
+
+    def check(frames: np.ndarray, a: int, b: int) -> None:
+        if dark is None:
+            check_above(frames, 0.0, label, "zero", a)
+        else:
+            check_above(frames, dark[a - r0:b - r0], label, "the reduced dark fields", a)
+
+    return check
+
+
+def reference(ctx: Context, kind: str, method: str, dark: np.ndarray | None = None) -> np.ndarray:
+    """The reduced flat or dark for the block's rows, cached for the block's row range. Every flat frame
+    read is checked against ``dark`` (the reduced darks of the same rows; None: against zero)."""
     key = (kind, method, ctx.raw_rows)
     if key not in ctx.cache:
-        read = ctx.source.flats if kind == "flat" else ctx.source.darks
-        ctx.cache[key] = reduce_frames(read, *ctx.raw_rows, method)
+        if kind == "flat":
+            label = ctx.source.frames_label("flat")
+            check = flats_above(label, dark, ctx.raw_rows[0])
+            ctx.cache[key] = reduce_frames(ctx.source.flats, *ctx.raw_rows, method, check)
+        else:
+            ctx.cache[key] = reduce_frames(ctx.source.darks, *ctx.raw_rows, method)
     return ctx.cache[key]
 
 
@@ -64,8 +103,8 @@ def flat_dark(cfg: PreprocessConfig, facts: Facts) -> Step | None:
         return None
 
     def apply(block: np.ndarray, ctx: Context) -> np.ndarray:
-        flat = reference(ctx, "flat", c.method) if c.normalize_flat else None
         dark = reference(ctx, "dark", c.method) if c.normalize_dark else None
+        flat = reference(ctx, "flat", c.method, dark) if c.normalize_flat else None
         return normalize(block, flat, dark)
 
     def resident(shape: tuple[int, int, int], threads: int) -> int:

@@ -9,6 +9,7 @@ the input.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,8 +129,8 @@ def check_virtual_sources(ds: h5py.Dataset, label: str) -> None:
 
 def _columns(cols: np.ndarray) -> str:
     """'column 3' or 'columns 3, 4, 9, ...' (at most eight named)."""
-    cols = [int(c) for c in cols]
-    named = ", ".join(map(str, cols[:8])) + (", ..." if len(cols) > 8 else "")
+    listed = [int(c) for c in cols]
+    named = ", ".join(map(str, listed[:8])) + (", ..." if len(listed) > 8 else "")
     return f"column {named}" if len(cols) == 1 else f"columns {named}"
 
 
@@ -148,6 +149,54 @@ def _sample(n: int, count: int) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, n - 1, max(1, min(count, n))).round()})
 
 
+class UnreadableFrame(ScanError, OSError):
+    """HDF5 cannot read a frame (a corrupt compressed chunk, a truncated file); names file, dataset, frame."""
+
+
+def read_frames(ds: h5py.Dataset, frames: slice | Sequence[int], rows: slice, cols: slice, label: str) -> np.ndarray:
+    """``ds[frames, rows, cols]`` (frames: a slice, or indices read one by one); a frame HDF5 cannot read
+    is named (the block's frames are tried one at a time to find it)."""
+    index = range(ds.shape[0])[frames] if isinstance(frames, slice) else frames
+    try:
+        if isinstance(frames, slice):
+            return ds[frames, rows, cols]
+        return np.stack([ds[i, rows, cols] for i in frames])
+    except OSError as err:
+        for i in index:
+            try:
+                ds[i, rows, cols]
+            except OSError as frame_err:
+                raise UnreadableFrame(f"{ds.file.filename}: {label} '{ds.name}' frame {i} cannot be read "
+                                      f"({frame_err})") from None
+        raise UnreadableFrame(f"{ds.file.filename}: {label} '{ds.name}' frames {index[0]} to {index[-1]} cannot "
+                              f"be read ({err})") from None
+
+
+def check_frames(block: np.ndarray, frames: Sequence[int], ds: h5py.Dataset, label: str) -> None:
+    """Refuse a block of raw frames (frames, rows, columns) holding non-finite values or negative counts,
+    naming the file, the dataset and the first bad frame (``frames``: the block's frame indices in the file).
+    Two passes over the block for floats (min and max: NaN and infinities show in them), one for signed
+    integers, none for unsigned; the bad frame is looked for only once there is one."""
+    if block.dtype.kind not in "if" or not block.size:
+        return
+    lo = block.min()
+    hi = block.max() if block.dtype.kind == "f" else 0
+    flat = block.reshape(len(block), -1)
+    where = f"{ds.file.filename}: {label} '{ds.name}'"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        bad = ~np.isfinite(flat).all(axis=1)
+        i = int(np.flatnonzero(bad)[0])
+        cols = np.flatnonzero(~np.isfinite(block[i]).all(axis=0))
+        raise ScanError(f"{where} frame {frames[i]} holds NaN or infinite values in {_columns(cols)} (of the "
+                        f"selection; {int(bad.sum())} of the {len(block)} frames read have them)")
+    if lo < 0:
+        low = flat.min(axis=1)
+        i = int(np.flatnonzero(low < 0)[0])
+        cols = np.flatnonzero((block[i] < 0).any(axis=0))
+        raise ScanError(f"{where} ({block.dtype}) frame {frames[i]} holds negative counts (as low as {low[i]:g}) "
+                        f"in {_columns(cols)} (of the selection); raw counts cannot be negative")
+
+
 class RawScan:
     """A raw scan opened read-only, with flats and darks possibly in other files."""
 
@@ -156,6 +205,7 @@ class RawScan:
         self.path = str(path)
         self.cfg = datasets
         self.warnings: list[str] = []  # usable oddities, shown in the log and on the report's first page
+        self._nonzero: dict[int, bool] = {}  # projection (file index) -> any non-zero value read
         self._files: list[h5py.File] = []
         f = self._file(self.path)
         self._data = _dataset(f, datasets.data_path, "projections")
@@ -245,18 +295,54 @@ class RawScan:
 
     # -- reads -----------------------------------------------------------------
     def projections(self, p0: int, p1: int, r0: int, r1: int) -> np.ndarray:
-        """Projections ``p0:p1``, rows ``r0:r1`` (selected coordinates), all selected columns, float32."""
-        block = self._data[self.proj.raw(p0, p1), self.rows.raw(r0, r1), self.cols.raw(0, self.cols.size)]
+        """Projections ``p0:p1``, rows ``r0:r1`` (selected coordinates), all selected columns, float32.
+
+        Every frame read is checked (`check_frames`); which frames were all zero is kept for `zero_frames`.
+        """
+        block = read_frames(self._data, self.proj.raw(p0, p1), self.rows.raw(r0, r1), self.cols.raw(0, self.cols.size),
+                            "projections")
+        frames = range(self.proj.start + p0 * self.proj.step, self.proj.start + p1 * self.proj.step, self.proj.step)
+        check_frames(block, frames, self._data, "projections")
+        nonzero = np.any(block.reshape(len(block), -1), axis=1).tolist()
+        for i, any_value in zip(frames, nonzero, strict=True):
+            self._nonzero[i] = self._nonzero.get(i, False) or any_value
         return block.astype(np.float32, copy=False)
+
+    def zero_frames(self, p0: int = 0, p1: int | None = None) -> list[int]:
+        """Projections ``p0:p1`` (selected coordinates) read so far whose every value read was zero, as frame
+        indices in the file."""
+        span = range(self.proj.start + p0 * self.proj.step, self.proj.start + (self.proj.size if p1 is None else p1)
+                     * self.proj.step, self.proj.step)
+        return sorted(i for i, nonzero in self._nonzero.items() if not nonzero and i in span)
+
+    def zero_warning(self, p0: int = 0, p1: int | None = None) -> str | None:
+        """The warning for `zero_frames` (usable but odd input, README), or None."""
+        zero = self.zero_frames(p0, p1)
+        if not zero:
+            return None
+        named = ", ".join(map(str, zero[:12])) + (", ..." if len(zero) > 12 else "")
+        return (f"{self.path}: projections '/{self.cfg.data_path}' frames {named} ({len(zero)} in all) are all zero "
+                f"(leave them out with recon.excluded_proj)")
 
     def _frames_rows(self, ds: h5py.Dataset, r0: int, r1: int, max_frames: int | None) -> np.ndarray:
         rows, cols = self.rows.raw(r0, r1), self.cols.raw(0, self.cols.size)
         n = ds.shape[0]
+        label = "flat fields" if ds is self._flat else "dark fields"
         if max_frames is None or max_frames >= n:
-            return ds[:, rows, cols].astype(np.float32, copy=False)
+            block = read_frames(ds, slice(None), rows, cols, label)
+            check_frames(block, range(n), ds, label)
+            return block.astype(np.float32, copy=False)
         # Evenly spaced frames (each an HDF5 chunk at beamlines), read one by one: h5py's list indexing is
         # ~15x slower than separate reads.
-        return np.stack([ds[i, rows, cols] for i in _sample(n, max_frames)]).astype(np.float32, copy=False)
+        picks = _sample(n, max_frames)
+        block = read_frames(ds, picks, rows, cols, label)
+        check_frames(block, picks, ds, label)
+        return block.astype(np.float32, copy=False)
+
+    def frames_label(self, kind: str) -> str:
+        """'<file>: flat fields '/<dataset>'' for ``kind`` 'flat' or 'dark' (the file that holds them)."""
+        ds = self._flat if kind == "flat" else self._dark
+        return f"{ds.file.filename}: {kind} fields '{ds.name}'"
 
     def flats(self, r0: int, r1: int, max_frames: int | None = None) -> np.ndarray:
         """Flat frames (all, or at most ``max_frames`` evenly spaced), rows ``r0:r1``, float32 (frames, rows, cols)."""
@@ -275,6 +361,18 @@ class RawScan:
             raise ScanError(f"{self.path}: beam monitor '/{self.cfg.i0_path}' starts at {first}")
         return self._i0[self.proj.raw(p0, p1)].astype(np.float64) / first
 
+    def check_i0(self) -> None:
+        """Refuse a beam monitor the I0 correction cannot divide by: its selected values (one number per
+        projection, read whole) must be finite and positive, the first above all (the others are relative to it)."""
+        values = self._i0[self.proj.raw(0, self.proj.size)] if self._i0 is not None else np.ones(1)
+        bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
+        if bad.size:
+            i = int(bad[0])
+            where = "starts at" if i == 0 else f"at frame {self.proj.start + i * self.proj.step} is"
+            more = f" ({bad.size} bad values)" if bad.size > 1 else ""
+            raise ScanError(f"{self.path}: beam monitor '/{self.cfg.i0_path}' {where} {values[i]:g}{more}, and the I0 "
+                            f"correction divides by it; set preprocess.i0.source: air, or preprocess.i0.enabled: false")
+
     def check_flats(self) -> None:
         """Reject flats or darks that would divide by zero or invert contrast, block of `FLAT_CHECK_ROWS`
         rows by block. Reads `FLAT_CHECK_FRAMES` evenly spaced flats and darks, a whole flat and dark at a
@@ -283,8 +381,8 @@ class RawScan:
         flat_ids, dark_ids = (_sample(ds.shape[0], FLAT_CHECK_FRAMES) for ds in (self._flat, self._dark))
         dead = np.zeros(self.info.n_cols, dtype=bool)
         for k in range(max(len(flat_ids), len(dark_ids))):
-            flat = self._flat[flat_ids[min(k, len(flat_ids) - 1)], rows, cols]
-            dark = self._dark[dark_ids[min(k, len(dark_ids) - 1)], rows, cols]
+            flat = read_frames(self._flat, [flat_ids[min(k, len(flat_ids) - 1)]], rows, cols, "flat fields")[0]
+            dark = read_frames(self._dark, [dark_ids[min(k, len(dark_ids) - 1)]], rows, cols, "dark fields")[0]
             for frame, key, label in ((flat, self.cfg.flat_path, "flat"), (dark, self.cfg.dark_path, "dark")):
                 if frame.dtype.kind == "f" and not np.all(np.isfinite(frame)):
                     raise ScanError(f"{self.path}: {label} fields '/{key}' hold non-finite values")
@@ -308,8 +406,8 @@ class RawScan:
         """Refuse projections that cannot give a right volume, from `SAMPLE_FRAMES` evenly spaced frames;
         return the warnings (the file's own, e.g. angles read as radians, and some all-zero frames).
 
-        Refused: all sampled frames zero, non-finite values (they become streaks), negative counts in
-        signed-integer data.
+        Refused: all sampled frames zero, non-finite values (they become streaks), negative counts
+        (integer or float data). The jobs check every frame they read (`check_frames`).
         """
         n = self.info.n_proj
         picks = np.unique(np.linspace(0, n - 1, min(SAMPLE_FRAMES, n)).round().astype(int))
@@ -318,22 +416,24 @@ class RawScan:
         rows = slice(self.rows.start, self.rows.stop, self.rows.step * row_step)
         cols = self.cols.raw(0, self.cols.size)
         label = f"{self.path}: projections '/{self.cfg.data_path}'"
-        zero, bad_cols, lowest = [], np.zeros(self.info.n_cols, dtype=bool), 0
+        zero, bad_cols, lowest = [], np.zeros(self.info.n_cols, dtype=bool), 0.0
         for p in picks:
-            frame = self._data[self.proj.start + int(p) * self.proj.step, rows, cols]
+            frame = read_frames(self._data, [self.proj.start + int(p) * self.proj.step], rows, cols, "projections")[0]
             if not np.any(frame):
                 zero.append(int(p))
             if frame.dtype.kind == "f":
-                bad_cols |= ~np.all(np.isfinite(frame), axis=0)
+                finite = np.isfinite(frame)
+                bad_cols |= ~np.all(finite, axis=0)
+                lowest = min(lowest, float(np.min(frame, initial=0, where=finite)))
             elif frame.dtype.kind == "i":
-                lowest = min(lowest, int(frame.min()))
+                lowest = min(lowest, float(frame.min()))
         if len(zero) == len(picks):
             raise ScanError(f"{label} are all zero in the {len(picks)} frames sampled")
         if bad_cols.any():
             raise ScanError(f"{label} hold NaN or infinite values in {_columns(np.flatnonzero(bad_cols))} "
                             f"(of the selection; they would reconstruct as streaks)")
         if lowest < 0:
-            raise ScanError(f"{label} ({self._data.dtype}) hold negative counts (as low as {lowest}); raw "
+            raise ScanError(f"{label} ({self._data.dtype}) hold negative counts (as low as {lowest:g}); raw "
                             f"counts cannot be negative")
         warnings = list(self.warnings)
         if zero:

@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from tomosnake.config import ConfigError, InputConfig, StitchConfig, TomoConfig
-from tomosnake.corrections.flatdark import FLOOR, reduce_frames
+from tomosnake.corrections.flatdark import FLOOR, flats_above, reduce_frames
 from tomosnake.io.scan import RawScan, ScanError, ScanInfo
 from tomosnake.corrections.stitch import edge_weights, motor_offsets, refine_offsets, stitched_width
 
@@ -50,7 +50,7 @@ def stitched_input(cfg: TomoConfig) -> str:
 def _references(part: RawScan, r0: int, r1: int, method: str) -> tuple[np.ndarray, np.ndarray]:
     """(dark, max(flat - dark, floor)) of one file's rows ``r0:r1``."""
     dark = reduce_frames(part.darks, r0, r1, method)
-    denom = reduce_frames(part.flats, r0, r1, method)
+    denom = reduce_frames(part.flats, r0, r1, method, flats_above(part.frames_label("flat"), dark, r0))
     denom -= dark
     np.maximum(denom, FLOOR, out=denom)
     return dark, denom
@@ -238,9 +238,21 @@ class StitchedScan:
         """One dark of zeros: the projections are already normalised."""
         return np.zeros((1, r1 - r0, self.info.n_cols), dtype=np.float32)
 
+    def frames_label(self, kind: str) -> str:
+        """What the stitched flats or darks are (ones and zeros: the files' own are checked as they are read)."""
+        return f"{self.info.path}: stitched {kind} fields"
+
+    def zero_warning(self, p0: int = 0, p1: int | None = None) -> str | None:
+        """`RawScan.zero_warning` of every file, joined."""
+        return "; ".join(w for part in self._parts if (w := part.zero_warning(p0, p1))) or None
+
     def i0(self, p0: int, p1: int) -> np.ndarray | None:
         """The first file's beam monitor, relative to its first selected projection, or None."""
         return self._parts[0].i0(p0, p1)
+
+    def check_i0(self) -> None:
+        """`RawScan.check_i0` of the first file (its monitor is the one used)."""
+        self._parts[0].check_i0()
 
     def check_flats(self) -> None:
         """`RawScan.check_flats` of every file."""

@@ -13,8 +13,9 @@ never reads; ``normalize_i0`` is the flag), ``downscale_kwargs/chunks`` (HDF5 ch
 GUI's binned file), and the ``axis`` of ``pad_kwargs`` and ``outlier_removal_kwargs``, which must
 hold the only values the GUI uses (2 and 0; anything else is rejected).
 
-Mapped with a changed meaning: ``stripe_function`` ``all_stripe``/``remove_all_stripe`` (the GUI's
-default) becomes the pipeline's ``profile`` method without the file's kwargs (see `_stripe`), and
+Mapped with a changed meaning: ``stripe_function`` holds TomoPy's names, each run as the same method in
+algotom or the closest one, with a logged warning (`_stripe`; ``all_stripe``/``remove_all_stripe``, the
+GUI's default, becomes the pipeline's ``profile`` method without the file's kwargs), and
 stripe removal runs in the reconstruction stage on whole sinograms (after phase retrieval when that
 is on); ring removal with all of ``ring_removal_kwargs`` null uses the pipeline's default method,
 with any of them set TomoPy's ``remove_ring``.
@@ -24,12 +25,14 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
 ABSENT = object()  # default of a key the GUI writes only when the user set it
 
 
@@ -293,22 +296,39 @@ def _file(value: str, data_file: str) -> str | None:
     return None if value in ("", data_file) else value
 
 
-GUI_DEFAULT_STRIPE = ("all_stripe", "remove_all_stripe")
+GUI_DEFAULT_STRIPE = "all_stripe"  # a fresh session's placeholder (no TomoPy function): remove_all_stripe's kwargs
+_noted: set[str] = set()  # the notes already logged by this process
 
 
-def _stripe(ca: dict[str, Any]) -> dict[str, Any]:
-    """``preprocess.stripe`` from the GUI's stripe keys.
+def _stripe(ca: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """``preprocess.stripe`` from the GUI's stripe keys, and what to tell the user about it. The GUI lists
+    TomoPy's function names: each runs as the same method in algotom or the closest one
+    (`tomosnake.recon.stripe.TOMOPY`), the note saying which and what is not carried over; any other name
+    runs as algotom's function of that name."""
+    from tomosnake.recon.stripe import from_tomopy  # lazy: the recon package's imports are heavy
 
-    The GUI's default, ``all_stripe`` (algotom/TomoPy ``remove_all_stripe``, default kwargs), maps to
-    the pipeline's ``profile`` method with its own defaults, and its kwargs (snr, la_size, sm_size, dim)
-    are dropped: measured on a phantom with gain stripes, ``remove_all_stripe`` raised the error
-    instead of lowering it and is ~1000x slower (`benchmarks/stripe.py`). Any other name is run as
-    algotom's function of that name with the file's kwargs.
-    """
     name = ca["stripe_function"]
-    if name in GUI_DEFAULT_STRIPE:
-        return {"enabled": ca["stripe_removal"], "function": "profile", "kwargs": {}}
-    return {"enabled": ca["stripe_removal"], "function": name, "kwargs": dict(ca["stripe_removal_kwargs"])}
+    function, kwargs, note = from_tomopy("remove_all_stripe" if name == GUI_DEFAULT_STRIPE else name,
+                                         ca["stripe_removal_kwargs"])
+    return {"enabled": ca["stripe_removal"], "function": function, "kwargs": kwargs}, note
+
+
+def under(path: str | Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` with the .tori at ``path`` underneath, ``cfg``'s values winning (`tomosnake.config.deep_merge`).
+    Where the run still uses a TomoPy stripe function of the file that runs as another method, a warning says
+    so (logged once per process)."""
+    from tomosnake.config import deep_merge
+
+    parsed = read(path)
+    base = to_config(parsed, str(path))
+    out = deep_merge(base, cfg)
+    _, note = _stripe(complete(parsed, str(path))["correction_arguments"])
+    stripe = (out.get("preprocess") or {}).get("stripe") or {}
+    if note and stripe.get("enabled") and stripe.get("function") == base["preprocess"]["stripe"]["function"] \
+            and note not in _noted:
+        _noted.add(note)
+        log.warning("%s: %s", path, note)
+    return out
 
 
 def to_config(tori: dict[str, Any], source: str = "<dict>") -> dict[str, Any]:
@@ -351,7 +371,7 @@ def to_config(tori: dict[str, Any], source: str = "<dict>") -> dict[str, Any]:
             "crop": {"enabled": ca["crop"], "ranges": tuple(ca["crop_kwargs"]["crop_ranges"])},
             "outlier": {"enabled": ca["outlier_removal"], "dif": ca["outlier_removal_kwargs"]["dif"],
                         "size": ca["outlier_removal_kwargs"]["size"]},
-            "stripe": _stripe(ca),
+            "stripe": _stripe(ca)[0],
             "minus_log_before_phase": ca["minus_log_before_phase"],
             "phase": dict(ca["phase_retrieval_kwargs"], enabled=ca["phase_retrieval"]),
             "minus_log_after_phase": ca["minus_log_after_phase"],

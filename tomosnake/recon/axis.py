@@ -167,7 +167,7 @@ def search_axis(q: np.ndarray, r: np.ndarray, bounds: tuple[float, float] | None
         off = (f - 1) / 2  # binned column b is centred on full column b*f + off
         overlap = max(2, math.ceil(min_overlap / f))
         if not prev_f:
-            grid = np.arange(math.ceil(2 * (lo_c - off) / f), math.floor(2 * (hi_c - off) / f) + 1) / 2
+            grid: np.ndarray = np.arange(math.ceil(2 * (lo_c - off) / f), math.floor(2 * (hi_c - off) / f) + 1) / 2
             scores = np.array([mismatch(qb, rb, c, overlap) for c in grid])
             if not np.isfinite(scores).any():
                 raise ValueError("no axis position gives enough overlap of opposite projections")

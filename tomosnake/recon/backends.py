@@ -204,15 +204,15 @@ def check_backend(name: str, algorithm: str | None = None, filter_name: str | No
 
 
 def require_backend(name: str, algorithm: str | None = None, filter_name: str | None = None,
-                    params: Mapping[str, object] | None = None) -> None:
+                    params: Mapping[str, object] | None = None, load: bool = True) -> None:
     """`check_backend`, then fail, naming the environment that provides it, unless it is installed here
-    (its compiled part loads, where it has one)."""
+    (and, with ``load``, its compiled part loads, where it has one)."""
     check_backend(name, algorithm, filter_name, params)
     b = BACKENDS[name]
     if importlib.util.find_spec(b.module) is None:
         raise BackendUnavailable(f"backend {name!r} needs the Python package {b.module!r}, which is not installed "
                                  f"in this job's environment ({sys.executable}); it comes from {b.provider}")
-    if b.load is not None:
+    if load and b.load is not None:
         try:
             b.load()
         except (ImportError, OSError) as err:

@@ -108,7 +108,7 @@ def row_window(geom: Geometry, theta_deg: np.ndarray, i0: int, i1: int) -> tuple
     return r0, r1
 
 
-def filter_rows(proj: np.ndarray, filter_name: str, npad: int, pad_mode: str,
+def filter_rows(proj: np.ndarray, filter_name: str, npad: int, pad_mode: steps.PadMode,
                 filter_par: Sequence[float] | None = None) -> np.ndarray:
     """Pad the columns and ramp-filter each detector row of (n_proj, rows, cols): (n_proj, rows, cols + 2 npad).
 

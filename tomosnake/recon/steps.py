@@ -7,7 +7,7 @@ slices are (n_slices, N, N).  Geometry and centres follow `tomosnake.phantom`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -15,6 +15,8 @@ from tomosnake.corrections.minuslog import minus_log as corrections_minus_log
 
 if TYPE_CHECKING:
     from tomosnake.config import ReconConfig
+
+PadMode = Literal["edge", "constant", "reflect"]  # the detector padding modes (config recon.pad.mode)
 
 
 def minus_log(proj: np.ndarray) -> np.ndarray:
@@ -109,7 +111,7 @@ def pad_amount(width: int, npad: str | int) -> int:
     return width // 4 if npad == "auto" else int(npad)
 
 
-def pad_columns(proj: np.ndarray, npad: int, mode: str) -> np.ndarray:
+def pad_columns(proj: np.ndarray, npad: int, mode: PadMode) -> np.ndarray:
     """Pad the detector axis by ``npad`` on each side (numpy modes 'edge', 'constant', 'reflect')."""
     if npad <= 0:
         return proj

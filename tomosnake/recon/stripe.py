@@ -32,6 +32,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,80 @@ import numpy as np
 OWN = {"profile": {"size": 7}, "sorting": {"size": 5}}  # our methods and their keyword defaults
 SECTORS, AGREE = 8, 0.75  # profile: angular ranges compared, and the share that must agree
 IGNORED_KWARGS = {"ncore", "nchunk"}  # TomoPy's parallelism arguments; threads are ours
+
+
+@dataclass(frozen=True)
+class TomopyEquivalent:
+    """What runs for a TomoPy stripe function (the names the beamline's Reconstructor GUI writes in a .tori):
+    ``function`` (ours or algotom's), the TomoPy keywords ``renamed`` to its own, keywords ``fixed`` to behave as
+    TomoPy does, and TomoPy's keywords it has no counterpart for (``dropped``: its own default applies). ``same``:
+    the same published method; else the closest one, which `from_tomopy` says in its note."""
+
+    function: str
+    why: str
+    renamed: dict[str, str] = field(default_factory=dict)
+    fixed: dict[str, Any] = field(default_factory=dict)
+    dropped: tuple[str, ...] = ()
+    same: bool = True
+
+
+# TomoPy's stripe removals (tomopy.prep.stripe; the GUI lists them by these names). algotom holds N. T. Vo's
+# methods under the same names, and the regularization (Titarenko) and wavelet-FFT (Münch) methods under its
+# own; TomoPy's smoothing filter (a column's mean over the angles levelled with its neighbours', a constant
+# per column) has no algotom counterpart: `profile` finds the same constant column offsets.
+_VO = "the same method of N. T. Vo's in algotom"
+TOMOPY: dict[str, TomopyEquivalent] = {
+    **{name: TomopyEquivalent(name, _VO) for name in (
+        "remove_stripe_based_sorting", "remove_stripe_based_filtering", "remove_large_stripe",
+        "remove_stripe_based_interpolation")},
+    "remove_dead_stripe": TomopyEquivalent("remove_dead_stripe", _VO, dropped=("norm",)),
+    "remove_stripe_based_fitting": TomopyEquivalent(
+        "remove_stripe_based_fitting", _VO + " (its sigma is one value, TomoPy's a pair)", dropped=("sigma",)),
+    "remove_stripe_ti": TomopyEquivalent(
+        "remove_stripe_based_regularization", "Titarenko's regularization method, as algotom implements it "
+        "(its alpha is a regularization weight, not TomoPy's damping factor)",
+        renamed={"nblock": "num_chunk"}, fixed={"apply_log": False, "sort": False}, dropped=("alpha",)),
+    "remove_stripe_fw": TomopyEquivalent(
+        "remove_stripe_based_wavelet_fft", "Münch's wavelet-FFT method, as algotom implements it",
+        renamed={"wname": "wavelet_name", "sigma": "size"}, fixed={"window_name": "gaussian", "sort": False},
+        dropped=("pad",)),
+    "remove_stripe_sf": TomopyEquivalent(
+        "profile", "TomoPy's smoothing filter levels each column's mean over the angles with its neighbours'; "
+        "'profile' removes the same constant column offsets where the angular sectors agree",
+        same=False),
+    "remove_all_stripe": TomopyEquivalent(
+        "profile", "algotom's remove_all_stripe (Vo's combination) raised the error on a phantom with gain "
+        "stripes and is about 150x slower (benchmarks/stripe.py); set preprocess.stripe.function: "
+        "remove_all_stripe to run it anyway", dropped=("snr", "la_size", "sm_size", "dim", "drop_ratio"),
+        same=False),
+}
+
+
+def from_tomopy(name: str, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any], str | None]:
+    """The stripe function and keywords that run for TomoPy's ``name`` with ``kwargs``, and a note (None where
+    the same method runs with every keyword given): which method runs instead, and what is not carried over.
+    A null keyword is TomoPy's "default" and is left out. A name TomoPy does not have is returned unchanged."""
+    eq = TOMOPY.get(name)
+    if eq is None:
+        return name, dict(kwargs), None
+    given = {k: v for k, v in kwargs.items() if v is not None and k not in IGNORED_KWARGS}
+    if eq.function in OWN:  # TomoPy's smoothing filter keeps its window (odd, at least 3), nothing else does
+        size = given.get("size") if name == "remove_stripe_sf" else None
+        out = {} if size is None else {"size": max(3, int(size) | 1)}
+        lost = sorted(set(given) - set(out))
+    else:
+        out = {eq.renamed.get(k, k): v for k, v in given.items() if k not in eq.dropped}
+        if "num_chunk" in out:  # TomoPy's nblock 0: the whole sinogram as one block
+            out["num_chunk"] = max(1, int(out["num_chunk"]))
+        out |= eq.fixed
+        lost = sorted(k for k in given if k in eq.dropped)
+    if eq.same and not lost and eq.function == name:
+        return eq.function, out, None
+    runs = f"'{eq.function}'" + ("" if eq.same else " (the closest method, not the same)")
+    note = f"TomoPy's stripe function '{name}' runs as {runs}: {eq.why}"
+    if lost:
+        note += "; not carried over: " + ", ".join(f"{k}={given[k]!r}" for k in lost)
+    return eq.function, out, note
 
 
 def _algotom_function(name: str) -> Callable[..., np.ndarray]:

@@ -84,7 +84,7 @@ class PanelSpec:
 
     @property
     def full_shape(self) -> tuple[int, int]:
-        return self.shape or self.data.shape  # type: ignore[return-value]
+        return self.shape or self.data.shape
 
 
 class ImagePanel(Flowable):
@@ -211,8 +211,10 @@ class Histogram(_Chart):
     """Counts on fixed bins (log scale), the bins' centres mapped to physical values, marks at given values."""
 
     def __init__(self, counts: np.ndarray, edges: np.ndarray, width: float, height: float, x_label: str,
-                 marks: Sequence[tuple[float, str]] = (), to_physical: Callable[[float], float] | None = None):
+                 marks: Sequence[tuple[float, str]] = (), to_physical: Callable[[float], float] | None = None,
+                 y_label: str = "voxels (log scale)"):
         super().__init__()
+        self.y_label = y_label
         self.counts, self.edges = np.asarray(counts, dtype=np.float64), np.asarray(edges, dtype=np.float64)
         self.width, self.height, self.x_label, self.marks = width, height, x_label, marks
         self.to_physical = to_physical or (lambda v: v)
@@ -254,7 +256,7 @@ class Histogram(_Chart):
         c.saveState()
         c.translate(x0 - 10 * mm, y0 + h / 2)
         c.rotate(90)
-        c.drawCentredString(0, 0, "voxels (log scale)")
+        c.drawCentredString(0, 0, self.y_label)
         c.restoreState()
         c.setStrokeColor(colors.Color(0.8, 0.1, 0.1))
         c.setFillColor(colors.Color(0.8, 0.1, 0.1))

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 import h5py
@@ -51,6 +52,7 @@ from tomosnake.report.figures import (
     Timeline,
     fmt,
 )
+from tomosnake.report.analysis_page import analysis_page
 from tomosnake.report.previews import Previews
 from tomosnake.paths import ScanFiles
 from tomosnake.report.timings import Summary, read_benchmarks, read_jobs, summarize
@@ -224,8 +226,9 @@ def _page_one(plan: Plan, cfg: TomoConfig, v: Previews, sl: Slices, prov: dict, 
         ["Run", f"{plan.k} pre-processing jobs at {cfg.budget_mb('preprocess'):g} MB, {plan.j} reconstruction "
                 f"jobs at {cfg.budget_mb('recon'):g} MB; " + time_line],
     ]
-    if plan.warnings:  # usable but odd input (`RawScan.check_data`): first, where nobody misses it
-        rows.insert(0, ["Warnings", "<br/>".join(f'<font color="#b00000">{escape(w)}</font>' for w in plan.warnings)])
+    warnings = plan.warnings + v.warnings  # usable but odd input (the plan's sample, then every frame the jobs read)
+    if warnings:  # first, where nobody misses it
+        rows.insert(0, ["Warnings", "<br/>".join(f'<font color="#b00000">{escape(w)}</font>' for w in warnings)])
     out: list = [Paragraph(f"Reconstruction report: {escape(plan.scan)}", H1),
                  _table(rows, [26 * mm, TEXT_W - 26 * mm], header=False, zebra=True), Spacer(1, 3 * mm)]
     half, third = TEXT_W / 2 - 2 * mm, TEXT_W / 3 - 2 * mm
@@ -312,7 +315,7 @@ def _phase_params(c) -> str:
 
 def _section_params(cfg: TomoConfig, section: str, step: str) -> str:
     """A correction's parameters as the step used them."""
-    c = getattr(cfg.preprocess, section, None)
+    c: Any = getattr(cfg.preprocess, section, None)
     if section == "phase":
         return _phase_params(c)
     if section == "i0":
@@ -661,8 +664,10 @@ def job_summary(plan: Plan, cfg: TomoConfig, scan_dir: Path, until: float) -> Su
 
 
 def write_report(plan: Plan, cfg: TomoConfig, previews_path: str | Path, volume_path: str | Path,
-                 out_path: str | Path, scan_dir: str | Path | None = None) -> None:
-    """Write the report PDF of one scan (``scan_dir``: where its logs and benchmarks are)."""
+                 out_path: str | Path, scan_dir: str | Path | None = None,
+                 analysis: tuple[str | Path, str | Path] | None = None) -> None:
+    """Write the report PDF of one scan (``scan_dir``: where its logs and benchmarks are; ``analysis``: the
+    analysis JSON and labels file, for a page of its own)."""
     scan_dir = Path(scan_dir) if scan_dir is not None else Path(volume_path).parent
     volume_path = Path(volume_path)
     summary = job_summary(plan, cfg, scan_dir, time.time())
@@ -679,6 +684,8 @@ def write_report(plan: Plan, cfg: TomoConfig, previews_path: str | Path, volume_
                   *_reconstruction(plan, cfg, prov), *_resolution(prov, pixel_um),
                   *_conversion(f, prov, dtype, cfg.recon.convert.n_sigma),
                   *_outputs(cfg, f, volume_path)]
+        if analysis is not None:
+            story += analysis_page(*analysis, f, TEXT_W, {"h1": H1, "h2": H2, "body": BODY}, _table)
     story += [PageBreak(), *_timing(summary), PageBreak(),
               *_provenance(prov, volume_path.with_suffix(".yaml"))]
     with atomic_path(out_path) as tmp:

@@ -11,8 +11,9 @@ resolution (`tomosnake.report.figures.reduce_for_display`), with their full shap
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class Previews:
     acquired: str | None
     raw_modified: str
     stitched: int = 0  # files a stitched scan's raw images are joined from (each normalised), 0 if none
+    warnings: list[str] = field(default_factory=list)  # usable oddities the pre-processing jobs found
 
     @classmethod
     def read(cls, path: str | Path) -> Previews:
@@ -55,7 +57,7 @@ class Previews:
                        proj_index=int(a["proj_index"]), corr_row=int(a["corr_row"]), raw_row=int(a["raw_row"]),
                        raw_sino_step=int(a["raw_sino_step"]), steps=[str(s) for s in a["steps"]],
                        acquired=str(a["acquired"]) or None, raw_modified=str(a["raw_modified"]),
-                       stitched=int(a.get("stitched", 0)))
+                       stitched=int(a.get("stitched", 0)), warnings=json.loads(a.get("warnings", "[]")))
 
 
 def _steps_applied(vds: h5py.Dataset, plan: Plan, cfg: TomoConfig) -> list[str]:
@@ -71,6 +73,17 @@ def _steps_applied(vds: h5py.Dataset, plan: Plan, cfg: TomoConfig) -> list[str]:
     from tomosnake.stages.preprocess_chunk import build_chain  # the report imports this module: no SciPy for it
 
     return build_chain(cfg.preprocess, has_i0=plan.info.get("has_i0")).names
+
+
+def _chunk_warnings(vds: h5py.Dataset) -> list[str]:
+    """The warnings the pre-processing jobs recorded in their chunk files, in chunk order."""
+    out: list[str] = []
+    for source in vds.virtual_sources() if vds.is_virtual else []:
+        chunk = Path(vds.file.filename).parent / source.file_name
+        if chunk.is_file():
+            with h5py.File(chunk, "r") as f:
+                out += json.loads(f["exchange/data"].attrs.get("warnings", "[]"))
+    return out
 
 
 def _acquired(raw_path: str) -> str:
@@ -91,6 +104,7 @@ def write_previews(plan: Plan, cfg: TomoConfig, vds_path: str | Path, out_path: 
         row = corr.shape[1] // 2
         images = {"corr_proj": corr[p], "corr_sino": corr[:, row, :]}
         steps = _steps_applied(corr, plan, cfg)
+        warnings = _chunk_warnings(corr)
     raw_row = plan.crop[0] + row
     step = math.ceil(n_proj / RAW_SINO_ANGLES)
     # A stitched scan's raw images are its joined projections (each file normalised by its own flats), the
@@ -106,4 +120,4 @@ def write_previews(plan: Plan, cfg: TomoConfig, vds_path: str | Path, out_path: 
             ds.attrs["full_shape"] = images[name].shape
         f.attrs.update(proj_index=p, corr_row=row, raw_row=raw_row, raw_sino_step=step, steps=steps,
                        acquired=_acquired(plan.input), raw_modified=modified,
-                       stitched=len(plan.stitch_offsets or []))
+                       stitched=len(plan.stitch_offsets or []), warnings=json.dumps(warnings))

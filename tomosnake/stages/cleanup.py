@@ -6,8 +6,10 @@ those (``.<name>.tmp-<pid>``, see `tomosnake.io.atomic`), and the SLURM executor
 of this scan's successful jobs (the executor deletes them itself unless told to keep
 them or stopped early). Kept: the volume, its copies, the report, the plan, the
 conversion range, benchmarks, the jobs' own logs and timing records, and every log
-of a failed job. Snakemake does not rebuild a deleted intermediate while everything
-downstream of it is up to date, so a dry run afterwards has nothing to do.
+of a failed job, and any path that is (or resolves to, or is a hard link of) one of the run's inputs
+(`tomosnake.guard`; preflight refuses such inputs, this is the last line). Snakemake does not
+rebuild a deleted intermediate while everything downstream of it is up to date, so a dry run
+afterwards has nothing to do.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+from tomosnake.guard import protected
 from tomosnake.paths import ScanFiles
 from tomosnake.stages.plan import Plan
 
@@ -91,11 +94,16 @@ def prune_empty_dirs(dirs: Iterable[Path]) -> None:
             d = d.parent
 
 
-def clean(plan: Plan, scan_dir: str | Path, keep_recon: bool, workdir: str | Path) -> str:
-    """Remove everything `intermediates`, `leftover_temporaries` and `successful_slurm_logs` name; a summary."""
-    files = intermediates(plan, scan_dir, keep_recon)
-    temps = leftover_temporaries(files)
-    logs = successful_slurm_logs(workdir, plan.scan)
+def clean(plan: Plan, scan_dir: str | Path, keep_recon: bool, workdir: str | Path,
+          inputs: Iterable[str | Path] = ()) -> str:
+    """Remove everything `intermediates`, `leftover_temporaries` and `successful_slurm_logs` name, except
+    ``inputs``; a summary."""
+    inputs = list(inputs)
+    files, kept = protected(intermediates(plan, scan_dir, keep_recon), inputs)
+    temps, kept_temps = protected(leftover_temporaries(files), inputs)
+    logs, kept_logs = protected(successful_slurm_logs(workdir, plan.scan), inputs)
+    for p in (*kept, *kept_temps, *kept_logs):
+        log.warning("kept %s: it is an input of the run", p)
     n_files, freed = remove(files)
     n_temps, freed_temps = remove(temps)
     remove(logs)

@@ -79,7 +79,7 @@ def resolution(vds_path: str | Path, plan: Plan, cfg: TomoConfig) -> dict:
     else:
         halves = [reconstruct_block(p, t, recon, center, plan.log_applied, plan.threads(cfg), cfg.preprocess.stripe)
                   for p, t in ((pa, ta), (pb, tb))]
-    return frc(*halves, workers=plan.threads(cfg)).to_dict() | {"rows": rows}
+    return frc(halves[0], halves[1], workers=plan.threads(cfg)).to_dict() | {"rows": rows}
 
 
 def write_range(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_path: str | Path) -> dict:

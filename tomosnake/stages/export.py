@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -87,7 +88,8 @@ def write_tiff_stack(volume_path: str | Path, out_dir: str | Path, name: str, bu
     with h5py.File(volume_path, "r") as f, atomic_dir(out_dir) as tmp:
         data = f["exchange/data"]
         um = data.attrs.get("pixel_size_um")
-        extra = {} if um is None else {"resolution": (1e4 / um, 1e4 / um), "resolutionunit": "CENTIMETER"}
+        extra: dict[str, Any] = {} if um is None else {"resolution": (1e4 / um, 1e4 / um),
+                                                       "resolutionunit": "CENTIMETER"}
         digits = max(4, len(str(data.shape[0] - 1)))
         for z0, _, block in _blocks(data, _depth(data, budget_bytes)):
             for i, img in enumerate(block):

@@ -386,6 +386,8 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
         warnings = scan.check_data()
         check_excluded(info.n_proj, cfg)
         chain = build_chain(cfg.preprocess, has_i0=info.has_i0, n_frames=max(info.n_flat, info.n_dark))
+        if "i0_monitor" in chain.names:  # the I0 correction divides by the beam monitor
+            scan.check_i0()
         crop = output_window(info.n_rows, info.n_cols, cfg.preprocess)
         check_size(info.n_proj, crop[3] - crop[2], cfg)
         with timings.phase("center"):

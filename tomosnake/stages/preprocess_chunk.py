@@ -11,6 +11,7 @@ stack, the reference the tiled result must equal.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -27,6 +28,7 @@ from tomosnake.corrections import FULL, Context, Facts, Needs, Step, configured_
 from tomosnake.corrections.base import Extent
 from tomosnake.corrections.crop import window
 from tomosnake.io.scan import RawScan
+from tomosnake.io.stitched_scan import Scan
 
 __all__ = ["FULL", "Chain", "MemoryBudgetError", "Needs", "build_chain", "output_window", "process_chunk",
            "process_rows", "process_whole", "subchunk_shape"]
@@ -173,7 +175,7 @@ def _tiles(a: int, b: int, step: int) -> list[tuple[int, int]]:
 Tile = tuple[np.ndarray, tuple, tuple[int, int, int, int]]
 
 
-def _processed_tiles(scan: RawScan, chain: Chain, rows: tuple[int, int], projs: tuple[int, int],
+def _processed_tiles(scan: Scan, chain: Chain, rows: tuple[int, int], projs: tuple[int, int],
                      tile: tuple[int, int], threads: int) -> Iterator[Tile]:
     """Output rows ``rows`` (after the crop) of projections ``projs``, tile by tile, each read with its overlap:
     (processed block, the output part of the block, (q0, q1, a, b) the tile's projections and rows). The
@@ -201,10 +203,14 @@ def _processed_tiles(scan: RawScan, chain: Chain, rows: tuple[int, int], projs: 
             del block
 
 
-def process_chunk(scan: RawScan, cfg: PreprocessConfig, p0: int, p1: int, tile: tuple[int, int],
+def process_chunk(scan: Scan, cfg: PreprocessConfig, p0: int, p1: int, tile: tuple[int, int],
                   out_path: str | Path, *, threads: int | None = None,
                   after_tile: Callable[[], None] | None = None) -> None:
     """Pre-process projections ``p0:p1`` tile by tile into ``out_path`` (float32 /exchange/data), atomically.
+
+    Every raw frame read is checked (`tomosnake.io.scan.check_frames`, and flats against the darks in
+    `tomosnake.corrections.flatdark`): a fault stops the job naming file, dataset and frame. All-zero
+    projections are usable: a warning in the log and in the dataset's ``warnings`` (JSON), for the report.
 
     ``after_tile`` is called after each tile is written (fault injection in tests).
     """
@@ -219,6 +225,10 @@ def process_chunk(scan: RawScan, cfg: PreprocessConfig, p0: int, p1: int, tile: 
             del block
             if after_tile is not None:
                 after_tile()
+        warning = scan.zero_warning(p0, p1)  # usable but odd: all-zero projections (README), in the log and the report
+        if warning:
+            log.warning("%s", warning)
+        dset.attrs["warnings"] = json.dumps([warning] if warning else [])
         dset.attrs["log_applied"] = chain.log_applied
         dset.attrs["steps"] = chain.names
         dset.attrs["p0"] = p0
@@ -226,7 +236,7 @@ def process_chunk(scan: RawScan, cfg: PreprocessConfig, p0: int, p1: int, tile: 
         dset.attrs["window"] = [r0, r1, c0, c1]
 
 
-def process_rows(scan: RawScan, cfg: PreprocessConfig, a: int, b: int, budget_bytes: int, *,
+def process_rows(scan: Scan, cfg: PreprocessConfig, a: int, b: int, budget_bytes: int, *,
                  threads: int | None = None) -> np.ndarray:
     """Output rows ``a:b`` (after the crop) of every projection, in memory: what the chunk files hold at those
     rows, for a trial series after cleanup removed them. Projection tiles as large as ``budget_bytes`` holds

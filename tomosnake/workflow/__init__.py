@@ -3,7 +3,7 @@ inside this package.
 
 ``Snakefile`` (table of contents) · ``rules/`` (one .smk per stage) · ``scripts/`` (each rule's job:
 unpacks its arguments, calls its stage) · ``config/config.yaml`` (defaults) · ``profiles/`` (local,
-SLURM; ``default`` is Snakemake's workflow profile) · ``envs/`` (per-rule conda envs) · ``report/`` (captions
+SLURM) · ``envs/`` (per-rule conda envs) · ``report/`` (captions
 of Snakemake's HTML report).
 
 In a checkout or an editable install these are the repository's own folders; ``pip install .`` copies them into
