@@ -274,7 +274,7 @@ def gridding(theta: np.ndarray, center: float, g: int, n_out: int, filter_name: 
     """The `Gridding` of these angles and sizes: built once and kept (one at a time) for the job's next loads."""
     from tomosnake.report import timings
 
-    key = (hashlib.sha1(np.ascontiguousarray(theta, dtype=np.float64)).hexdigest(), float(center), g, n_out,
+    key = (hashlib.sha1(np.ascontiguousarray(theta, dtype=np.float64).tobytes()).hexdigest(), float(center), g, n_out,
            filter_name, None if filter_par is None else tuple(float(p) for p in filter_par))
     if key not in _cache:
         forget()  # before building: two at a time would not fit the budget
@@ -367,7 +367,9 @@ class _Pair:
             flat = spec.reshape(-1)  # the grid transformed along x goes where the spectrum was, where it fits
             half = flat[:nf * n].reshape(nf, n) if flat.size >= nf * n else np.empty((nf, n), dtype=np.complex64)
             kept = (spec, np.empty((nf, nf), dtype=np.complex64), half)
-        self.spec, self.grid, self.half = kept
+        self.spec: np.ndarray = kept[0]
+        self.grid: np.ndarray = kept[1]
+        self.half: np.ndarray = kept[2]
         self.modes = (np.arange(n) - n // 2) % nf
         self.lock, self.local = threading.Lock(), threading.local()
         self.pool = ThreadPoolExecutor(threads) if threads > 1 else None

@@ -210,7 +210,7 @@ class JobSampler:
         return busy
 
     def _run(self) -> None:
-        me, n, last = threading.get_native_id(), 0, {}
+        me, n, last = threading.get_native_id(), 0, dict[int, float]()
         while not self._stop.wait(self.SAMPLE_S if n else 0):
             self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
             if n % self.THREAD_EVERY == 0:
