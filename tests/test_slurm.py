@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.accounting import sacct, settled
 from tests.conftest import read_only
 from tests.test_audit import (
     BASE,
@@ -119,14 +120,14 @@ def _minutes(limit: str) -> int:
 
 
 def slurm_jobs(run: SlurmRun) -> list[SlurmJob]:
-    """The run's jobs (all named with the run id) as SLURM's accounting records them."""
-    out = subprocess.run(["sacct", "--noheader", "--allocations", "--parsable2", "--starttime=now-2days",
-                          f"--name={run.run_id}",
-                          "--format=JobID,Partition,State,Comment,AllocCPUS,ReqMem,Timelimit"],
-                         capture_output=True, text=True, check=True).stdout
+    """The run's jobs (all named with the run id) as SLURM's accounting records them, once each record is
+    whole (`tests.accounting`: slurmdbd may have been down meanwhile)."""
+    rows = settled(lambda: [line.split("|") for line in sacct(
+        "--noheader", "--allocations", "--parsable2", "--starttime=now-2days", f"--name={run.run_id}",
+        "--format=JobID,Partition,State,Comment,AllocCPUS,ReqMem,Timelimit,End").splitlines()],
+        lambda row: bool(row[3]) and row[7] != "Unknown")
     jobs = []
-    for line in out.splitlines():
-        job_id, partition, state, comment, cpus, memory, limit = line.split("|")
+    for job_id, partition, state, comment, cpus, memory, limit, _ in rows:
         m = re.fullmatch(r"rule_(\w+?)(?:_wildcards_(.*))?", comment)
         assert m, f"unexpected job comment {comment!r}"
         jobs.append(SlurmJob(job_id, partition, state, m.group(1), m.group(2) or "", int(cpus), memory,

@@ -48,6 +48,7 @@ from tests.test_slurm import (  # noqa: F401  (scan, budget: fixtures)
     plan_of,
     scan,
 )
+from tests.accounting import sacct, settled
 from tests.workflow import run as local_run
 from tests.workflow import volume
 from tomosnake.cli import snakemake_command
@@ -72,9 +73,8 @@ class Job:
 
 
 def jobs_of(run_id: str) -> list[Job]:
-    out = subprocess.run(["sacct", "--noheader", "--allocations", "--parsable2", "--starttime=now-2days",
-                          f"--name={run_id}", "--format=JobID,Comment,State,NodeList,End"],
-                         capture_output=True, text=True, check=True).stdout
+    out = sacct("--noheader", "--allocations", "--parsable2", "--starttime=now-2days", f"--name={run_id}",
+                "--format=JobID,Comment,State,NodeList,End")
     jobs = []
     for line in out.splitlines():
         job_id, comment, state, node, end = line.split("|")
@@ -88,12 +88,7 @@ def jobs_of(run_id: str) -> list[Job]:
 def settled_jobs_of(run_id: str) -> list[Job]:
     """`jobs_of`, once accounting holds every job whole and ended (after an outage slurmctld sends its
     backlog: it took about 20 s here)."""
-    for _ in range(120):
-        jobs = jobs_of(run_id)
-        if jobs and all(j.rule and j.end != "Unknown" for j in jobs):
-            return jobs
-        time.sleep(0.5)
-    raise AssertionError(f"accounting still shows unfinished jobs: {jobs}")
+    return list(settled(lambda: jobs_of(run_id), lambda j: bool(j.rule) and j.end != "Unknown"))
 
 
 class Run:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.accounting import sacct
 from tests.test_slurm import NO_CONTROLLER
 
 SLURM_CI = Path(__file__).resolve().parents[1] / ".ci" / "slurm"
@@ -35,8 +36,7 @@ def _touch_mb(mb: int, mem: str, out: Path) -> str:
                          capture_output=True, text=True, check=True).stdout.strip()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        state = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        state = sacct("-n", "-X", "-P", "-j", job, "-o", "State").strip()
         if state in ENDED:
             return state
         time.sleep(0.2)

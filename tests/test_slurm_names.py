@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.accounting import sacct
 from tests.conftest import REPO, read_only
 from tests.test_slurm import NO_CONTROLLER, RUN_LIMIT_S, slurm_jobs, snakemake_slurm
 from tests.workflow import volume
@@ -70,9 +71,8 @@ def test_hostile_names_run_every_job_and_inject_nothing(hostile_run):
     assert all(np.array_equal(volumes[0], v) for v in volumes[1:])  # the same phantom in every file
     assert volumes[0].shape == (SPEC.n_rows, SPEC.n_cols, SPEC.n_cols) and np.isfinite(volumes[0]).all()
     assert not markers(root, REPO, Path.home()), markers(root, REPO, Path.home())
-    submitted = subprocess.run(["sacct", "--noheader", "--allocations", "--parsable2", "--starttime=now-2days",
-                                f"--name={run.run_id}", "--format=SubmitLine"], capture_output=True, text=True,
-                               check=True).stdout
+    submitted = sacct("--noheader", "--allocations", "--parsable2", "--starttime=now-2days", f"--name={run.run_id}",
+                      "--format=SubmitLine")
     # No folder name reached a job's command (they never become scan names), nor any shell syntax of a name.
     assert not [s for s in ("$(", "`", "PWNED1", "PWNED2", "PWNED4") if s in submitted], submitted
 
@@ -85,9 +85,8 @@ def test_state_and_slurm_logs_belong_to_the_outdir(hostile_run):
     logs = list((out / "logs" / "slurm").rglob("*.log"))
     assert {p.parent.name for p in logs} >= {scan_name(s) for s in scans}, logs
     assert not (work / "logs").exists()
-    workdirs = subprocess.run(["sacct", "--noheader", "--allocations", "--parsable2", "--starttime=now-2days",
-                               f"--name={run.run_id}", "--format=WorkDir"], capture_output=True, text=True,
-                              check=True).stdout.split("\n")
+    workdirs = sacct("--noheader", "--allocations", "--parsable2", "--starttime=now-2days", f"--name={run.run_id}",
+                     "--format=WorkDir").split("\n")
     assert {w for w in workdirs if w} == {str(out)}
 
 
