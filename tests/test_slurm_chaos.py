@@ -1,20 +1,14 @@
 """Chaos on the real test SLURM (.ci/slurm, several nodes): cancelled jobs, a slurmdbd outage, a node lost.
 
 One chain of runs of the same command (profile slurm-test, ``--retries 0`` so that a failure shows):
-
-1. a running ``preprocess_chunk`` job is cancelled (``scancel``: sacct says ``CANCELLED by 0``);
-2. the same command again: only that chunk is preprocessed again, and a running ``recon_chunk``
-   job is cancelled;
-3. the same command again: only that chunk is reconstructed again, and the ``combine`` job is
-   cancelled;
-4. the same command again, with slurmdbd stopped (sacct cannot answer) from the moment its
-   ``combine`` job runs until the run ends or 60 s pass.
-
-Runs 1-3 must end by themselves, non-zero, with every other chunk of the rule finished
-(keep-going); run 4 must complete on its own during the outage, redoing only what run 3 left,
-with a volume bit-identical to an undisturbed (local) run's.
+run n cancels a running job of the n-th rule SLURM runs (``CHAIN``: preprocess_chunk, vds_merge,
+conversion_range, recon_chunk, combine, report; sacct says ``CANCELLED by 0``); each must end by itself,
+non-zero, with the rule's other chunks finished (keep-going), having redone only the job the run before
+lost. The run after the chain has slurmdbd stopped (sacct cannot answer) from the moment its report job
+runs until the run ends or 60 s pass: it must complete on its own, redoing only the report, with a volume
+bit-identical to an undisturbed (local) run's.
 With snakemake-executor-plugin-slurm 2.8.0 alone, run 1 waits for ever on ``CANCELLED by 0`` and
-run 4 forgets its jobs when sacct fails (tomosnake/slurm_executor.py closes both): every
+the outage run forgets its jobs when sacct fails (tomosnake/slurm_executor.py closes both): every
 ``snakemake`` here runs under ``timeout -k``, so a hang fails the test instead of hanging CI.
 
 Apart, a run whose reconstruction job's node loses its slurmd (and is marked DOWN) must end by
@@ -179,12 +173,18 @@ def reference(tmp_path_factory, scan, budget) -> np.ndarray:  # noqa: F811
     return volume(work / "out" / SCAN / f"{SCAN}_recon.h5")
 
 
+# Every rule whose jobs SLURM runs, in the order the DAG reaches them: run n cancels a running job of
+# CHAIN[n - 1]; the chunked rules' other jobs must finish (keep-going).
+CHAIN = ["preprocess_chunk", "vds_merge", "conversion_range", "recon_chunk", "combine", "report"]
+CHUNKS = {"preprocess_chunk": "k", "recon_chunk": "j"}  # the plan's count of each chunked rule's jobs
+
+
 @dataclass(frozen=True)
 class Cancels:
     work: Path
     cfg: dict
     reference: np.ndarray
-    runs: list[SlurmRun]  # runs 1 to 3
+    runs: list[SlurmRun]  # one per rule of CHAIN
     cancelled: list[tuple[str, str, str]]  # (rule, wildcards, job id) cancelled in each
 
 
@@ -193,7 +193,7 @@ def cancels(tmp_path_factory, scan, budget, reference) -> Cancels:  # noqa: F811
     work = tmp_path_factory.mktemp("chaos")
     cfg = config(scan, work, budget)
     runs, cancelled = [], []
-    for n, rule in enumerate(["preprocess_chunk", "recon_chunk", "combine"], 1):
+    for n, rule in enumerate(CHAIN, 1):
         run = Run(work, cfg, f"run{n}", "--retries", "0")
         job_id, wildcards = run.running_job(rule)
         cancel(job_id)
@@ -211,11 +211,12 @@ class Outage:
 
 @pytest.fixture(scope="module")
 def outage(cancels) -> Outage:
-    """Run 4: slurmdbd stopped once its combine job runs, until the run ends or `OUTAGE_S` pass."""
+    """The run after the chain: slurmdbd stopped once its report job runs, until the run ends or `OUTAGE_S`
+    pass."""
     if os.geteuid() != 0 or slurmdbd_pid() is None:
         pytest.skip("stopping slurmdbd needs root and the daemons of .ci/slurm/start.sh")
-    run = Run(cancels.work, cancels.cfg, "run4", "--retries", "0")
-    run.running_job("combine")
+    run = Run(cancels.work, cancels.cfg, f"run{len(CHAIN) + 1}", "--retries", "0")
+    run.running_job("report")
     stop_slurmdbd()
     down = time.monotonic()
     try:
@@ -232,38 +233,23 @@ def _chunks(jobs: list[Job], rule: str) -> dict[str, str]:
     return {j.wildcards: j.state for j in jobs if j.rule == rule}
 
 
-def test_cancelled_preprocess_job_fails_the_run_and_the_others_finish(cancels):
-    run, (rule, wildcards, job_id) = cancels.runs[0], cancels.cancelled[0]
+@pytest.mark.parametrize("n", range(len(CHAIN)), ids=CHAIN)
+def test_a_cancelled_job_fails_the_run_which_redoes_only_what_failed_before(cancels, n):
+    """Run n+1 ends by itself, non-zero, on its cancelled CHAIN[n] job (sacct: ``CANCELLED by <uid>``), the
+    rule's other chunks finished; it redid only the job the previous run lost, and ran nothing beyond."""
+    run, jobs = cancels.runs[n], settled_jobs_of(cancels.runs[n].run_id)
+    rule, wildcards, job_id = cancels.cancelled[n]
     assert run.returncode != 0, run.output[-4000:]
     assert re.search(rf"SLURM-job '{job_id}' failed, SLURM status is: 'CANCELLED by \d+'", run.output), \
         run.output[-4000:]
-    states = _chunks(settled_jobs_of(run.run_id), rule)
-    assert states.pop(wildcards).startswith("CANCELLED")
-    assert len(states) == plan_of(cancels.work)["k"] - 1 and set(states.values()) == {"COMPLETED"}
-    assert {j.rule for j in jobs_of(run.run_id)} == {rule}  # nothing downstream of the missing chunk
-
-
-def test_rerun_redoes_only_the_cancelled_chunk_and_a_cancelled_recon_job_fails_it(cancels):
-    run, jobs = cancels.runs[1], settled_jobs_of(cancels.runs[1].run_id)
-    assert run.returncode != 0, run.output[-4000:]
-    # the preprocessing chunk cancelled in run 1, and no other
-    assert _chunks(jobs, "preprocess_chunk") == {cancels.cancelled[0][1]: "COMPLETED"}
-    rule, wildcards, job_id = cancels.cancelled[1]
-    assert f"SLURM-job '{job_id}' failed, SLURM status is: 'CANCELLED by" in run.output, run.output[-4000:]
     states = _chunks(jobs, rule)
     assert states.pop(wildcards).startswith("CANCELLED")
-    assert len(states) == plan_of(cancels.work)["j"] - 1 and set(states.values()) == {"COMPLETED"}
-    assert not {"combine", "report"} & {j.rule for j in jobs}
-
-
-def test_rerun_redoes_only_the_cancelled_recon_chunk_and_a_cancelled_combine_fails_it(cancels):
-    run, jobs = cancels.runs[2], settled_jobs_of(cancels.runs[2].run_id)
-    assert run.returncode != 0, run.output[-4000:]
-    assert _chunks(jobs, "recon_chunk") == {cancels.cancelled[1][1]: "COMPLETED"}
-    _, wildcards, job_id = cancels.cancelled[2]
-    assert f"SLURM-job '{job_id}' failed, SLURM status is: 'CANCELLED by" in run.output, run.output[-4000:]
-    assert _chunks(jobs, "combine")[wildcards].startswith("CANCELLED")
-    assert {j.rule for j in jobs} == {"recon_chunk", "combine"}  # report waits for the volume
+    others = plan_of(cancels.work)[CHUNKS[rule]] - 1 if rule in CHUNKS else 0
+    assert len(states) == others and set(states.values()) <= {"COMPLETED"}, states
+    if n:
+        before, lost, _ = cancels.cancelled[n - 1]
+        assert _chunks(jobs, before) == {lost: "COMPLETED"}
+    assert {j.rule for j in jobs} == {rule, *CHAIN[max(n - 1, 0):n]}  # nothing downstream of the lost job
 
 
 def test_jobs_spread_across_nodes(cancels):
@@ -279,8 +265,8 @@ def test_run_carries_on_through_a_slurmdbd_outage(cancels, outage):
     assert outage.ended_in_outage or outage.seconds >= OUTAGE_S
     jobs = settled_jobs_of(run.run_id)
     assert {j.state for j in jobs} == {"COMPLETED"}
-    # only the cancelled combine and what depends on it
-    assert Counter((j.rule, j.wildcards) for j in jobs) == Counter([("combine", SCAN), ("report", SCAN)])
+    # only the cancelled report
+    assert Counter((j.rule, j.wildcards) for j in jobs) == Counter([("report", SCAN)])
 
 
 def test_volume_after_the_chaos_is_bit_identical(cancels, outage):
