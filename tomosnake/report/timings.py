@@ -132,7 +132,7 @@ class JobRecord:
     slurm_job_id: str | None = None
     phases: dict[str, float] = field(default_factory=dict)  # named parts of the job (`phase`), seconds
     cpu_s: float | None = None  # CPU seconds of the job's threads (`JobCPU`)
-    threads_used: int | None = None  # the most threads of the job busy at once (`JobSampler`)
+    threads_used: int | None = None  # the most threads of the job that ran at once (`JobSampler`)
     start_rss_mb: float | None = None  # the process's resident memory when the job started
 
     @property
@@ -185,10 +185,11 @@ class JobCPU:
 class JobSampler:
     """Samples, in a thread of its own while a job runs, the process's resident memory every `SAMPLE_S` and,
     every `THREAD_EVERY` samples, which of the job's threads (its own and those started since) ran: the peak
-    RSS, and the most threads that were busy at once (each with at least a third of the interval's CPU)."""
+    RSS, and the most threads that ran at once (each with at least a tenth of the 0.2 s interval's CPU: a
+    thread that shares its core with other work still counts; psutil's thread times tick every 10 ms)."""
 
     SAMPLE_S = 0.02
-    THREAD_EVERY = 5
+    THREAD_EVERY = 10
 
     def __init__(self, job_thread: int | None = None) -> None:
         self._proc = psutil.Process()
@@ -204,7 +205,7 @@ class JobSampler:
     def _busy(self, last: dict[int, float], me: int) -> int:
         now = {t.id: t.user_time + t.system_time for t in self._proc.threads()
                if t.id not in self._before and t.id != me}
-        busy = sum(cpu - last.get(tid, cpu) >= self.SAMPLE_S * self.THREAD_EVERY / 3 for tid, cpu in now.items())
+        busy = sum(cpu - last.get(tid, cpu) >= self.SAMPLE_S * self.THREAD_EVERY / 10 for tid, cpu in now.items())
         last.clear()
         last.update(now)
         return busy
