@@ -30,6 +30,7 @@ import socket
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -183,13 +184,13 @@ class JobCPU:
 
 
 class JobSampler:
-    """Samples, in a thread of its own while a job runs, the process's resident memory every `SAMPLE_S` and,
-    every `THREAD_EVERY` samples, which of the job's threads (its own and those started since) ran: the peak
-    RSS, and the most threads that ran at once (each with at least a tenth of the 0.2 s interval's CPU: a
-    thread that shares its core with other work still counts; psutil's thread times tick every 10 ms)."""
+    """Samples, in a thread of its own while a job runs, every `SAMPLE_S`: the process's resident memory and
+    the CPU times of the job's threads (its own and those started since). It keeps the peak RSS and the most
+    threads that ran at once: each with at least a tenth of a sliding 0.2 s window's CPU, so that a thread
+    sharing its core with other work still counts (psutil's thread times tick every 10 ms)."""
 
     SAMPLE_S = 0.02
-    THREAD_EVERY = 10
+    WINDOW = 10  # samples: threads compared with their CPU times 0.2 s before, at every sample
 
     def __init__(self, job_thread: int | None = None) -> None:
         self._proc = psutil.Process()
@@ -202,21 +203,21 @@ class JobSampler:
         self._thread = threading.Thread(target=self._run, name="tomosnake-job-sampler", daemon=True)
         self._thread.start()
 
-    def _busy(self, last: dict[int, float], me: int) -> int:
-        now = {t.id: t.user_time + t.system_time for t in self._proc.threads()
-               if t.id not in self._before and t.id != me}
-        busy = sum(cpu - last.get(tid, cpu) >= self.SAMPLE_S * self.THREAD_EVERY / 10 for tid, cpu in now.items())
-        last.clear()
-        last.update(now)
-        return busy
+    def _job_cpu(self, me: int) -> dict[int, float]:
+        return {t.id: t.user_time + t.system_time for t in self._proc.threads()
+                if t.id not in self._before and t.id != me}
 
     def _run(self) -> None:
-        me, n, last = threading.get_native_id(), 0, dict[int, float]()
-        while not self._stop.wait(self.SAMPLE_S if n else 0):
+        me = threading.get_native_id()
+        past: deque[dict[int, float]] = deque(maxlen=self.WINDOW)
+        least = self.SAMPLE_S * self.WINDOW / 10
+        while not self._stop.wait(self.SAMPLE_S if past else 0):
             self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
-            if n % self.THREAD_EVERY == 0:
-                self.threads = max(self.threads, self._busy(last, me))
-            n += 1
+            now = self._job_cpu(me)
+            if past:  # a sliding window: a burst is seen whole wherever it starts
+                then = past[0]
+                self.threads = max(self.threads, sum(cpu - then.get(tid, 0.0) >= least for tid, cpu in now.items()))
+            past.append(now)
 
     def stop(self) -> None:
         self._stop.set()
