@@ -22,31 +22,16 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
-import numpy as np
 import yaml
 
 from tomosnake import cluster
 from tomosnake.cli import snakemake_command
+from tomosnake.phantom import write_sparse_scan
 from tomosnake.workflow import PROFILES, SNAKEFILE
 
 ENV = dict(os.environ)
 
 BONE = (25134, 2584, 16606)  # projections, rows, columns (the seed paper's ovine bone)
-
-
-def write_sparse_scan(path: Path, shape: tuple[int, int, int], n_frames: int = 2) -> None:
-    """A DXchange file declaring ``shape`` with frame chunks (as beamlines write) and nothing written but the
-    angles: unwritten chunks read as the fill value (projections 5000, flats 20000, darks 100 counts)."""
-    if path.exists():
-        return
-    n_proj, n_rows, n_cols = shape
-    with h5py.File(path, "w") as f:
-        for name, n, fill in (("data", n_proj, 5000), ("data_white", n_frames, 20000), ("data_dark", n_frames, 100)):
-            f.create_dataset(f"exchange/{name}", shape=(n, n_rows, n_cols), dtype=np.uint16,
-                             chunks=(1, n_rows, n_cols), fillvalue=fill)
-        f["exchange/theta"] = np.linspace(0, 180, n_proj, endpoint=False)
-        f["exchange/theta"].attrs["units"] = "degrees"
 
 
 # MAX IV's nodes as the seed paper describes them (500 GiB, 96 threads), for the checks and time limits:
@@ -81,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     scan = work / "bone.h5"
-    write_sparse_scan(scan, tuple(args.shape))
+    if not scan.exists():
+        write_sparse_scan(scan, tuple(args.shape))
     n_proj, n_rows, n_cols = args.shape
     config = {"input": [str(scan)], "outdir": str(work / "out"), "memory_mb": args.memory_mb,
               "threads": args.threads, "disk_check": False, "recon": {"center": n_cols / 2}}

@@ -23,11 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from tomosnake import resources
 from tomosnake.config import ReconConfig, validate
+from tomosnake.phantom import write_sparse_scan
 from tomosnake.recon import gridrec
 from tomosnake.recon.chain import block_overhead_bytes, reconstruct_block, slice_bytes
 from tomosnake.report import timings
@@ -85,16 +85,6 @@ def fit(rows: list[tuple[int, int, dict]]) -> resources.ReconRates:
         build_per_point=median([r["build"] / points(n, m)[0] for n, m, r in rows]))
 
 
-def sparse_scan(path: Path, shape: tuple[int, int, int]) -> Path:
-    """Frame-chunked datasets never written: HDF5 stores no chunk and reads the fill value."""
-    with h5py.File(path, "w") as f:
-        for name, n, fill in (("data", shape[0], 5000), ("data_white", 2, 20000), ("data_dark", 2, 100)):
-            f.create_dataset(f"exchange/{name}", shape=(n, *shape[1:]), dtype=np.uint16, chunks=(1, *shape[1:]),
-                             fillvalue=fill)
-        f["exchange/theta"] = np.linspace(0, 180, shape[0], endpoint=False)
-    return path
-
-
 def clock(s: float) -> str:
     return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m{s % 60:04.1f}s"
 
@@ -126,7 +116,7 @@ def main() -> None:
     print(f"{'scan':<12} {'paper':>11} {'modelled':>11} {'ratio':>6}  stages (s)")
     with tempfile.TemporaryDirectory(prefix="tomosnake-facility-") as tmp:
         for name, (shape, paper) in TABLE1.items():
-            raw = sparse_scan(Path(tmp) / f"{name.replace(' ', '_')}.h5", shape)
+            raw = write_sparse_scan(Path(tmp) / f"{name.replace(' ', '_')}.h5", shape)
             cfg = validate({"memory_mb": 64000, "threads": CPUS, "recon": {"center": shape[2] / 2}})
             plan = make_plan(cfg, str(raw), name, search=False)
             stages = resources.cluster_seconds(plan, cfg, NODES, CPUS, IO, per_thread)

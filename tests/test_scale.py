@@ -16,28 +16,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
 import yaml
 
 from tomosnake import cluster, resources
 from tomosnake.config import validate
+from tomosnake.phantom import write_sparse_scan
 from tomosnake.workflow import PROFILES
 from tomosnake.stages.plan import make_plan, split
 
 BONE = (25134, 2584, 16606)
 CONFIG = {"memory_mb": 43000, "threads": 96, "recon": {"center": 8303.0}}
-
-
-def write_sparse_scan(path: Path, shape: tuple[int, int, int]) -> Path:
-    """Frame-chunked datasets never written: HDF5 stores no chunk and reads the fill value."""
-    with h5py.File(path, "w") as f:
-        for name, n, fill in (("data", shape[0], 5000), ("data_white", 2, 20000), ("data_dark", 2, 100)):
-            f.create_dataset(f"exchange/{name}", shape=(n, *shape[1:]), dtype=np.uint16, chunks=(1, *shape[1:]),
-                             fillvalue=fill)
-        f["exchange/theta"] = np.linspace(0, 180, shape[0], endpoint=False)
-    return path
 
 
 @pytest.fixture(scope="module")

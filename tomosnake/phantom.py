@@ -182,6 +182,20 @@ def write_scan(path: str | Path, spec: PhantomSpec = PhantomSpec(), block: int =
     return path
 
 
+def write_sparse_scan(path: str | Path, shape: tuple[int, int, int], n_frames: int = 2) -> Path:
+    """A DXchange file declaring ``shape`` with frame chunks (as beamlines write) and nothing written but the
+    angles: a few KB for a scan of any size (the audits and plans of facility scans). Unwritten chunks read as
+    the fill value: projections 5000, flats 20000, darks 100 counts."""
+    n_proj, n_rows, n_cols = shape
+    with h5py.File(path, "w") as f:
+        for name, n, fill in (("data", n_proj, 5000), ("data_white", n_frames, 20000), ("data_dark", n_frames, 100)):
+            f.create_dataset(f"exchange/{name}", shape=(n, n_rows, n_cols), dtype=np.uint16,
+                             chunks=(1, n_rows, n_cols), fillvalue=fill)
+        f["exchange/theta"] = np.linspace(0, 180, n_proj, endpoint=False)
+        f["exchange/theta"].attrs["units"] = "degrees"
+    return Path(path)
+
+
 def read_spec(path: str | Path) -> PhantomSpec:
     """The spec a phantom file was written with."""
     with h5py.File(path, "r") as f:
