@@ -13,7 +13,7 @@ import numpy as np
 
 from tomosnake.config import PreprocessConfig
 from tomosnake.corrections.base import Context, Facts, Step, register
-from tomosnake.io.scan import ScanError
+from tomosnake.io.scan import ScanError, columns_named
 
 FLOOR = np.float32(1e-6)  # TomoPy's smallest denominator
 FRAME_BATCH_BYTES = 8 << 20  # flats and darks are reduced this many bytes of frames at a time
@@ -33,8 +33,7 @@ def check_above(frames: np.ndarray, floor: np.ndarray | float, label: str, what:
         per_frame = low.any(axis=(1, 2))
         i = int(np.flatnonzero(per_frame)[0])
         cols = np.flatnonzero(low[i].any(axis=0))
-        named = ", ".join(map(str, cols[:8])) + (", ..." if len(cols) > 8 else "")
-        raise ScanError(f"{label} frame {i} is at or below {what} in column{'s' * (len(cols) > 1)} {named} "
+        raise ScanError(f"{label} frame {i} is at or below {what} in {columns_named(cols)} "
                         f"(of the selection; from row {row0}; {int(per_frame.sum())} of the {len(frames)} "
                         f"frames are); leave the columns out with datasets.slice_hor or preprocess.crop")
 

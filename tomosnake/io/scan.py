@@ -127,7 +127,7 @@ def check_virtual_sources(ds: h5py.Dataset, label: str) -> None:
                 raise ScanError(f"{where} dataset '{vs.dset_name}' is missing from {path}")
 
 
-def _columns(cols: np.ndarray) -> str:
+def columns_named(cols: np.ndarray) -> str:
     """'column 3' or 'columns 3, 4, 9, ...' (at most eight named)."""
     listed = [int(c) for c in cols]
     named = ", ".join(map(str, listed[:8])) + (", ..." if len(listed) > 8 else "")
@@ -187,14 +187,14 @@ def check_frames(block: np.ndarray, frames: Sequence[int], ds: h5py.Dataset, lab
         bad = ~np.isfinite(flat).all(axis=1)
         i = int(np.flatnonzero(bad)[0])
         cols = np.flatnonzero(~np.isfinite(block[i]).all(axis=0))
-        raise ScanError(f"{where} frame {frames[i]} holds NaN or infinite values in {_columns(cols)} (of the "
+        raise ScanError(f"{where} frame {frames[i]} holds NaN or infinite values in {columns_named(cols)} (of the "
                         f"selection; {int(bad.sum())} of the {len(block)} frames read have them)")
     if lo < 0:
         low = flat.min(axis=1)
         i = int(np.flatnonzero(low < 0)[0])
         cols = np.flatnonzero((block[i] < 0).any(axis=0))
         raise ScanError(f"{where} ({block.dtype}) frame {frames[i]} holds negative counts (as low as {low[i]:g}) "
-                        f"in {_columns(cols)} (of the selection); raw counts cannot be negative")
+                        f"in {columns_named(cols)} (of the selection); raw counts cannot be negative")
 
 
 class RawScan:
@@ -399,7 +399,7 @@ class RawScan:
         if dead.any():
             # TomoPy's floor of 1e-6 for flat - dark turns such pixels into huge values: streaks.
             raise ScanError(f"{self.path}: flat fields '/{self.cfg.flat_path}' are at or below the dark fields "
-                            f"'/{self.cfg.dark_path}' in {_columns(np.flatnonzero(dead))} (of the selection); "
+                            f"'/{self.cfg.dark_path}' in {columns_named(np.flatnonzero(dead))} (of the selection); "
                             f"leave them out with datasets.slice_hor or preprocess.crop")
 
     def check_data(self) -> list[str]:
@@ -430,7 +430,7 @@ class RawScan:
         if len(zero) == len(picks):
             raise ScanError(f"{label} are all zero in the {len(picks)} frames sampled")
         if bad_cols.any():
-            raise ScanError(f"{label} hold NaN or infinite values in {_columns(np.flatnonzero(bad_cols))} "
+            raise ScanError(f"{label} hold NaN or infinite values in {columns_named(np.flatnonzero(bad_cols))} "
                             f"(of the selection; they would reconstruct as streaks)")
         if lowest < 0:
             raise ScanError(f"{label} ({self._data.dtype}) hold negative counts (as low as {lowest:g}); raw "
