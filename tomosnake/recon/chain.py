@@ -47,7 +47,8 @@ def slice_bytes(n_proj: int, n_cols: int, cfg: ReconConfig, pre_stripe: StripeRe
 
     A block of k rows peaks at about ``block_overhead_bytes + k * slice_bytes``.  Per row:
     the float32 input, its -log and padded copies (and a stripe-removed one), the output
-    slice and its ring-removal copy.
+    slice and its ring-removal copy, and the previous load's slice in the output's dtype, which
+    `tomosnake.stages.recon_chunk` writes while this one is reconstructed.
     """
     width, padded = _padded_width(n_cols, cfg)
     n_half = n_proj // 2 if cfg.sino_360_to_180.enabled else n_proj
@@ -56,7 +57,8 @@ def slice_bytes(n_proj: int, n_cols: int, cfg: ReconConfig, pre_stripe: StripeRe
     stripe = max([0] + [1 if p.function == "profile" else 5 if p.function == "sorting" else 1
                         for p in stripe_passes(cfg, pre_stripe)])
     copies = 2 + stripe + int(cfg.sino_360_to_180.enabled)
-    return int(4 * n_proj * n_cols * 2 + 4 * n_half * padded * copies + 4 * width**2 * 2)
+    written = np.dtype(cfg.convert.dtype if cfg.convert.enabled else "float32").itemsize
+    return int(4 * n_proj * n_cols * 2 + 4 * n_half * padded * copies + (4 * 2 + written) * width**2)
 
 
 def block_overhead_bytes(n_proj: int, n_cols: int, cfg: ReconConfig, threads: int = 1) -> int:

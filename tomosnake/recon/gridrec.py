@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -404,32 +405,48 @@ class _Pair:
             self._each(self._along_x, range(0, gr.nf, FFT_BLOCK))
             self._each(partial(self._along_y, s), range(0, gr.n_out, FFT_BLOCK))
 
+    def _scratch(self) -> SimpleNamespace:
+        """This thread's buffers, kept for the pair's life: its spreading plan and strip grid, the gathered
+        values of its densest strip, and a block of FFT_BLOCK fine-grid rows or columns with the block's
+        image modes. Jobs return every freed array of 1 MiB or more to the system (`resources.JOB_ENV`),
+        so a temporary per block would cost its page faults each time: more than the block's FFT."""
+        local = self.local
+        if not hasattr(local, "plan"):
+            gr = self.gr
+            local.plan = gr.plan()
+            local.sub = np.empty((gr.strip_rows, gr.strip_cols), dtype=np.complex64)
+            local.values = np.empty(int(np.diff(gr.bounds).max()), dtype=np.complex64)
+            local.block = np.empty(FFT_BLOCK * gr.nf, dtype=np.complex64)
+            local.modes = np.empty(FFT_BLOCK * gr.n_out, dtype=np.complex64)
+        return local  # type: ignore[return-value]
+
     def _spectrum(self, s: int, a: int) -> None:
+        """Angles [a, a + ANGLE_BLOCK): the slice pair's detector spectrum, in place in the pair's spectrum."""
         import scipy.fft
 
         n_proj, n_slices, width = self.sino.shape
         b = min(a + ANGLE_BLOCK, n_proj)
-        z = np.empty((b - a, width), dtype=np.complex64)
-        z.real = self.sino[a:b, s]
-        z.imag = self.sino[a:b, s + 1] if s + 1 < n_slices else 0.0
-        f = scipy.fft.fft(z, n=self.g, axis=-1, workers=1)
+        f = self.spec[a:b]
+        f[:, :width].real = self.sino[a:b, s]
+        f[:, :width].imag = self.sino[a:b, s + 1] if s + 1 < n_slices else 0.0
+        f[:, width:] = 0.0
+        scipy.fft.fft(f, axis=-1, overwrite_x=True, workers=1)  # contiguous rows: transformed where they are
         f *= self.gr.row
         f *= self.gr.weights[a:b, None]
-        self.spec[a:b] = f
 
     def _clear(self, a: int) -> None:
         self.grid[a:a + FFT_BLOCK] = 0
 
     def _strip(self, i: int) -> None:
-        gr, local = self.gr, self.local
+        gr = self.gr
         a, b = gr.bounds[i], gr.bounds[i + 1]
         if a == b:
             return
         nf, m, rows = gr.nf, gr.margin, gr.strip_rows
-        if not hasattr(local, "plan"):
-            local.plan, local.sub = gr.plan(), np.empty((rows, gr.strip_cols), dtype=np.complex64)
+        local = self._scratch()
+        values = np.take(self.spec.reshape(-1), gr.idx[a:b], out=local.values[:b - a], mode="clip")
         local.plan.setpts(gr.py[a:b], gr.px[a:b])
-        sub = local.plan.execute(self.spec.reshape(-1)[gr.idx[a:b]], out=local.sub)
+        sub = local.plan.execute(values, out=local.sub)
         sub[:, nf:nf + m] += gr.wrap * sub[:, :m]  # the columns spread past an edge, folded back
         sub[:, m:2 * m] += gr.wrap * sub[:, nf + m:]
         folded = sub[:, m:m + nf]
@@ -448,18 +465,25 @@ class _Pair:
     def _along_x(self, a: int) -> None:
         import scipy.fft
 
-        block = self.grid[a:a + FFT_BLOCK] * self.gr.shift
-        self.half[a:a + FFT_BLOCK] = scipy.fft.ifft(block, axis=1, norm="forward", overwrite_x=True,
-                                                    workers=1)[:, self.modes]
+        gr = self.gr
+        rows = min(FFT_BLOCK, gr.nf - a)
+        block = np.multiply(self.grid[a:a + rows], gr.shift, out=self._scratch().block[:rows * gr.nf].reshape(rows, -1))
+        scipy.fft.ifft(block, axis=1, norm="forward", overwrite_x=True, workers=1)
+        np.take(block, self.modes, axis=1, out=self.half[a:a + rows], mode="clip")
 
     def _along_y(self, s: int, a: int) -> None:
         import scipy.fft
 
         gr = self.gr
-        block = self.half[:, a:a + FFT_BLOCK] * gr.shift[:, None]
-        img = scipy.fft.ifft(block, axis=0, norm="forward", overwrite_x=True, workers=1)[self.modes]
-        img *= gr.deconv[:, None] * gr.deconv[None, a:a + FFT_BLOCK]
+        cols = min(FFT_BLOCK, gr.n_out - a)
+        local = self._scratch()
+        block = np.multiply(self.half[:, a:a + cols], gr.shift[:, None],
+                            out=local.block[:gr.nf * cols].reshape(-1, cols))
+        scipy.fft.ifft(block, axis=0, norm="forward", overwrite_x=True, workers=1)
+        img = np.take(block, self.modes, axis=0, out=local.modes[:gr.n_out * cols].reshape(-1, cols), mode="clip")
+        img *= gr.deconv[:, None]
+        img *= gr.deconv[None, a:a + cols]
         # FINUFFT's first mode axis runs along +y; image rows run along -y (TomoPy's orientation).
-        self.out[s, ::-1, a:a + FFT_BLOCK] = img.real
+        self.out[s, ::-1, a:a + cols] = img.real
         if s + 1 < self.out.shape[0]:
-            self.out[s + 1, ::-1, a:a + FFT_BLOCK] = img.imag
+            self.out[s + 1, ::-1, a:a + cols] = img.imag

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -92,7 +93,11 @@ def recon_chunk(vds_path: str | Path, plan: Plan, j: int, cfg: TomoConfig, conv_
                 out_path: str | Path, after_load: Callable[[], None] | None = None) -> None:
     """Reconstruct sinogram rows ``plan.sino_chunks[j]`` load by load into ``out_path``.
 
-    ``after_load`` is called after each load is written (fault injection in tests).
+    Each load is written (and its statistics gathered) by a writer thread while the next one is
+    reconstructed: the write is serial work, which would otherwise leave every thread but one idle for
+    it (h5py releases the GIL while HDF5 writes). The plan's model holds the one load being written
+    (`tomosnake.recon.chain.slice_bytes`). ``after_load`` is called after each load is written (fault
+    injection in tests).
     """
     require_backend(cfg.recon.backend)  # here, where the job runs: the submit host need not have it
     r0, r1 = plan.sino_chunks[j]
@@ -101,22 +106,38 @@ def recon_chunk(vds_path: str | Path, plan: Plan, j: int, cfg: TomoConfig, conv_
     dtype = conv_range["dtype"]
     # Loads of slices_per_load slices (even, like every chunk start: slice pairs do not depend on k and j).
     loads = plan.loads(j)
-    with h5py.File(vds_path, "r") as src, atomic_path(out_path) as tmp, h5py.File(tmp, "w") as dst:
+    with h5py.File(vds_path, "r") as src, atomic_path(out_path) as tmp, h5py.File(tmp, "w") as dst, \
+            ThreadPoolExecutor(1, thread_name_prefix="recon-writer") as writer:
         data = src["exchange/data"]
         out = dst.create_dataset("exchange/data", shape=(r1 - r0, width, width), dtype=dtype,
                                  chunks=(1, width, width))
         stats = ChunkStats((plan.n_slices, width, width))
+
+        def store(n: int, a: int, b: int, vol: np.ndarray) -> None:
+            out[a - r0:b - r0] = vol
+            stats.add(a, vol)
+            log.info("recon chunk %d: slices %d-%d of %d-%d done (%d/%d loads)", j, a, b, r0, r1, n, len(loads))
+
+        written: Future[None] | None = None
         for n, (a, b) in enumerate(loads, 1):
             vol = reconstruct_slices(data, plan, cfg, center, a, b)
             if conv_range["enabled"]:
                 vol = convert(vol, cfg.recon.convert, conv_range["min"], conv_range["max"])
-            out[a - r0:b - r0] = vol
-            stats.add(a, vol)
-            if after_load is not None:
-                after_load()
-            log.info("recon chunk %d: slices %d-%d of %d-%d done (%d/%d loads)", j, a, b, r0, r1, n, len(loads))
+            _written(written, after_load)
+            written = writer.submit(store, n, a, b, vol)
+            del vol  # the writer holds the load until it is written
+        _written(written, after_load)
         out.attrs.update(row0=r0, row1=r1, center=center)
         stats.write(dst)
+
+
+def _written(load: Future[None] | None, after_load: Callable[[], None] | None) -> None:
+    """Wait for the writer's ``load`` (its error raised here), then call ``after_load``."""
+    if load is None:
+        return
+    load.result()
+    if after_load is not None:
+        after_load()
 
 
 def _lamino_slice(plan: Plan, index: int | None, key: str) -> int:
