@@ -132,6 +132,11 @@ def job_resources(rule: str) -> dict:
     )
 
 
+def rule_threads(rule: str):
+    """A rule's threads for each job: the package's model of the scan's plan (`resources.job_threads`)."""
+    return lambda w: _model(plan_path(w.scan))[rule].threads
+
+
 def export_targets(scan: str) -> list[str]:
     """The optional copies of a scan's volume the config asks for."""
     files, out = ScanFiles.under(OUT, scan), []

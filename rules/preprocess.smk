@@ -9,7 +9,7 @@ rule preprocess_chunk:
         chunk=FILES.preproc_chunk(),
     params:
         stage=stage_dict(CFG, "preprocess"),
-    threads: resources.threads(CFG, "preprocess_chunk")
+    threads: rule_threads("preprocess_chunk")
     resources:
         **job_resources("preprocess_chunk"),
     log:

@@ -13,7 +13,7 @@ rule conversion_range:
         range=FILES.recon_range,
     params:
         stage=stage_dict(CFG, "recon"),
-    threads: resources.threads(CFG, "conversion_range")
+    threads: rule_threads("conversion_range")
     resources:
         **job_resources("conversion_range"),
     log:
@@ -33,7 +33,7 @@ rule recon_chunk:
         recon=FILES.recon_chunk(),
     params:
         stage=stage_dict(CFG, "recon"),
-    threads: resources.threads(CFG, "recon_chunk")
+    threads: rule_threads("recon_chunk")
     resources:
         **job_resources("recon_chunk"),
     log:

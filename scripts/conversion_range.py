@@ -5,4 +5,4 @@ from tomosnake.stages.plan import Plan
 
 
 def run(job: Job) -> None:
-    write_range(job.input.vds, Plan.read(job.input.plan), job.cfg, job.output.range)
+    write_range(job.input.vds, Plan.read(job.input.plan), job.cfg_on_its_threads(), job.output.range)

@@ -13,5 +13,5 @@ def run(job: Job) -> None:
     p0, p1 = plan.proj_chunks[k]
     tile_proj, tile_rows = plan.tile
     with open_scan(cfg, scan_input(cfg, job.wildcards.scan), plan.stitch_offsets) as scan:
-        process_chunk(scan, cfg.preprocess, p0, p1, (tile_proj, tile_rows), job.output.chunk, threads=cfg.threads,
+        process_chunk(scan, cfg.preprocess, p0, p1, (tile_proj, tile_rows), job.output.chunk, threads=job.threads,
                       after_tile=jobs.fault(cfg, "preprocess", k))

@@ -25,7 +25,7 @@ SPEC = PhantomSpec(n_proj=360, n_rows=32, n_cols=128, center_offset=2.0, seed=3)
 UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
 LOCAL_RULES = {"plan", "cleanup"}  # the workflow's localrules
 STAGES = {"vds_merge", "conversion_range", "combine", "report"}  # submitted once per scan, among others
-THREADED = {"preprocess_chunk", "conversion_range", "recon_chunk"}  # the rules with `threads: CFG.threads`
+THREADED = {"preprocess_chunk", "conversion_range", "recon_chunk"}  # the rules whose threads the plan's work sets
 
 
 def splitting_budget(scan: Path, config: dict, center: float, max_mb: int = 1024) -> int:
@@ -123,11 +123,14 @@ def test_audit_shows_k_j_and_jobs_per_rule_from_the_plan(audited, budget):
             if rule in LOCAL_RULES:
                 assert where == "local"
             else:
-                want = BASE["threads"] if rule in THREADED else 1
-                # the whole job: the script's budget (a light job: what it needs) and the Snakemake processes
-                light = rule in resources.LIGHT_MB
-                mem = (resources.memory_mb(validate(BASE | {"memory_mb": budget}), rule, Plan.read(plan_path))
-                       if light else math.ceil(budget) + resources.WRAPPER_MB)
+                # the package's model: a job of little work asks for one CPU (tomosnake.resources.job_threads)
+                cfg = validate(BASE | {"memory_mb": budget})
+                want = resources.model(Plan.read(plan_path), cfg)[rule].threads if rule in THREADED else 1
+                # the whole job: the script's budget (a rule with a model of its own: what it needs) and the
+                # Snakemake processes
+                own = rule in resources.OWN_MODEL
+                mem = (resources.memory_mb(cfg, rule, Plan.read(plan_path))
+                       if own else math.ceil(budget) + resources.WRAPPER_MB)
                 assert mem <= math.ceil(budget) + resources.WRAPPER_MB
                 assert (where, partition, threads, mem_mb, gpu) == ("SLURM", "cpu", str(want), str(mem), "0")
                 assert int(runtime) >= 10

@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.test_audit import table
 from tomosnake import cluster, resources
 from tomosnake.config import validate
 from tomosnake.phantom import write_sparse_scan
 from tomosnake.workflow import PROFILES
-from tomosnake.stages.plan import make_plan, split
+from tomosnake.stages.plan import Plan, make_plan, split
 
 BONE = (25134, 2584, 16606)
 CONFIG = {"memory_mb": 43000, "threads": 96, "recon": {"center": 8303.0}}
@@ -114,6 +115,10 @@ def test_audit_of_the_bone_scan_on_facility_nodes(bone, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     plan = json.loads(next(out.rglob("plan.json")).read_text())
     assert plan["recon_threads"] == 96
+    # the jobs' threads as the model sets them from their work (more than one: the audit lifts the dry run's cap)
+    model = resources.model(Plan.read(next(out.rglob("plan.json"))), validate(yaml.safe_load(cfg.read_text())))
+    assert model["recon_chunk"].threads > 1
+    assert {row[3] for row in table(proc.stdout)["recon_chunk"]} == {str(model["recon_chunk"].threads)}
     wall = re.search(r"expected wall time on 25 node\(s\) of 96 CPUs \(cpu\), storage at 10 GB/s: ([\d.]+) min",
                      proc.stdout)
     assert wall is not None, proc.stdout

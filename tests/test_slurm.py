@@ -40,7 +40,9 @@ from tests.workflow import fit_error, volume
 from tomosnake import resources
 from tomosnake.audit import parse_jobs
 from tomosnake.cli import snakemake_command
+from tomosnake.config import validate
 from tomosnake.phantom import ground_truth, write_scan
+from tomosnake.stages.plan import Plan
 from tomosnake.workflow import PROFILES
 
 RUN_LIMIT_S = 600  # per snakemake call; a run here takes about 2 minutes
@@ -232,11 +234,13 @@ def test_full_run_jobs_in_slurm_records(full_run, budget):
     check_jobs(jobs, plan_of(full_run.work))
     assert {j.state for j in jobs} == {"COMPLETED"}
     assert {j.partition for j in jobs} == {"cpu"}
+    model = resources.model(Plan.read(full_run.work / "out" / SCAN / "plan.json"),
+                            validate(yaml.safe_load((full_run.work / "audit.yaml").read_text())))
     for job in jobs:
-        assert job.cpus == (BASE["threads"] if job.rule in THREADED else 1), job
-    # the script's budget plus the Snakemake processes every SLURM job runs (tomosnake.resources); a light job
-    # (the VDS, a virtual combine, the report) what it needs instead
-    heavy = [j for j in jobs if j.rule not in resources.LIGHT_MB]
+        assert job.cpus == (model[job.rule].threads if job.rule in THREADED else 1), job
+    # the script's budget plus the Snakemake processes every SLURM job runs (tomosnake.resources); a rule with
+    # a model of its own (the VDS, a virtual combine, the report, the conversion range) what it needs instead
+    heavy = [j for j in jobs if j.rule not in resources.OWN_MODEL]
     assert {j.memory for j in heavy} == {f"{budget + resources.WRAPPER_MB}M"}
     assert all(int(j.memory.rstrip("M")) <= budget + resources.WRAPPER_MB for j in jobs if j not in heavy)
 

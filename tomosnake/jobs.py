@@ -78,6 +78,11 @@ class Job:
     threads: int
     cfg: TomoConfig
 
+    def cfg_on_its_threads(self) -> TomoConfig:
+        """The config with the job's threads (`tomosnake.resources.job_threads`, or fewer under --cores) as
+        ``threads``: for the stages that read them from the config (the reconstruction's `Plan.threads`)."""
+        return self.cfg.model_copy(update={"threads": min(self.cfg.threads, self.threads)})
+
 
 def run_job(entry: str, ctx: Mapping[str, Any], config: Mapping[str, Any]) -> None:
     """Run the job of a rule's ``run:`` block (``ctx``: its locals) with ``entry``'s function."""

@@ -10,6 +10,10 @@ per-core throughputs measured on this project's 2-core test machine (`RATES`, `I
 times `SAFETY`, plus start-up; at least `MIN_MINUTES`. ``combine`` and the exports handle the whole
 volume, whatever j is.
 
+CPUs: a job of a threaded rule gets ``threads`` (a reconstructing one: what its plan's budget holds) only
+where its threaded work keeps them busy: Snakemake's start-up in every SLURM job and the single-threaded steps
+run on one core, so a job of little work asks for one CPU (`job_threads`).
+
 A retry asks for more: memory x `RETRY_MEMORY`, time x `RETRY_TIME` per attempt; every request is
 clipped to what the cluster allows (the partition's MaxTime, its nodes' memory), when it is known.
 """
@@ -30,15 +34,22 @@ if TYPE_CHECKING:
     from tomosnake.config import TomoConfig
     from tomosnake.stages.plan import Plan
 
-# Resident memory of the Snakemake processes inside one SLURM job (job-step executor + the inner
-# snakemake), MB: 320 median, 380 largest over 142 jobs (benchmarks/scale.py, 4.3 GB and --heavy), plus 10 %,
-# measured while each job's work ran in a third process. The inner Snakemake now runs the job itself
-# (tomosnake/jobs.py): its interpreter is counted here and again in the budget's overhead_mb, which
-# leaves the request on the safe side (4.3 GB scan: largest peak 1261 MB against --mem 1770 MB).
-# (535 MB before the package imported scipy only where used: every Snakefile parse pulled it in.)
-WRAPPER_MB = 420
+# Resident memory of the processes that wrap the job inside one SLURM job (the plugin's job-step Snakemake,
+# srun, shells), MB: 155 median, 159 largest over 11 jobs (benchmarks/scale.py --gb 0.5, its "wrapper"
+# column), plus a quarter. The Snakemake that srun starts runs the job itself (tomosnake/jobs.py): its
+# interpreter is the budget's overhead_mb, or for a light job `SNAKEMAKE_MB`. (420 while each job's work ran
+# in a third process: 320 median, 380 largest over 142 jobs at 4.3 GB and --heavy, with two Snakemake
+# processes besides it.)
+WRAPPER_MB = 200
+SNAKEMAKE_MB = 220  # the Snakemake that runs a job, as the job starts: 153-209 MB (its timing record's start_rss_mb)
 SAFETY = 3.0  # time limit / expected time: shared filesystems and nodes vary 2-5x run to run
 STARTUP_MIN = 2.0  # Snakemake start-up inside a job, imports, HDF5 open
+# CPU seconds, on one core, of the two Snakemake processes of every SLURM job besides its work (sacct's TotalCPU:
+# 1.1-1.4 s the plugin's job step, 1.2-1.5 s the Snakemake srun starts, less the job's own record; benchmarks/scale.py)
+JOB_START_CPU_S = 2.5
+# A job gets a thread more only while the model expects this share of its CPUs busy (issue 22's target: 70 %
+# measured; the margin is for the model's rates, chosen from the slow end of what this machine gave).
+MIN_CPU_EFFICIENCY = 0.85
 MIN_MINUTES = 10
 RETRY_MEMORY = 1.5
 RETRY_TIME = 2.0
@@ -82,6 +93,7 @@ RULE_STAGE: dict[str, Stage] = {
 }
 THREADED = frozenset({"preprocess_chunk", "conversion_range", "recon_chunk", "try_center_scan", "try_lamino_scan",
                       "analyze_chunk"})
+RECONSTRUCTING = frozenset({"conversion_range", "recon_chunk"})  # their threads: at most what the plan's budget holds
 
 
 @dataclass(frozen=True)
@@ -97,8 +109,10 @@ class Resources:
 
 # Light jobs: MB besides the Snakemake processes (imports, HDF5, the report's PDF), and their data, which the
 # plan tells (`_light_bytes`); they ask for that, not the budget (the budget asked 2420 MB where 227-521 MB
-# were used, benchmarks/scale.py).
+# were used, benchmarks/scale.py), with `SNAKEMAKE_MB` and `WRAPPER_MB`.
 LIGHT_MB = {"vds_merge": 120.0, "combine": 120.0, "report": 250.0}
+# The rules whose memory comes from a model of their own, not from their stage's budget (at most the budget).
+OWN_MODEL = frozenset(LIGHT_MB) | {"conversion_range"}
 
 
 def _light_bytes(plan: Plan, cfg: TomoConfig, rule: str) -> float | None:
@@ -115,14 +129,36 @@ def _light_bytes(plan: Plan, cfg: TomoConfig, rule: str) -> float | None:
     return None
 
 
+def conversion_range_bytes(plan: Plan, cfg: TomoConfig) -> float | None:
+    """What a conversion_range job holds beside the interpreter (bytes), or None where it uses its budget
+    (laminography's slabs), all summed although not all at once (`tomosnake.stages.conversion_range`): one
+    slice reconstructed at a time (the plan's fixed part and bytes per slice; the resolution estimate's
+    `FRC_SLICES` have half the angles each), the sampled slices and their concatenation, the estimate's two
+    halves, and its float64 copies, spectra and their temporaries (about 28 bytes a pixel of each half's slice,
+    `tomosnake.recon.frc`)."""
+    from tomosnake.stages.conversion_range import FRC_SLICES, RANGE_SAMPLE_SLICES
+
+    if plan.lamino:
+        return None
+    e, pixels = plan.estimates, plan.recon_width**2
+    sample = min(RANGE_SAMPLE_SLICES, plan.n_slices)
+    slices = pixels * (4 * 2 * sample + 4 * 2 * FRC_SLICES + 28 * 2 * FRC_SLICES)
+    return e["recon_bytes_fixed"] + e["recon_bytes_per_slice"] + slices
+
+
 def memory_mb(cfg: TomoConfig, rule: str, plan: Plan | None = None) -> int:
-    """What a job of ``rule`` uses in all: its budget (a light job with the plan: what it needs) plus the
-    Snakemake processes that run it."""
+    """What a job of ``rule`` uses in all: its budget (a rule of `OWN_MODEL` with the plan: what it needs) plus
+    the Snakemake processes that run it."""
     budget = math.ceil(cfg.budget_mb(RULE_STAGE.get(rule)) + WRAPPER_MB)
-    light = _light_bytes(plan, cfg, rule) if plan is not None and rule in LIGHT_MB else None
-    if light is not None:
-        return min(budget, math.ceil(LIGHT_MB[rule] + light / (1 << 20) + WRAPPER_MB))
-    return budget
+    if plan is None or rule not in OWN_MODEL:
+        return budget
+    if rule == "conversion_range":
+        need, base = conversion_range_bytes(plan, cfg), cfg.overhead_mb
+    else:
+        need, base = _light_bytes(plan, cfg, rule), LIGHT_MB[rule] + SNAKEMAKE_MB
+    if need is None:
+        return budget
+    return min(budget, math.ceil(base + need / (1 << 20) + WRAPPER_MB))
 
 
 def memory_key(cfg: TomoConfig, rule: str) -> str:
@@ -142,7 +178,32 @@ def partition(cfg: TomoConfig, rule: str) -> tuple[str, str]:
 
 
 def threads(cfg: TomoConfig, rule: str) -> int:
+    """The most threads a job of ``rule`` asks for (`job_threads`: what a job of the plan asks for)."""
     return cfg.threads if rule in THREADED else 1
+
+
+def threads_for(serial_s: float, parallel_s: float, most: int) -> int:
+    """The most threads, up to ``most``, at which a job of ``serial_s`` seconds on one core and ``parallel_s``
+    core-seconds spread over its threads keeps `MIN_CPU_EFFICIENCY` of them busy; at least 1."""
+    for t in range(most, 1, -1):
+        if serial_s + parallel_s >= MIN_CPU_EFFICIENCY * t * (serial_s + parallel_s / t):
+            return t
+    return 1
+
+
+def job_threads(plan: Plan | None, cfg: TomoConfig, rule: str) -> int:
+    """The CPUs a job of ``rule`` asks for: `threads`, at most what a reconstructing job's plan holds, and
+    fewer where its threaded work is small beside `JOB_START_CPU_S` and its single-threaded work
+    (`threads_for`). Reads and writes are left out: on a facility's storage they take a fraction of the
+    compute, and a job's writer overlaps its reconstruction. Before the plan (and on a GPU): `threads`."""
+    most = threads(cfg, rule)
+    work = _work(plan, cfg) if plan is not None and not gpus(cfg, rule) else {}
+    if rule not in work:
+        return most
+    if rule in RECONSTRUCTING:
+        most = plan.threads(cfg)  # type: ignore[union-attr]
+    serial, parallel = work[rule]
+    return threads_for(JOB_START_CPU_S + serial, parallel, most)
 
 
 def requests(cfg: TomoConfig, rules: list[str] | None = None) -> list[Request]:
@@ -180,17 +241,41 @@ def _recon_job_seconds(plan: Plan, cfg: TomoConfig, rates: ReconRates = RECON) -
     return rates.build_per_point * _recon_points(plan, cfg)
 
 
-def _preprocess_seconds(plan: Plan, cfg: TomoConfig, n_proj: int) -> float:
-    """Wall seconds of a preprocessing job of ``n_proj`` projections: read, every step, write."""
+def _preprocess_work(plan: Plan, cfg: TomoConfig, n_proj: int) -> tuple[float, float]:
+    """(seconds on one core, core-seconds over the job's threads) of the steps of a preprocessing job of
+    ``n_proj`` projections: the elementwise steps run on one thread, the threaded ones (`Step.threaded`) on all."""
     from tomosnake.stages.preprocess_chunk import build_chain
 
     info = plan.info
     raw_px = n_proj * info["n_rows"] * info["n_cols"]
-    out_bytes = n_proj * plan.shape[1] * plan.shape[2] * 4
     chain = build_chain(cfg.preprocess, has_i0=info.get("has_i0"), n_frames=max(info["n_flat"], info["n_dark"]))
-    compute = sum(raw_px / RATES.get(s.name.split(":")[0], DEFAULT_STEP_RATE) for s in chain.steps)
+    seconds = [(s.threaded, raw_px / RATES.get(s.name.split(":")[0], DEFAULT_STEP_RATE)) for s in chain.steps]
+    return sum(t for threaded, t in seconds if not threaded), sum(t for threaded, t in seconds if threaded)
+
+
+def _work(plan: Plan, cfg: TomoConfig) -> dict[str, tuple[float, float]]:
+    """(seconds on one core, core-seconds over its threads) of the compute of the longest job of the rules
+    whose threads their work decides (`job_threads`)."""
+    from tomosnake.stages.conversion_range import RANGE_SAMPLE_SLICES
+
+    slice_s, once = _recon_slice_seconds(plan, cfg), _recon_job_seconds(plan, cfg)
+    rows_per_job = max(b - a for a, b in plan.sino_chunks)
+    return {
+        "preprocess_chunk": _preprocess_work(plan, cfg, max(b - a for a, b in plan.proj_chunks)),
+        "recon_chunk": (0.0, once + rows_per_job * slice_s),
+        "conversion_range": (0.0, once + min(RANGE_SAMPLE_SLICES, plan.shape[1]) * slice_s),
+    }
+
+
+def _preprocess_seconds(plan: Plan, cfg: TomoConfig, n_proj: int) -> float:
+    """Wall seconds of a preprocessing job of ``n_proj`` projections: read, every step, write."""
+    info = plan.info
+    raw_px = n_proj * info["n_rows"] * info["n_cols"]
+    out_bytes = n_proj * plan.shape[1] * plan.shape[2] * 4
+    serial, parallel = _preprocess_work(plan, cfg, n_proj)
     itemsize = np.dtype(info["dtype"]).itemsize
-    return (raw_px * itemsize + out_bytes) / IO_BYTES_PER_S + compute / cfg.threads
+    return (raw_px * itemsize + out_bytes) / IO_BYTES_PER_S + serial + parallel / job_threads(plan, cfg,
+                                                                                              "preprocess_chunk")
 
 
 def expected_seconds(plan: Plan, cfg: TomoConfig) -> dict[str, float]:
@@ -212,12 +297,13 @@ def expected_seconds(plan: Plan, cfg: TomoConfig) -> dict[str, float]:
     physical, levels = cfg.output.combine == "physical", sum(1 / f**3 for f in cfg.output.pyramid)
     reads = e["volume_bytes"] if physical or levels else 0.0
     writes = e["volume_bytes"] * (physical + levels)
-    once = _recon_job_seconds(plan, cfg) / cfg.threads
+    once = _recon_job_seconds(plan, cfg)
+    recon_t, range_t = job_threads(plan, cfg, "recon_chunk"), job_threads(plan, cfg, "conversion_range")
     return {
         "preprocess_chunk": _preprocess_seconds(plan, cfg, max(b - a for a, b in plan.proj_chunks)),
-        "recon_chunk": once + rows_per_job * (slice_s / cfg.threads
-                                              + (sino_row_bytes + width * width * out_item) / IO_BYTES_PER_S),
-        "conversion_range": once + sample * (slice_s / cfg.threads + sino_row_bytes / IO_BYTES_PER_S),
+        "recon_chunk": once / recon_t + rows_per_job * (slice_s / recon_t
+                                                        + (sino_row_bytes + width * width * out_item) / IO_BYTES_PER_S),
+        "conversion_range": once / range_t + sample * (slice_s / range_t + sino_row_bytes / IO_BYTES_PER_S),
         # a trial series after cleanup reads its rows from the raw file: every frame, chunked whole at beamlines
         "try_center_scan": n_centres * slice_s / cfg.threads + (sino_row_bytes + e["raw_bytes"]) / IO_BYTES_PER_S,
         "try_lamino_scan": n_centres * slice_s / cfg.threads + (sino_row_bytes + e["raw_bytes"]) / IO_BYTES_PER_S,
@@ -258,7 +344,8 @@ def runtime_minutes(expected_s: float) -> int:
 def model(plan: Plan | None, cfg: TomoConfig) -> dict[str, Resources]:
     """Every rule's first-attempt request for this plan (before the plan: the shortest time limit)."""
     secs = expected_seconds(plan, cfg) if plan is not None else dict.fromkeys(RULE_STAGE, 0.0)
-    return {rule: Resources(mem_mb=memory_mb(cfg, rule, plan), runtime=runtime_minutes(s), threads=threads(cfg, rule),
+    return {rule: Resources(mem_mb=memory_mb(cfg, rule, plan), runtime=runtime_minutes(s),
+                            threads=job_threads(plan, cfg, rule),
                             partition=partition(cfg, rule)[0], gpus=gpus(cfg, rule)) for rule, s in secs.items()}
 
 

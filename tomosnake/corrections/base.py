@@ -107,6 +107,7 @@ class Step:
     work: Work = _no_work  # transient working memory beyond the block while the step runs, bytes
     resident: Work = _no_work  # memory the step keeps for the whole tile loop (cached references), bytes
     reframe: Callable[[Context], Context] | None = None  # for steps that change the image geometry (crop)
+    threaded: bool = False  # runs on the context's threads (the others on one: elementwise numpy, HDF5 reads)
 
 
 Factory = Callable[[PreprocessConfig, Facts], Step | None]

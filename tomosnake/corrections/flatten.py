@@ -36,4 +36,4 @@ def flatten_images(cfg: PreprocessConfig, facts: Facts) -> Step | None:
         return 2 * threads * shape[1] * shape[2] * 4
 
     # An even box spans size//2 pixels before and size//2 - 1 after the centre.
-    return Step("flatten", apply, needs=Needs(rows=c.size // 2), work=work)
+    return Step("flatten", apply, needs=Needs(rows=c.size // 2), work=work, threaded=True)

@@ -82,4 +82,4 @@ def outlier(cfg: PreprocessConfig, facts: Facts) -> Step | None:
         pixels = (shape[1] + 2) * (shape[2] + 2)
         return threads * pixels * (4 * 4 + 1)  # padded copy, median, difference, mask (+ small strips)
 
-    return Step("outlier", apply, needs=Needs(rows=c.size // 2), work=work)
+    return Step("outlier", apply, needs=Needs(rows=c.size // 2), work=work, threaded=True)

@@ -140,4 +140,4 @@ def phase(cfg: PreprocessConfig, facts: Facts) -> Step | None:
         ny, nx = padded_shape(shape[1], shape[2], pad)
         return batch_size(shape[0], ny, nx) * BYTES_PER_PADDED_PIXEL * ny * nx + ny * (nx // 2 + 1) * 4
 
-    return Step(f"phase:{kind}", apply, needs=Needs(rows=rows), work=work)
+    return Step(f"phase:{kind}", apply, needs=Needs(rows=rows), work=work, threaded=True)
