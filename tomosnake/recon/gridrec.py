@@ -151,6 +151,7 @@ class Gridding:
     tile: int  # fine-grid columns of a tile
     n_tiles: int  # tiles of a strip
     bounds: np.ndarray  # tile t of strip s holds points bounds[k]:bounds[k + 1] of idx/px/py, k = s * n_tiles + t
+    phases: list[list[int]]  # `strip_phases`
     idx: np.ndarray  # flat (angle, frequency) index of each point, tiles in turn
     px: np.ndarray  # point's column coordinate in its tile's grid, float32
     py: np.ndarray  # point's row coordinate in its strip's grid, float32
@@ -189,13 +190,14 @@ def fine_grid(n_out: int) -> int:
     return STRIP_ROWS * scipy.fft.next_fast_len(max(math.ceil(UPSAMPLING * n_out / STRIP_ROWS), 4))
 
 
-def strip_phases(n_strips: int) -> list[range]:
+def strip_phases(points: np.ndarray) -> list[list[int]]:
     """Strips spread at once, in turn: even ones, odd ones, and the last alone if it is even (it meets the
-    first across the grid's edge). Strips of one phase never meet."""
-    last = n_strips - 1
-    if last % 2:
-        return [range(0, n_strips, 2), range(1, n_strips, 2)]
-    return [range(0, last, 2), range(1, n_strips, 2), range(last, n_strips)]
+    first across the grid's edge). Strips of one phase never meet. Within a phase the densest go first (by
+    ``points``, each strip's count), so that no thread is left with a dense one at the end."""
+    last = len(points) - 1
+    phases = [range(0, last + 1, 2), range(1, last + 1, 2)] if last % 2 else \
+        [range(0, last, 2), range(1, last + 1, 2), range(last, last + 1)]
+    return [sorted(phase, key=lambda i: -int(points[i])) for phase in phases]
 
 
 def _kernel(nf: int) -> np.ndarray:
@@ -292,8 +294,8 @@ def _build(theta: np.ndarray, center: float, g: int, n_out: int, filter_name: st
     support = np.flatnonzero(kern)
     kernel_ft = (kern[support] * np.cos((modes[:, None] + delta) * x[support])).sum(axis=1)  # kern is even
     sign = np.where(modes % 2, -1.0, 1.0)  # the fine grid's origin is its middle
-    return Gridding(n_out=n_out, g=g, nf=nf, margin=margin, tile=tile, n_tiles=n_tiles, bounds=bounds, idx=idx,
-                    px=px, py=py,
+    return Gridding(n_out=n_out, g=g, nf=nf, margin=margin, tile=tile, n_tiles=n_tiles, bounds=bounds,
+                    phases=strip_phases(np.diff(bounds[::n_tiles])), idx=idx, px=px, py=py,
                     row=_spectral_row(center, g, filter_response(filter_name, g, filter_par)),
                     weights=angle_weights(theta).astype(np.float32),
                     shift=np.exp(1j * delta * x).astype(np.complex64),
@@ -454,7 +456,7 @@ class _Pair:
         with timings.phase("gridding: spectrum, spreading"):
             self._each(partial(self._spectrum, s), range(0, self.sino.shape[0], ANGLE_BLOCK))
             self._each(self._clear, range(0, gr.nf, FFT_BLOCK))
-            for strips in strip_phases(gr.nf // STRIP_ROWS):  # strips of one phase never meet: no lock
+            for strips in gr.phases:  # strips of one phase never meet: no lock
                 self._each(self._strip, strips)
         with timings.phase("gridding: grid FFTs"):
             self._each(self._along_x, range(0, gr.nf, FFT_BLOCK))
