@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tomosnake.jobs import return_freed_memory
 from tomosnake import resources
 from tomosnake.config import ReconConfig, validate
 from tomosnake.phantom import write_sparse_scan
@@ -94,6 +95,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeat", type=int, default=2, help="runs per figure, the best kept")
     args = ap.parse_args()
+    return_freed_memory()  # the allocator's policy of every job (`resources.JOB_ENV`)
     widths = [1024, 2048] if args.quick else [2048, 4096, 8192]
     rows: dict[int, list] = {1: [], 2: []}
     print(f"{'width x angles':>16} {'threads':>7} {'s/slice':>8} {'s/job (points)':>14} {'peak RSS':>9} {'model':>9}")

@@ -19,6 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from tomosnake.jobs import return_freed_memory
 from tomosnake import config as tconfig
 from tomosnake.io.scan import RawScan
 from tomosnake.io.vds import stack
@@ -38,6 +39,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cols", type=int, default=4096)
     args = ap.parse_args()
+    return_freed_memory()  # the allocator's policy of every job (`resources.JOB_ENV`)
     spec = PhantomSpec(n_proj=1500, n_rows=4, n_cols=args.cols, center_offset=2.5, seed=3)
     with tempfile.TemporaryDirectory(prefix="tomosnake-threads-") as tmp:
         d = Path(tmp)

@@ -13,11 +13,12 @@ with a PSWF kernel; the library is well kept, vectorised and faster than a hand-
 grid's FFT and the deapodisation (by the kernel's transform, sampled from FINUFFT itself) are done
 here, because the threads must share one grid: FINUFFT's own multithreaded spreading is not
 reproducible bit for bit (upstream wontfix), and a grid per thread would not fit the budget of a
-wide scan (~3.5 GB each at the ovine bone's 16606 px). So each strip of `STRIP_ROWS` grid rows is
-spread by a single-threaded plan into a grid of its own, with margins, and added to the slice
-pair's grid, where at most two strips meet: the strips are fixed by the data, and a sum of two
-does not depend on its order. Two real slices travel as one complex signal (real and imaginary
-parts), as in gridrec.
+wide scan (~3.5 GB each at the ovine bone's 16606 px). So the fine grid is cut into strips of
+`STRIP_ROWS` rows and each strip into tiles of `TILE_COLS` columns; a task spreads one strip, tile by
+tile, each by a single-threaded plan into a tile grid of its own (with margins), added to the slice
+pair's grid. Even strips go first, then odd ones (`strip_phases`): strips of one phase never meet, so no
+lock is needed and every grid cell gets its sums in an order fixed by the data. Two real slices travel as one
+complex signal (real and imaginary parts), as in gridrec.
 
 Geometry is that of `tomosnake.phantom`: detector column u sees s = u - center, pixel
 (row, col) of an n x n slice sits at x = col - (n-1)/2, y = row - (n-1)/2 from the axis.
@@ -46,6 +47,13 @@ FILTERS = ("none", "ramlak", "shepp", "cosine", "hann", "hamming", "parzen", "bu
 NUFFT_EPS = 1e-3
 UPSAMPLING = 1.25  # fine grid / image side: 2.6x less grid than 2.0, for a kernel 5 points wide instead of 4
 STRIP_ROWS = 32  # fine-grid rows spread by one task
+# Fine-grid columns of a strip spread by one FINUFFT call. FINUFFT spreads each call into a fresh subgrid as
+# large as the call's grid: a tile's, (STRIP_ROWS + 2 margins) x (TILE_COLS + 2 margins) complex64 (0.7 MB),
+# stays under the jobs' 1 MiB mmap threshold (`resources.JOB_ENV`) and is reused from the heap, where a whole
+# strip's (1.6 MB at 4096 px, 6.6 MB at the bone scan's 16606) was mapped and page-faulted anew by every call:
+# twice the cost of the spreading itself.
+TILE_COLS = 2048
+BUILD_POINTS = 1 << 16  # points per step of the gridding's build: float64 temporaries of 512 KiB
 MAX_MARGIN = 6  # rows a strip's grid reaches beyond its own (kernel half-width + 2; 5 at NUFFT_EPS)
 ANGLE_BLOCK = 64  # angles per FFT call: fixed, so the batches (and the result) do not depend on the threads
 FFT_BLOCK = 64  # fine-grid rows or columns per FFT call (fixed as well)
@@ -130,18 +138,22 @@ def _spectral_row(center: float, g: int, filt: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Gridding:
-    """Everything about a slice's gridding that depends on the angles, not on the data: each strip's
-    points (their index in the angle x frequency spectrum and their coordinates in the strip's grid),
+    """Everything about a slice's gridding that depends on the angles, not on the data: each tile's points
+    (a tile: `tile` columns of a strip; their index in the angle x frequency spectrum and their coordinates
+    in the tile's grid),
     the detector-frequency factor, the quadrature weights and the deapodisation. Shared read-only by
     every worker; built once per job (`gridding`)."""
 
     n_out: int
     g: int
     nf: int  # fine grid: nf x nf
-    margin: int  # rows a strip's grid extends beyond its own
-    bounds: np.ndarray  # strip s holds points bounds[s]:bounds[s + 1] of idx/px/py
-    idx: np.ndarray  # flat (angle, frequency) index of each point, strips in turn
-    px: np.ndarray  # point's column coordinate in its strip's grid, float32
+    margin: int  # rows (columns) a strip's (tile's) grid extends beyond its own
+    tile: int  # fine-grid columns of a tile
+    n_tiles: int  # tiles of a strip
+    bounds: np.ndarray  # tile t of strip s holds points bounds[k]:bounds[k + 1] of idx/px/py, k = s * n_tiles + t
+    phases: list[list[int]]  # `strip_phases`
+    idx: np.ndarray  # flat (angle, frequency) index of each point, tiles in turn
+    px: np.ndarray  # point's column coordinate in its tile's grid, float32
     py: np.ndarray  # point's row coordinate in its strip's grid, float32
     row: np.ndarray  # `_spectral_row`
     weights: np.ndarray  # angle quadrature weights, float32
@@ -153,32 +165,39 @@ class Gridding:
         return STRIP_ROWS + 2 * self.margin
 
     @property
-    def strip_cols(self) -> int:
-        return self.nf + 2 * self.margin
+    def tile_cols(self) -> int:
+        return self.tile + 2 * self.margin
 
     @property
     def wrap(self) -> float:
-        """Factor of a grid value spread past an edge: exp(2 pi i delta), -1 for the half-pixel offset of even
-        images (the modulated grid is anti-periodic), 1 for odd ones."""
+        """Factor of a value spread past an edge of the (periodic) fine grid: exp(2 pi i delta), -1 for the
+        half-pixel offset of even images (the modulated grid is anti-periodic), 1 for odd ones."""
         return -1.0 if self.n_out % 2 == 0 else 1.0
 
     def plan(self) -> Any:
-        """A single-threaded spreading plan onto one strip's grid (no sorting: a strip's points come in
+        """A single-threaded spreading plan onto one tile's grid (no sorting: a tile's points come in
         angle-major order, each angle's along its line, which spreads as fast as FINUFFT's own order)."""
         import finufft
 
-        return finufft.Plan(1, (self.strip_rows, self.strip_cols), eps=NUFFT_EPS, isign=1, dtype="complex64",
+        return finufft.Plan(1, (self.strip_rows, self.tile_cols), eps=NUFFT_EPS, isign=1, dtype="complex64",
                             nthreads=1, spreadinterponly=1, upsampfac=UPSAMPLING, spread_sort=0)
 
 
 def fine_grid(n_out: int) -> int:
-    """Side of the fine grid for ``n_out`` x ``n_out`` modes: even, fast, and at least 4 strips."""
+    """Side of the fine grid for ``n_out`` x ``n_out`` modes: fast, and whole strips (at least 4)."""
     import scipy.fft
 
-    nf = scipy.fft.next_fast_len(max(math.ceil(UPSAMPLING * n_out), 4 * STRIP_ROWS))
-    while nf % 2:
-        nf = scipy.fft.next_fast_len(nf + 1)
-    return nf
+    return STRIP_ROWS * scipy.fft.next_fast_len(max(math.ceil(UPSAMPLING * n_out / STRIP_ROWS), 4))
+
+
+def strip_phases(points: np.ndarray) -> list[list[int]]:
+    """Strips spread at once, in turn: even ones, odd ones, and the last alone if it is even (it meets the
+    first across the grid's edge). Strips of one phase never meet. Within a phase the densest go first (by
+    ``points``, each strip's count), so that no thread is left with a dense one at the end."""
+    last = len(points) - 1
+    phases = [range(0, last + 1, 2), range(1, last + 1, 2)] if last % 2 else \
+        [range(0, last, 2), range(1, last + 1, 2), range(last, last + 1)]
+    return [sorted(phase, key=lambda i: -int(points[i])) for phase in phases]
 
 
 def _kernel(nf: int) -> np.ndarray:
@@ -201,52 +220,71 @@ def _build(theta: np.ndarray, center: float, g: int, n_out: int, filter_name: st
     width = int(np.count_nonzero(kern))
     margin = width // 2 + 2
     if STRIP_ROWS <= 2 * margin:
-        raise AssertionError("strips narrower than the kernel: a grid row would get three strips' sums")
+        raise AssertionError("strips narrower than the kernel: strips of one phase would meet")
     omega = 2 * np.pi * np.fft.fftfreq(g)
     cos, sin = np.cos(theta), np.sin(theta)
-    n_strips = (nf - 1) // STRIP_ROWS + 1
+    n_strips = nf // STRIP_ROWS
+    tile = min(TILE_COLS, nf)
+    n_tiles = (nf - 1) // tile + 1
+    n_keys = n_strips * n_tiles  # a point's key: its strip's and tile's, s * n_tiles + t
+    key_type = np.int16 if n_keys <= np.iinfo(np.int16).max else np.int32
     blocks = list(range(0, n_proj, ANGLE_BLOCK))
+    per = max(1, BUILD_POINTS // g)  # angles of a step within a block: its temporaries stay under 1 MiB
 
-    def grid_row(a: int, b: int) -> np.ndarray:  # each point's row on the fine grid (float64)
-        return (sin[a:b, None] * omega[None, :]) * (nf / (2 * np.pi)) + nf / 2
-
-    def strip_of(a: int) -> np.ndarray:
+    def steps(a: int) -> list[tuple[int, int]]:
         b = min(a + ANGLE_BLOCK, n_proj)
-        return np.minimum(grid_row(a, b) // STRIP_ROWS, n_strips - 1).astype(np.int16).ravel()
+        return [(c, min(c + per, b)) for c in range(a, b, per)]
+
+    def on_grid(trig: np.ndarray, a: int, b: int) -> np.ndarray:  # each point's row (sin) or column (cos), float64
+        return (trig[a:b, None] * omega[None, :]) * (nf / (2 * np.pi)) + nf / 2
+
+    def key_of(a: int) -> np.ndarray:
+        keys = np.empty((min(a + ANGLE_BLOCK, n_proj) - a) * g, dtype=key_type)
+        for c, d in steps(a):
+            # clipped: a point on an edge (nf / 2 + nf / 2 or a rounding below 0) goes to the tile beside it
+            strip = np.clip(on_grid(sin, c, d) // STRIP_ROWS, 0, n_strips - 1)
+            col_tile = np.clip(on_grid(cos, c, d) // tile, 0, n_tiles - 1)
+            keys[(c - a) * g:(d - a) * g] = (strip * n_tiles + col_tile).ravel()
+        return keys
 
     def count(a: int) -> np.ndarray:
-        return np.bincount(strips[a // ANGLE_BLOCK], minlength=n_strips)
+        return np.bincount(block_keys[a // ANGLE_BLOCK], minlength=n_keys)
 
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        strips = list(pool.map(strip_of, blocks))
-        counts = np.array(list(pool.map(count, blocks)), dtype=np.int64).reshape(len(blocks), n_strips)
+        block_keys = list(pool.map(key_of, blocks))
+        counts = np.array(list(pool.map(count, blocks)), dtype=np.int64).reshape(len(blocks), n_keys)
         bounds = np.concatenate([[0], np.cumsum(counts.sum(axis=0))])
-        # where each block's points of each strip go: a stable counting sort, the blocks independent
+        # where each block's points of each key go: a stable counting sort, the blocks independent, each block's
+        # steps in turn
         starts = bounds[:-1] + np.cumsum(counts, axis=0) - counts
         m = n_proj * g
         idx = np.empty(m, dtype=np.int32 if m < 2**31 else np.int64)
 
         def place(a: int) -> None:
-            s = strips[a // ANGLE_BLOCK]
-            order = np.argsort(s, kind="stable")
-            sorted_s = s[order]
-            first = np.searchsorted(sorted_s, np.arange(n_strips))
-            idx[starts[a // ANGLE_BLOCK][sorted_s] + (np.arange(len(s)) - first[sorted_s])] = a * g + order
+            keys, nxt = block_keys[a // ANGLE_BLOCK], starts[a // ANGLE_BLOCK].copy()
+            for c, d in steps(a):
+                s = keys[(c - a) * g:(d - a) * g]
+                order = np.argsort(s, kind="stable")
+                sorted_s = s[order]
+                first = np.searchsorted(sorted_s, np.arange(n_keys))
+                idx[nxt[sorted_s] + (np.arange(len(s)) - first[sorted_s])] = c * g + order
+                nxt += np.bincount(s, minlength=n_keys)
 
         list(pool.map(place, blocks))
-        strips.clear()  # 2 bytes a point, no longer needed
+        block_keys.clear()  # 2 bytes a point, no longer needed
         px = np.empty(m, dtype=np.float32)
         py = np.empty(m, dtype=np.float32)
-        rows = STRIP_ROWS + 2 * margin
+        rows, cols = STRIP_ROWS + 2 * margin, tile + 2 * margin
 
-        def coords(s: int) -> None:
-            a, b = bounds[s], bounds[s + 1]
+        def coords(k: int) -> None:  # FINUFFT's coordinate of grid position p in a grid of n: (p - n / 2) 2 pi / n
+            s, t = divmod(k, n_tiles)
+            a, b = bounds[k], bounds[k + 1]
             ang, freq = np.divmod(idx[a:b], g)
-            px[a:b] = omega[freq] * cos[ang] * (nf / (nf + 2 * margin))  # the strip's grid has margins in x too
-            local = sin[ang] * omega[freq] * (nf / (2 * np.pi)) + nf / 2 - (s * STRIP_ROWS - margin) - rows / 2
-            py[a:b] = local * (2 * np.pi / rows)
+            w = omega[freq] * (nf / (2 * np.pi))
+            px[a:b] = (w * cos[ang] + nf / 2 - (t * tile - margin) - cols / 2) * (2 * np.pi / cols)
+            py[a:b] = (w * sin[ang] + nf / 2 - (s * STRIP_ROWS - margin) - rows / 2) * (2 * np.pi / rows)
 
-        list(pool.map(coords, range(n_strips)))
+        list(pool.map(coords, range(n_keys)))
     # Even-sized images have pixel centres half a mode off FINUFFT's integer modes: the grid is modulated
     # by exp(i delta x) (what wraps around an edge by exp(2 pi i delta) more, `Gridding.wrap`) and the
     # deapodisation taken at mode + delta.
@@ -256,7 +294,8 @@ def _build(theta: np.ndarray, center: float, g: int, n_out: int, filter_name: st
     support = np.flatnonzero(kern)
     kernel_ft = (kern[support] * np.cos((modes[:, None] + delta) * x[support])).sum(axis=1)  # kern is even
     sign = np.where(modes % 2, -1.0, 1.0)  # the fine grid's origin is its middle
-    return Gridding(n_out=n_out, g=g, nf=nf, margin=margin, bounds=bounds, idx=idx, px=px, py=py,
+    return Gridding(n_out=n_out, g=g, nf=nf, margin=margin, tile=tile, n_tiles=n_tiles, bounds=bounds,
+                    phases=strip_phases(np.diff(bounds[::n_tiles])), idx=idx, px=px, py=py,
                     row=_spectral_row(center, g, filter_response(filter_name, g, filter_par)),
                     weights=angle_weights(theta).astype(np.float32),
                     shift=np.exp(1j * delta * x).astype(np.complex64),
@@ -301,13 +340,14 @@ def parallel_pairs(n_out: int, threads: int) -> int:
 def working_bytes(n_proj: int, g: int, n_out: int, threads: int) -> int:
     """Peak bytes of `reconstruct` besides its input and output: the shared `Gridding` (12 bytes a point,
     16 while it is built); each pair in progress's (`parallel_pairs`) spectrum, later its grid transformed
-    along x, and fine grid; each thread's strip grid, gathered values (the densest strip holds ~3.5x the
-    mean) and FFT blocks."""
+    along x, and fine grid; each thread's tile grid and FINUFFT's subgrid of a tile, gathered values (at most
+    a strip's: the densest holds ~3.5x the mean) and FFT blocks."""
     nf = fine_grid(n_out)
     points = n_proj * g
     strip = STRIP_ROWS + 2 * MAX_MARGIN
+    grids = 2 * strip * (min(TILE_COLS, nf) + 2 * MAX_MARGIN)
     per_pair = 8 * max(points, nf * n_out) + 8 * nf * nf
-    per_thread = 8 * strip * (nf + 2 * MAX_MARGIN) * 2 + 8 * 4 * points * STRIP_ROWS // nf + 2 * 8 * FFT_BLOCK * nf
+    per_thread = 8 * grids + 8 * 4 * points * STRIP_ROWS // nf + 2 * 8 * FFT_BLOCK * nf
     return int(16 * points + parallel_pairs(n_out, threads) * per_pair + threads * per_thread)
 
 
@@ -352,6 +392,22 @@ def reconstruct(sino: np.ndarray, theta_rad: np.ndarray, center: float, filter_n
     return out
 
 
+Slices = tuple[slice, slice]  # (in the fine grid, in a tile grid)
+
+
+def _pieces(start: int, n: int, size: int, wrap: float) -> list[tuple[Slices, float]]:
+    """Where a tile grid's rows (or columns) [start, start + n) of the periodic fine grid of ``size`` land:
+    (slices, factor) of each piece, the factor `Gridding.wrap` for a piece past an edge."""
+    end = start + n
+    inside = max(start, 0), min(end, size)
+    pieces = [((slice(*inside), slice(inside[0] - start, inside[1] - start)), 1.0)]
+    if start < 0:
+        pieces.append(((slice(size + start, size), slice(0, -start)), wrap))
+    if end > size:
+        pieces.append(((slice(0, end - size), slice(size - start, n)), wrap))
+    return pieces
+
+
 class _Pair:
     """One slice pair at a time into ``out``: its buffers and its share of the threads."""
 
@@ -372,7 +428,7 @@ class _Pair:
         self.grid: np.ndarray = kept[1]
         self.half: np.ndarray = kept[2]
         self.modes = (np.arange(n) - n // 2) % nf
-        self.lock, self.local = threading.Lock(), threading.local()
+        self.local = threading.local()
         self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
 
     def __enter__(self) -> _Pair:
@@ -400,21 +456,22 @@ class _Pair:
         with timings.phase("gridding: spectrum, spreading"):
             self._each(partial(self._spectrum, s), range(0, self.sino.shape[0], ANGLE_BLOCK))
             self._each(self._clear, range(0, gr.nf, FFT_BLOCK))
-            self._each(self._strip, range(len(gr.bounds) - 1))
+            for strips in gr.phases:  # strips of one phase never meet: no lock
+                self._each(self._strip, strips)
         with timings.phase("gridding: grid FFTs"):
             self._each(self._along_x, range(0, gr.nf, FFT_BLOCK))
             self._each(partial(self._along_y, s), range(0, gr.n_out, FFT_BLOCK))
 
     def _scratch(self) -> SimpleNamespace:
-        """This thread's buffers, kept for the pair's life: its spreading plan and strip grid, the gathered
-        values of its densest strip, and a block of FFT_BLOCK fine-grid rows or columns with the block's
-        image modes. Jobs return every freed array of 1 MiB or more to the system (`resources.JOB_ENV`),
+        """This thread's buffers, kept for the pair's life: its spreading plan and tile grid, the gathered
+        values of the densest tile, and a block of FFT_BLOCK fine-grid rows or columns with the
+        block's image modes. Jobs return every freed array of 1 MiB or more to the system (`resources.JOB_ENV`),
         so a temporary per block would cost its page faults each time: more than the block's FFT."""
         local = self.local
         if not hasattr(local, "plan"):
             gr = self.gr
             local.plan = gr.plan()
-            local.sub = np.empty((gr.strip_rows, gr.strip_cols), dtype=np.complex64)
+            local.tile = np.empty((gr.strip_rows, gr.tile_cols), dtype=np.complex64)
             local.values = np.empty(int(np.diff(gr.bounds).max()), dtype=np.complex64)
             local.block = np.empty(FFT_BLOCK * gr.nf, dtype=np.complex64)
             local.modes = np.empty(FFT_BLOCK * gr.n_out, dtype=np.complex64)
@@ -438,29 +495,23 @@ class _Pair:
         self.grid[a:a + FFT_BLOCK] = 0
 
     def _strip(self, i: int) -> None:
+        """Strip i: its tiles in turn (a fixed order), each spread into its tile grid and added to the pair's."""
         gr = self.gr
-        a, b = gr.bounds[i], gr.bounds[i + 1]
-        if a == b:
-            return
-        nf, m, rows = gr.nf, gr.margin, gr.strip_rows
-        local = self._scratch()
-        values = np.take(self.spec.reshape(-1), gr.idx[a:b], out=local.values[:b - a], mode="clip")
-        local.plan.setpts(gr.py[a:b], gr.px[a:b])
-        sub = local.plan.execute(values, out=local.sub)
-        sub[:, nf:nf + m] += gr.wrap * sub[:, :m]  # the columns spread past an edge, folded back
-        sub[:, m:2 * m] += gr.wrap * sub[:, nf + m:]
-        folded = sub[:, m:m + nf]
-        r0 = i * STRIP_ROWS - m
-        if r0 < 0:
-            folded[:-r0] *= gr.wrap  # rows spread past an edge
-        if r0 + rows > nf:
-            folded[nf - r0:] *= gr.wrap
-        # (grid rows, the strip's first row there): its own, those past the top, those past the bottom
-        parts = ((max(r0, 0), min(r0 + rows, nf), max(0, -r0)), (r0 + nf, nf, 0), (0, r0 + rows - nf, nf - r0))
-        with self.lock:  # a grid cell gets at most two strips' sums: their order cannot matter
-            for g0, g1, first in parts:
-                if g1 > g0:
-                    self.grid[g0:g1] += folded[first:first + g1 - g0]
+        for t in range(gr.n_tiles):
+            a, b = gr.bounds[i * gr.n_tiles + t], gr.bounds[i * gr.n_tiles + t + 1]
+            if a == b:
+                continue
+            local = self._scratch()
+            values = np.take(self.spec.reshape(-1), gr.idx[a:b], out=local.values[:b - a], mode="clip")
+            local.plan.setpts(gr.py[a:b], gr.px[a:b])
+            part = local.plan.execute(values, out=local.tile)
+            for rows, rsign in _pieces(i * STRIP_ROWS - gr.margin, gr.strip_rows, gr.nf, gr.wrap):
+                for cols, csign in _pieces(t * gr.tile - gr.margin, gr.tile_cols, gr.nf, gr.wrap):
+                    dst, src = self.grid[rows[0], cols[0]], part[rows[1], cols[1]]
+                    if rsign * csign > 0:
+                        dst += src
+                    else:
+                        dst -= src
 
     def _along_x(self, a: int) -> None:
         import scipy.fft
