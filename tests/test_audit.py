@@ -129,9 +129,9 @@ def test_audit_shows_k_j_and_jobs_per_rule_from_the_plan(audited, budget):
                 # the whole job: the script's budget (a rule with a model of its own: what it needs) and the
                 # Snakemake processes
                 own = rule in resources.OWN_MODEL
-                mem = (resources.memory_mb(cfg, rule, Plan.read(plan_path))
-                       if own else math.ceil(budget) + resources.WRAPPER_MB)
-                assert mem <= math.ceil(budget) + resources.WRAPPER_MB
+                whole = math.ceil(budget + resources.beyond_budget_mb(cfg))
+                mem = resources.memory_mb(cfg, rule, Plan.read(plan_path)) if own else whole
+                assert mem <= whole
                 assert (where, partition, threads, mem_mb, gpu) == ("SLURM", "cpu", str(want), str(mem), "0")
                 assert int(runtime) >= 10
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -241,8 +242,9 @@ def test_full_run_jobs_in_slurm_records(full_run, budget):
     # the script's budget plus the Snakemake processes every SLURM job runs (tomosnake.resources); a rule with
     # a model of its own (the VDS, a virtual combine, the report, the conversion range) what it needs instead
     heavy = [j for j in jobs if j.rule not in resources.OWN_MODEL]
-    assert {j.memory for j in heavy} == {f"{budget + resources.WRAPPER_MB}M"}
-    assert all(int(j.memory.rstrip("M")) <= budget + resources.WRAPPER_MB for j in jobs if j not in heavy)
+    whole = math.ceil(budget + resources.beyond_budget_mb(validate(BASE)))
+    assert {j.memory for j in heavy} == {f"{whole}M"}
+    assert all(int(j.memory.rstrip("M")) <= whole for j in jobs if j not in heavy)
 
 
 def test_audit_predicted_what_was_submitted(full_run):

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 # Resident memory of the processes that wrap the job inside one SLURM job (the plugin's job-step Snakemake,
 # srun, shells), MB: 155 median, 159 largest over 11 jobs (benchmarks/scale.py --gb 0.5, its "wrapper"
 # column), plus a quarter. The Snakemake that srun starts runs the job itself (tomosnake/jobs.py): its
-# interpreter is the budget's overhead_mb, or for a light job `SNAKEMAKE_MB`. (420 while each job's work ran
+# interpreter is the budget's overhead_mb, at least `SNAKEMAKE_MB` (`beyond_budget_mb`). (420 while each job's work ran
 # in a third process: 320 median, 380 largest over 142 jobs at 4.3 GB and --heavy, with two Snakemake
 # processes besides it.)
 WRAPPER_MB = 200
@@ -146,14 +146,20 @@ def conversion_range_bytes(plan: Plan, cfg: TomoConfig) -> float | None:
     return e["recon_bytes_fixed"] + e["recon_bytes_per_slice"] + slices
 
 
+def beyond_budget_mb(cfg: TomoConfig) -> float:
+    """MB a job uses beyond its budget: the processes that wrap it, and the interpreter that runs it where the
+    budget's ``overhead_mb`` leaves it out (a budget of data alone, as the tests' small ones)."""
+    return WRAPPER_MB + max(0.0, SNAKEMAKE_MB - cfg.overhead_mb)
+
+
 def memory_mb(cfg: TomoConfig, rule: str, plan: Plan | None = None) -> int:
     """What a job of ``rule`` uses in all: its budget (a rule of `OWN_MODEL` with the plan: what it needs) plus
     the Snakemake processes that run it."""
-    budget = math.ceil(cfg.budget_mb(RULE_STAGE.get(rule)) + WRAPPER_MB)
+    budget = math.ceil(cfg.budget_mb(RULE_STAGE.get(rule)) + beyond_budget_mb(cfg))
     if plan is None or rule not in OWN_MODEL:
         return budget
     if rule == "conversion_range":
-        need, base = conversion_range_bytes(plan, cfg), cfg.overhead_mb
+        need, base = conversion_range_bytes(plan, cfg), max(cfg.overhead_mb, SNAKEMAKE_MB)
     else:
         need, base = _light_bytes(plan, cfg, rule), LIGHT_MB[rule] + SNAKEMAKE_MB
     if need is None:
