@@ -122,8 +122,11 @@ def _light_bytes(plan: Plan, cfg: TomoConfig, rule: str) -> float | None:
     if rule == "vds_merge":  # the report's previews: a raw and a corrected projection and sinogram, float32
         return 3 * 4 * (info["n_proj"] * info["n_cols"] + info["n_rows"] * info["n_cols"] + n_proj * cols + rows * cols)
     if rule == "combine" and cfg.output.combine != "physical" and not cfg.output.pyramid:
-        w = plan.recon_width  # the statistics sample and the three middle planes, float64 at most
-        return 8 * (SAMPLE_MAX + 2 * plan.n_slices * w + w * w)
+        # the statistics sample: the chunks' float32 parts, their float64 join and the percentiles' sorted copy
+        # (`volume_stats.join`: 313 MB over the interpreter at the largest sample, benchmarks/scale.py --gb 1);
+        # the three middle planes, float64 at most
+        w = plan.recon_width
+        return 20 * SAMPLE_MAX + 8 * (2 * plan.n_slices * w + w * w)
     if rule == "report":
         return 0.0
     return None
