@@ -70,9 +70,10 @@ class ReconRates:
     build_per_point: float  # per job and point: the gridding's points (`gridrec.gridding`, once per job)
 
 
-# benchmarks/facility.py on this shared 2-core machine gave 28-85 ns a point, 1.6-2.9 ns a cell x log2 and 62-190 ns
-# a point per job, run to run (the machine's load): figures in that range, not its best.
-RECON = ReconRates(per_point=40e-9, per_cell=2.0e-9, build_per_point=100e-9)
+# benchmarks/facility.py on this shared 2-core machine gave 17-24 ns a point, 0.54-1.15 ns a cell x log2 and 66-75 ns
+# a point per job, run to run (the machine's load), with the jobs' allocator policy: figures at the top of that
+# range, not its best.
+RECON = ReconRates(per_point=25e-9, per_cell=1.2e-9, build_per_point=80e-9)
 CLUSTER_IO_BYTES_PER_S = 10e9  # a facility's storage, read plus write, all jobs together (the seed paper's SSDs)
 JOB_START_S = 5.0  # scheduling and start of a wave of jobs on a cluster (SLURM latency, Snakemake's start)
 # Analysis (`tomosnake.analysis`), voxels of a slab and its halo per second per core, without and with the

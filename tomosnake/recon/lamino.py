@@ -200,12 +200,14 @@ def slab_bytes(n_proj: int, rows: int, slices: int, n_cols: int, cfg: ReconConfi
                stripes: bool = False) -> int:
     """Peak working memory of `reconstruct_slab` (bytes): the window as read (float32), its -log (and, with
     ``stripes``, a stripe-removed) copy, the padded filtered copy, the output slab and its ring-removal copy,
-    each thread's coordinates."""
+    the previous slab in the output's dtype (`tomosnake.stages.recon_chunk` writes it meanwhile), each
+    thread's coordinates."""
     npad = steps.pad_amount(n_cols, cfg.pad.npad) if cfg.pad.enabled else 0
     width = n_cols + 2 * npad
     window = 4 * n_proj * rows * ((3 if stripes else 2) * n_cols + 2 * width)
     fft = 16 * n_proj * gridrec.fft_length(2 * width)
-    out = 4 * slices * n_cols**2 * (2 if cfg.ring_removal.enabled else 1)
+    written = np.dtype(cfg.convert.dtype if cfg.convert.enabled else "float32").itemsize
+    out = (4 * (2 if cfg.ring_removal.enabled else 1) + written) * slices * n_cols**2
     points = min(slices, max(1, POINTS_PER_CALL // n_cols**2)) * n_cols**2
     per_thread = 36 * points + 24 * n_cols**2
     return int(window + fft + out + min(threads, slices) * per_thread)
