@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 # Resident memory of the processes that wrap the job inside one SLURM job (the plugin's job-step Snakemake,
 # srun, shells), MB: 155 median, 159 largest over 11 jobs (benchmarks/scale.py --gb 0.5, its "wrapper"
 # column), plus a quarter. The Snakemake that srun starts runs the job itself (tomosnake/jobs.py): its
-# interpreter is the budget's overhead_mb, at least `SNAKEMAKE_MB` (`beyond_budget_mb`). (420 while each job's work ran
-# in a third process: 320 median, 380 largest over 142 jobs at 4.3 GB and --heavy, with two Snakemake
-# processes besides it.)
+# interpreter is the budget's overhead_mb, at least `SNAKEMAKE_MB` (`beyond_budget_mb`). (420 while each
+# job's work ran in a third process: 320 median, 380 largest over 142 jobs at 4.3 GB and --heavy, with two
+# Snakemake processes besides it.)
 WRAPPER_MB = 200
 SNAKEMAKE_MB = 220  # the Snakemake that runs a job, as the job starts: 153-209 MB (its timing record's start_rss_mb)
 SAFETY = 3.0  # time limit / expected time: shared filesystems and nodes vary 2-5x run to run
