@@ -125,7 +125,9 @@ def main() -> None:
             total = sum(stages.values())
             print(f"{name:<12} {clock(paper):>11} {clock(total):>11} {total / paper:>6.2f}  "
                   + ", ".join(f"{k} {v:.0f}" for k, v in stages.items())
-                  + f"  [{plan.j} recon jobs, {plan.recon_threads} threads, {plan.slices_per_load} slices a load]")
+                  + f"  [{plan.k} preprocessing jobs of {resources.job_threads(plan, cfg, 'preprocess_chunk')} "
+                    f"threads, {plan.j} recon jobs of {resources.job_threads(plan, cfg, 'recon_chunk')} "
+                    f"(plan: {plan.recon_threads}), {plan.slices_per_load} slices a load]")
             raw.unlink()
             if name == "ovine bone":
                 fixed = block_overhead_bytes(shape[0], shape[2], cfg.recon, plan.recon_threads)

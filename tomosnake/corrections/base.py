@@ -11,6 +11,7 @@ correction is one new module in this package, nothing else.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -90,6 +91,18 @@ class Context:
 
 
 Apply = Callable[[np.ndarray, Context], np.ndarray]
+
+
+def each_projection(block: np.ndarray, fn: Callable[[np.ndarray], object], threads: int) -> np.ndarray:
+    """``fn`` on every projection of ``block`` (in place), on ``threads`` threads: for elementwise steps,
+    whose numpy loops release the GIL; the result cannot depend on the threads."""
+    if threads <= 1 or len(block) <= 1:
+        for proj in block:
+            fn(proj)
+    else:
+        with ThreadPoolExecutor(min(threads, len(block))) as pool:
+            list(pool.map(fn, block))
+    return block
 Work = Callable[[tuple[int, int, int], int], int]  # (block shape, threads) -> extra bytes
 
 

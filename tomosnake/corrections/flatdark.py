@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from tomosnake.config import PreprocessConfig
-from tomosnake.corrections.base import Context, Facts, Step, register
+from tomosnake.corrections.base import Context, Facts, Step, each_projection, register
 from tomosnake.io.scan import ScanError, columns_named
 
 FLOOR = np.float32(1e-6)  # TomoPy's smallest denominator
@@ -83,16 +83,21 @@ def reference(ctx: Context, kind: str, method: str, dark: np.ndarray | None = No
     return ctx.cache[key]
 
 
-def normalize(block: np.ndarray, flat: np.ndarray | None, dark: np.ndarray | None) -> np.ndarray:
-    """Flat/dark normalisation in place (references broadcast over projections)."""
-    if dark is not None:
-        block -= dark
+def normalize(block: np.ndarray, flat: np.ndarray | None, dark: np.ndarray | None, threads: int = 1) -> np.ndarray:
+    """Flat/dark normalisation in place (references broadcast over projections), on ``threads`` threads."""
+    denom = None
     if flat is not None:
         denom = flat - dark if dark is not None else flat
         if dark is not None:
             np.maximum(denom, FLOOR, out=denom)
-        block /= denom
-    return block
+
+    def one(proj: np.ndarray) -> None:
+        if dark is not None:
+            proj -= dark
+        if denom is not None:
+            proj /= denom
+
+    return each_projection(block, one, threads)
 
 
 @register("flat_dark", order=10)
@@ -104,7 +109,7 @@ def flat_dark(cfg: PreprocessConfig, facts: Facts) -> Step | None:
     def apply(block: np.ndarray, ctx: Context) -> np.ndarray:
         dark = reference(ctx, "dark", c.method) if c.normalize_dark else None
         flat = reference(ctx, "flat", c.method, dark) if c.normalize_flat else None
-        return normalize(block, flat, dark)
+        return normalize(block, flat, dark, ctx.threads)
 
     def resident(shape: tuple[int, int, int], threads: int) -> int:
         return 2 * shape[1] * shape[2] * 4  # the cached flat and dark of the tile's rows
@@ -118,4 +123,4 @@ def flat_dark(cfg: PreprocessConfig, facts: Facts) -> Step | None:
             batch = facts.n_frames * min(rows, rows_per_batch(facts.n_frames, cols)) * cols * 4
         return max(rows * cols * 4, 2 * batch)
 
-    return Step("flat_dark", apply, work=work, resident=resident)
+    return Step("flat_dark", apply, work=work, resident=resident, threaded=True)

@@ -9,27 +9,29 @@ from __future__ import annotations
 import numpy as np
 
 from tomosnake.config import PreprocessConfig
-from tomosnake.corrections.base import Context, Facts, Step, register
+from tomosnake.corrections.base import Context, Facts, Step, each_projection, register
 
 
-def minus_log(block: np.ndarray) -> np.ndarray:
+def _minus_log_one(proj: np.ndarray) -> None:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.log(proj, out=proj)
+    np.negative(proj, out=proj)
+    proj[~np.isfinite(proj)] = 0.0
+
+
+def minus_log(block: np.ndarray, threads: int = 1) -> np.ndarray:
     """-log in place, non-finite results set to 0 (a projection at a time: small masks)."""
-    for proj in block:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            np.log(proj, out=proj)
-        np.negative(proj, out=proj)
-        proj[~np.isfinite(proj)] = 0.0
-    return block
+    return each_projection(block, _minus_log_one, threads)
 
 
 def _step(name: str) -> Step:
     def apply(block: np.ndarray, ctx: Context) -> np.ndarray:
-        return minus_log(block)
+        return minus_log(block, ctx.threads)
 
     def work(shape: tuple[int, int, int], threads: int) -> int:
-        return 2 * shape[1] * shape[2]  # two boolean masks of one projection
+        return 2 * threads * shape[1] * shape[2]  # two boolean masks of one projection per thread
 
-    return Step(name, apply, work=work)
+    return Step(name, apply, work=work, threaded=True)
 
 
 @register("minus_log_before_phase", order=90)

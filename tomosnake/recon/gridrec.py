@@ -440,7 +440,7 @@ class _Pair:
         with _spare_lock:
             _spare.append((self.spec, self.grid, self.half))
 
-    def _each(self, fn: Callable[[int], None], starts: range) -> None:
+    def _each(self, fn: Callable[[int], None], starts: Sequence[int]) -> None:
         if self.pool is None:
             for a in starts:
                 fn(a)
