@@ -241,7 +241,8 @@ def efficiency(js: list[dict]) -> dict[str, float]:
 def print_efficiency(by_rule: dict[str, list[dict]]) -> int:
     """The per-rule efficiency table against the targets; the number of rules below a target."""
     print(f"\nefficiency (targets: CPU >= {CPU_TARGET:.0%}, memory >= {MEM_TARGET:.0%}; min: the "
-          "rule's worst job, all: its jobs together)")
+          "rule's worst job, all: its jobs together; sacct's Elapsed is in whole seconds, rounded down, so a "
+          "job of a few seconds can show over 100 %)")
     print(f"{'rule':18s}{'jobs':>5s}{'CPUs':>6s}{'ReqMem':>8s}{'CPU min':>9s}{'CPU all':>9s}{'mem min':>9s}"
           f"{'mem all':>9s}")
     short = 0

@@ -8,7 +8,13 @@ from tomosnake import outdir, placement, preflight
 from tomosnake import workflow as tworkflow
 from tomosnake.analysis import targets as atargets
 from tomosnake.config import stage_dict
-from tomosnake.jobs import exit_promptly, return_freed_memory, run_job, run_jobs_in_this_process
+from tomosnake.jobs import (
+    exit_promptly,
+    exit_promptly_at_shutdown,
+    return_freed_memory,
+    run_job,
+    run_jobs_in_this_process,
+)
 from tomosnake.paths import ScanFiles
 from tomosnake.stages.plan import Plan
 
@@ -35,6 +41,7 @@ if workflow.is_main_process:
 # itself (tomosnake/jobs.py), gets its effect now.
 os.environ.update(resources.JOB_ENV)
 return_freed_memory()
+exit_promptly_at_shutdown()
 
 
 def conda_env(stage: str) -> str:

@@ -269,6 +269,17 @@ def exit_promptly() -> None:
 
 
 
+
+def exit_promptly_at_shutdown() -> None:
+    """Run `exit_promptly` when this process ends, in whatever role: a SLURM job step's Snakemake runs no
+    ``onsuccess`` (hooks are off there) and waited for its last rate-limit timer at exit, ~1 s idle in every
+    SLURM job (sacct: the step ended 1.2 s after the job's script). Registered with the hook that
+    `concurrent.futures` uses to run before the interpreter joins its threads; without it (not CPython),
+    nothing changes."""
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(exit_promptly)
+
 def run_jobs_in_this_process(workflow: Any) -> None:
     """Make Snakemake's local executor run every job in this process, as ``--force-use-threads`` does, whatever
     the profile: without it each ``run:`` job starts a Snakemake of its own (a plain ``snakemake --cores 2``
