@@ -208,7 +208,7 @@ def test_same_command_resumes_after_sigkill_of_snakemake_at_every_stage(referenc
         cwd = tmp_path if stage != "preprocess" else elsewhere
         proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while not (d / "logs" / log).exists() and proc.poll() is None:
-            time.sleep(0.05)
+            time.sleep(0.001)  # every ms: the run ends ~45 ms after the cleanup job's log appears
         proc.send_signal(signal.SIGSTOP)  # held where its job has started: the run's jobs take ms here
         if stage == "recon":  # a second run into the same outdir, from elsewhere, while this one runs
             other = subprocess.run(command, cwd=elsewhere, capture_output=True, text=True, timeout=300)
