@@ -392,6 +392,18 @@ def reconstruct(sino: np.ndarray, theta_rad: np.ndarray, center: float, filter_n
     return out
 
 
+def _fft_in_place(x: np.ndarray, axis: int, inverse: bool = False) -> None:
+    """The FFT of ``x`` along ``axis`` (inverse: scaled by 1/n on the way back, norm "forward"), into ``x``.
+    scipy.fft transforms where the data are when it may (``overwrite_x``, no padding) and then nothing is
+    copied; an array it returns instead is copied back, so the result never depends on that."""
+    import scipy.fft
+
+    y = (scipy.fft.ifft(x, axis=axis, norm="forward", overwrite_x=True, workers=1) if inverse
+         else scipy.fft.fft(x, axis=axis, overwrite_x=True, workers=1))
+    if y.ctypes.data != x.ctypes.data or y.strides != x.strides:  # another array object over x's data otherwise
+        x[...] = y
+
+
 Slices = tuple[slice, slice]  # (in the fine grid, in a tile grid)
 
 
@@ -479,15 +491,13 @@ class _Pair:
 
     def _spectrum(self, s: int, a: int) -> None:
         """Angles [a, a + ANGLE_BLOCK): the slice pair's detector spectrum, in place in the pair's spectrum."""
-        import scipy.fft
-
         n_proj, n_slices, width = self.sino.shape
         b = min(a + ANGLE_BLOCK, n_proj)
         f = self.spec[a:b]
         f[:, :width].real = self.sino[a:b, s]
         f[:, :width].imag = self.sino[a:b, s + 1] if s + 1 < n_slices else 0.0
         f[:, width:] = 0.0
-        scipy.fft.fft(f, axis=-1, overwrite_x=True, workers=1)  # contiguous rows: transformed where they are
+        _fft_in_place(f, axis=-1)
         f *= self.gr.row
         f *= self.gr.weights[a:b, None]
 
@@ -497,6 +507,7 @@ class _Pair:
     def _strip(self, i: int) -> None:
         """Strip i: its tiles in turn (a fixed order), each spread into its tile grid and added to the pair's."""
         gr = self.gr
+        rows_pieces = _pieces(i * STRIP_ROWS - gr.margin, gr.strip_rows, gr.nf, gr.wrap)
         for t in range(gr.n_tiles):
             a, b = gr.bounds[i * gr.n_tiles + t], gr.bounds[i * gr.n_tiles + t + 1]
             if a == b:
@@ -505,7 +516,7 @@ class _Pair:
             values = np.take(self.spec.reshape(-1), gr.idx[a:b], out=local.values[:b - a], mode="clip")
             local.plan.setpts(gr.py[a:b], gr.px[a:b])
             part = local.plan.execute(values, out=local.tile)
-            for rows, rsign in _pieces(i * STRIP_ROWS - gr.margin, gr.strip_rows, gr.nf, gr.wrap):
+            for rows, rsign in rows_pieces:
                 for cols, csign in _pieces(t * gr.tile - gr.margin, gr.tile_cols, gr.nf, gr.wrap):
                     dst, src = self.grid[rows[0], cols[0]], part[rows[1], cols[1]]
                     if rsign * csign > 0:
@@ -514,23 +525,19 @@ class _Pair:
                         dst -= src
 
     def _along_x(self, a: int) -> None:
-        import scipy.fft
-
         gr = self.gr
         rows = min(FFT_BLOCK, gr.nf - a)
         block = np.multiply(self.grid[a:a + rows], gr.shift, out=self._scratch().block[:rows * gr.nf].reshape(rows, -1))
-        scipy.fft.ifft(block, axis=1, norm="forward", overwrite_x=True, workers=1)
+        _fft_in_place(block, axis=1, inverse=True)
         np.take(block, self.modes, axis=1, out=self.half[a:a + rows], mode="clip")
 
     def _along_y(self, s: int, a: int) -> None:
-        import scipy.fft
-
         gr = self.gr
         cols = min(FFT_BLOCK, gr.n_out - a)
         local = self._scratch()
         block = np.multiply(self.half[:, a:a + cols], gr.shift[:, None],
                             out=local.block[:gr.nf * cols].reshape(-1, cols))
-        scipy.fft.ifft(block, axis=0, norm="forward", overwrite_x=True, workers=1)
+        _fft_in_place(block, axis=0, inverse=True)
         img = np.take(block, self.modes, axis=0, out=local.modes[:gr.n_out * cols].reshape(-1, cols), mode="clip")
         img *= gr.deconv[:, None]
         img *= gr.deconv[None, a:a + cols]
