@@ -30,14 +30,6 @@ include: "rules/cleanup.smk"
 include: "rules/center.smk"
 
 
-onsuccess:
-    exit_promptly()
-
-
-onerror:
-    exit_promptly()
-
-
 rule all:
     default_target: True
     input:

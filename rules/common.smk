@@ -8,13 +8,7 @@ from tomosnake import outdir, placement, preflight
 from tomosnake import workflow as tworkflow
 from tomosnake.analysis import targets as atargets
 from tomosnake.config import stage_dict
-from tomosnake.jobs import (
-    exit_promptly,
-    exit_promptly_at_shutdown,
-    return_freed_memory,
-    run_job,
-    run_jobs_in_this_process,
-)
+from tomosnake.jobs import exit_promptly_at_shutdown, return_freed_memory, run_job, run_jobs_in_this_process
 from tomosnake.paths import ScanFiles
 from tomosnake.stages.plan import Plan
 

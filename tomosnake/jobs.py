@@ -254,7 +254,7 @@ def fault(cfg: TomoConfig, rule: str, chunk: int) -> Callable[[], None] | None:
 
 
 def exit_promptly() -> None:
-    """Let the Snakemake process exit at once when its run is over (``onsuccess``/``onerror``).
+    """Let this process exit at once when it ends (`exit_promptly_at_shutdown`).
 
     - Each scheduling round arms a 1 s `threading.Timer` for the job rate limit
       (``--max-jobs-per-timespan``, whose shortest span is 1 s), and the interpreter waits for the
@@ -268,17 +268,16 @@ def exit_promptly() -> None:
     gc.freeze()
 
 
-
-
 def exit_promptly_at_shutdown() -> None:
-    """Run `exit_promptly` when this process ends, in whatever role: a SLURM job step's Snakemake runs no
-    ``onsuccess`` (hooks are off there) and waited for its last rate-limit timer at exit, ~1 s idle in every
-    SLURM job (sacct: the step ended 1.2 s after the job's script). Registered with the hook that
-    `concurrent.futures` uses to run before the interpreter joins its threads; without it (not CPython),
-    nothing changes."""
+    """Run `exit_promptly` when this process ends, in whatever role: the main Snakemake, or a SLURM job
+    step's, which runs no ``onsuccess`` (hooks are off there) and waited for its last rate-limit timer,
+    ~1 s idle in every SLURM job (sacct: the step ended 1.2 s after the job's script). Registered with the
+    hook that `concurrent.futures` uses to run before the interpreter joins its threads; without it (not
+    CPython), nothing changes."""
     register = getattr(threading, "_register_atexit", None)
     if register is not None:
         register(exit_promptly)
+
 
 def run_jobs_in_this_process(workflow: Any) -> None:
     """Make Snakemake's local executor run every job in this process, as ``--force-use-threads`` does, whatever
