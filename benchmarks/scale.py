@@ -203,13 +203,11 @@ def sacct(run_id: str) -> dict[str, dict]:
         job_id, comment, cpus, req, maxrss, elapsed, state, total_cpu = line.split("|")
         base = job_id.split(".")[0]
         if base == job_id:
-            m = re.fullmatch(r"rule_(\w+?)(?:_wildcards_(.*))?", comment)
-            jobs[base] = {"rule": m.group(1) if m else comment, "wildcards": m.group(2) if m else "",
-                          "cpus": int(cpus), "req_mb": _mb(req), "maxrss_mb": None, "elapsed": _seconds(elapsed),
-                          "state": state, "cpu_s": _seconds(total_cpu)}
-        elif base in jobs and _mb(maxrss) is not None:
-            jobs[base]["maxrss_mb"] = max(jobs[base]["maxrss_mb"] or 0.0, _mb(maxrss))
-    # the steps can be listed before their allocation: a second pass for their MaxRSS
+            rule, wildcards = accounting.rule_of(comment) or (comment, "")
+            jobs[base] = {"rule": rule, "wildcards": wildcards, "cpus": int(cpus), "req_mb": _mb(req),
+                          "maxrss_mb": None, "elapsed": _seconds(elapsed), "state": state,
+                          "cpu_s": _seconds(total_cpu)}
+    # the steps can be listed before their allocation: their MaxRSS once every allocation is known
     for line in out.splitlines():
         job_id, _, _, _, maxrss, _, _, _ = line.split("|")
         base = job_id.split(".")[0]

@@ -8,6 +8,7 @@ the records of jobs that ran meanwhile lack their comment and end for ~20 s afte
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -40,3 +41,11 @@ def settled(read: Callable[[], Sequence[T]], whole: Callable[[T], bool], limit_s
         if time.monotonic() > deadline:
             raise AssertionError(f"accounting still shows unfinished jobs: {records}")
         time.sleep(0.5)
+
+
+def rule_of(comment: str) -> tuple[str, str] | None:
+    """(rule, wildcards) from the comment the SLURM plugin gives each job, ``rule_<rule>[_wildcards_<w>]``;
+    ("", "") for an empty one (a record sent during a slurmdbd outage lacks it for a while), None for any
+    other text."""
+    m = re.fullmatch(r"(?:rule_(\w+?)(?:_wildcards_(.*))?)?", comment)
+    return (m.group(1) or "", m.group(2) or "") if m else None

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.accounting import sacct, settled
+from tests.accounting import rule_of, sacct, settled
 from tests.conftest import read_only
 from tests.test_audit import (
     BASE,
@@ -131,10 +131,9 @@ def slurm_jobs(run: SlurmRun) -> list[SlurmJob]:
         lambda row: bool(row[3]) and row[7] != "Unknown")
     jobs = []
     for job_id, partition, state, comment, cpus, memory, limit, _ in rows:
-        m = re.fullmatch(r"rule_(\w+?)(?:_wildcards_(.*))?", comment)
-        assert m, f"unexpected job comment {comment!r}"
-        jobs.append(SlurmJob(job_id, partition, state, m.group(1), m.group(2) or "", int(cpus), memory,
-                             _minutes(limit)))
+        parsed = rule_of(comment)
+        assert parsed is not None and parsed[0], f"unexpected job comment {comment!r}"
+        jobs.append(SlurmJob(job_id, partition, state, *parsed, int(cpus), memory, _minutes(limit)))
     return jobs
 
 

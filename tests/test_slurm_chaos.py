@@ -42,7 +42,7 @@ from tests.test_slurm import (  # noqa: F401  (scan, budget: fixtures)
     plan_of,
     scan,
 )
-from tests.accounting import sacct, settled
+from tests.accounting import rule_of, sacct, settled
 from tests.workflow import run as local_run
 from tests.workflow import volume
 from tomosnake.cli import snakemake_command
@@ -73,9 +73,9 @@ def jobs_of(run_id: str) -> list[Job]:
     for line in out.splitlines():
         job_id, comment, state, node, end = line.split("|")
         # the comment is empty until a record sent during a slurmdbd outage is complete
-        m = re.fullmatch(r"(?:rule_(\w+?)(?:_wildcards_(.*))?)?", comment)
-        assert m, f"unexpected job comment {comment!r}"
-        jobs.append(Job(job_id, m.group(1) or "", m.group(2) or "", state, node, end))
+        parsed = rule_of(comment)
+        assert parsed is not None, f"unexpected job comment {comment!r}"
+        jobs.append(Job(job_id, *parsed, state, node, end))
     return jobs
 
 

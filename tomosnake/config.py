@@ -247,6 +247,11 @@ class Convert(Strict):
     max: float | None = None
     n_sigma: float = Field(3.0, gt=0)
 
+    @property
+    def output_dtype(self) -> str:
+        """The volume's dtype: ``dtype`` when the conversion is enabled, else float32."""
+        return self.dtype if self.enabled else "float32"
+
     @model_validator(mode="after")
     def _manual_needs_range(self) -> Convert:
         if self.enabled and self.mode == "manual" and (self.min is None or self.max is None):
@@ -599,7 +604,7 @@ def stage_dict(cfg: TomoConfig, stage: str) -> dict[str, Any]:
                        "recon": {"backend": r.backend, "sino_360_to_180": r.sino_360_to_180.model_dump(mode="json"),
                                  "pad": r.pad.model_dump(mode="json"), "auto_center": r.center is None,
                                  "center_search": r.center_search.model_dump(mode="json"),
-                                 "dtype": r.convert.dtype if r.convert.enabled else "float32",
+                                 "dtype": r.convert.output_dtype,
                                  "lamino": r.lamino.model_dump(mode="json")}}
     if stage == "preprocess":
         return base | {"preprocess": cfg.preprocess.model_dump(mode="json")}

@@ -57,7 +57,7 @@ def slice_bytes(n_proj: int, n_cols: int, cfg: ReconConfig, pre_stripe: StripeRe
     stripe = max([0] + [1 if p.function == "profile" else 5 if p.function == "sorting" else 1
                         for p in stripe_passes(cfg, pre_stripe)])
     copies = 2 + stripe + int(cfg.sino_360_to_180.enabled)
-    written = np.dtype(cfg.convert.dtype if cfg.convert.enabled else "float32").itemsize
+    written = np.dtype(cfg.convert.output_dtype).itemsize
     return int(4 * n_proj * n_cols * 2 + 4 * n_half * padded * copies + (4 * 2 + written) * width**2)
 
 

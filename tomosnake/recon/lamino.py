@@ -206,7 +206,7 @@ def slab_bytes(n_proj: int, rows: int, slices: int, n_cols: int, cfg: ReconConfi
     width = n_cols + 2 * npad
     window = 4 * n_proj * rows * ((3 if stripes else 2) * n_cols + 2 * width)
     fft = 16 * n_proj * gridrec.fft_length(2 * width)
-    written = np.dtype(cfg.convert.dtype if cfg.convert.enabled else "float32").itemsize
+    written = np.dtype(cfg.convert.output_dtype).itemsize
     out = (4 * (2 if cfg.ring_removal.enabled else 1) + written) * slices * n_cols**2
     points = min(slices, max(1, POINTS_PER_CALL // n_cols**2)) * n_cols**2
     per_thread = 36 * points + 24 * n_cols**2

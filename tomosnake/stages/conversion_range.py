@@ -86,7 +86,7 @@ def write_range(vds_path: str | Path, plan: Plan, cfg: TomoConfig, out_path: str
     """Fix the bit-depth conversion range once for the whole volume, estimate the resolution (FRC), write JSON."""
     conv = cfg.recon.convert
     center, _ = resolve_center(plan, cfg)
-    result: dict = {"enabled": conv.enabled, "dtype": conv.dtype if conv.enabled else "float32", "mode": conv.mode}
+    result: dict = {"enabled": conv.enabled, "dtype": conv.output_dtype, "mode": conv.mode}
     if conv.enabled:
         if conv.mode == "manual":
             vmin, vmax = float(conv.min), float(conv.max)  # type: ignore[arg-type]

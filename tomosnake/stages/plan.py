@@ -435,7 +435,7 @@ def make_plan(cfg: TomoConfig, input_path: str, scan_name: str, search: bool = T
         j = min(math.ceil(out_rows / (slices_per_load * cfg.subchunks_per_job)), cfg.max_chunk_jobs)
         sino_chunks = split(out_rows, j, pair)
     width = output_width(out_cols, recon)
-    out_item = np.dtype(cfg.recon.convert.dtype if cfg.recon.convert.enabled else "float32").itemsize
+    out_item = np.dtype(cfg.recon.convert.output_dtype).itemsize
     estimates = {
         "raw_bytes": info.raw_bytes,
         "preprocessed_bytes": info.n_proj * out_rows * out_cols * 4,
