@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -40,3 +41,20 @@ def small_spec() -> PhantomSpec:
 def small_scan(tmp_path_factory: pytest.TempPathFactory, small_spec: PhantomSpec) -> Path:
     """A small noisy phantom scan, read-only."""
     return read_only(write_scan(tmp_path_factory.mktemp("scan") / "phantom.h5", small_spec))
+
+
+SLURM_LOCK = Path("/tmp/tomosnake-slurm.lock")  # benchmarks/scale.py runs under `flock` of it: alone
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A test on the test SLURM (marker ``slurm``) holds the cluster shared with the other xdist worker's; one
+    that takes a node down (``slurm_exclusive``) holds it alone: jobs of another run on that node fail
+    ("srun: error: Slurm job ... has expired")."""
+    if item.get_closest_marker("slurm") is None:
+        yield
+        return
+    exclusive = item.get_closest_marker("slurm_exclusive") is not None
+    with SLURM_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield

@@ -13,7 +13,8 @@ the outage run forgets its jobs when sacct fails (tomosnake/slurm_executor.py cl
 
 Apart, a run whose reconstruction job's node loses its slurmd (and is marked DOWN) must end by
 itself, and the same command then gives the undisturbed volume. Stopping slurmdbd or a slurmd
-needs root and the daemons of .ci/slurm/start.sh. Measured here (2 cores): the chain about 2.5 min,
+needs root and the daemons of .ci/slurm/start.sh; the node stop runs while no other SLURM test does
+(marker ``slurm_exclusive``, tests/conftest.py). Measured here (2 cores): the chain about 2.5 min,
 the node stop about 1.5 min.
 """
 
@@ -326,6 +327,7 @@ def node_stop(tmp_path_factory, scan, budget) -> NodeStop:  # noqa: F811
     return NodeStop(node, job_id, stopped, rerun, work)
 
 
+@pytest.mark.slurm_exclusive
 def test_stopped_node_fails_its_job_and_the_run_ends(node_stop):
     """The job on the stopped node ends NODE_FAIL; Snakemake's one retry goes to another node, or the run ends
     failed: either way it ends by itself (Run.finish fails a run killed by its time limit)."""
@@ -335,6 +337,7 @@ def test_stopped_node_fails_its_job_and_the_run_ends(node_stop):
     assert f"SLURM-job '{node_stop.job_id}' failed" in node_stop.run.output
 
 
+@pytest.mark.slurm_exclusive
 def test_rerun_after_a_stopped_node_is_bit_identical(node_stop, reference):
     assert node_stop.rerun.returncode == 0, node_stop.rerun.output[-4000:]
     vol = volume(node_stop.work / "out" / SCAN / f"{SCAN}_recon.h5")
