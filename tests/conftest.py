@@ -49,8 +49,8 @@ SLURM_LOCK = Path("/tmp/tomosnake-slurm.lock")  # benchmarks/scale.py runs under
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """A test on the test SLURM (marker ``slurm``) holds the cluster shared with the other xdist worker's; one
-    that takes a node down (``slurm_exclusive``) holds it alone: jobs of another run on that node fail
-    ("srun: error: Slurm job ... has expired")."""
+    that stops a daemon (``slurm_exclusive``) holds it alone: another run's jobs on a stopped node fail
+    ("srun: error: Slurm job ... has expired"), and its job records reach sacct late after a slurmdbd outage."""
     if item.get_closest_marker("slurm") is None:
         yield
         return

@@ -13,8 +13,9 @@ the outage run forgets its jobs when sacct fails (tomosnake/slurm_executor.py cl
 
 Apart, a run whose reconstruction job's node loses its slurmd (and is marked DOWN) must end by
 itself, and the same command then gives the undisturbed volume. Stopping slurmdbd or a slurmd
-needs root and the daemons of .ci/slurm/start.sh; the node stop runs while no other SLURM test does
-(marker ``slurm_exclusive``, tests/conftest.py). Measured here (2 cores): the chain about 2.5 min,
+needs root and the daemons of .ci/slurm/start.sh; the outage and the node stop run while no other SLURM
+test does (marker ``slurm_exclusive``, tests/conftest.py): another run's job records would come late.
+Measured here (2 cores): the chain about 2.5 min,
 the node stop about 1.5 min.
 """
 
@@ -259,6 +260,7 @@ def test_jobs_spread_across_nodes(cancels):
     assert len(nodes) >= 2, nodes
 
 
+@pytest.mark.slurm_exclusive
 def test_run_carries_on_through_a_slurmdbd_outage(cancels, outage):
     run = outage.run
     assert run.returncode == 0, run.output[-4000:]
@@ -270,6 +272,7 @@ def test_run_carries_on_through_a_slurmdbd_outage(cancels, outage):
     assert Counter((j.rule, j.wildcards) for j in jobs) == Counter([("report", SCAN)])
 
 
+@pytest.mark.slurm_exclusive
 def test_volume_after_the_chaos_is_bit_identical(cancels, outage):
     assert outage.run.returncode == 0
     vol = volume(cancels.work / "out" / SCAN / f"{SCAN}_recon.h5")
